@@ -1,0 +1,111 @@
+"""JAX backend: the formulations as jax.jit over lax.scan, forward and jax.grad.
+
+JAX has one execution mode here, `compiled` (jit + lax.scan): op-by-op eager
+JAX dispatch is not how anyone runs an RNN in JAX. JAX has no RNN layer of
+its own (Flax's are a separate library), so there is no `native`. Each call
+ends in `block_until_ready`, the synchronisation JAX's asynchronous dispatch
+needs. jax is imported inside the methods, never at module import.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+
+from rnnbench.backends import Backend, Kernel, Outputs, stack_states
+from rnnbench.case import Case
+from rnnbench.cells import Array
+from rnnbench.formulations import Ops, pack, run_layers, unpack_grads
+
+
+@functools.cache
+def _jax() -> Any:
+    # Allocate GPU memory on demand, not 75% of it up front, so TF/torch workers can share the GPU.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import jax
+
+    return jax
+
+
+def _ops(jax: Any) -> Ops:
+    jnp = jax.numpy
+    return Ops(
+        concat=lambda ts: jnp.concatenate(list(ts), axis=-1),
+        sigmoid=jax.nn.sigmoid,
+        tanh=jnp.tanh,
+        relu=jax.nn.relu,
+        reshape=jnp.reshape,
+        scan=jax.lax.scan,
+    )
+
+
+def _numpy(t: Any) -> Array:
+    return np.asarray(t, dtype=np.float32)
+
+
+class JaxBackend(Backend):
+    name = "jax"
+    module = "jax"
+    modes = ("compiled",)
+    dtypes = ("float32", "float16", "bfloat16")
+    native = False
+
+    def devices(self) -> list[str]:
+        jax = _jax()
+        try:
+            has_gpu = bool(jax.devices("gpu"))
+        except RuntimeError:  # no GPU backend in this jaxlib
+            has_gpu = False
+        return ["cpu", "cuda"] if has_gpu else ["cpu"]
+
+    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        jax = _jax()
+        jnp = jax.numpy
+        device = jax.devices("gpu" if case.device == "cuda" else "cpu")[0]
+        dtype = getattr(jnp, case.dtype)
+
+        def put(a: Array) -> Any:
+            return jax.device_put(jnp.asarray(a, dtype=dtype), device)
+
+        params = [{n: put(a) for n, a in p.items()} for p in pack(case.spec, case.formulation, weights, case.layers)]
+        xs, st = put(x), [put(s) for s in state0]
+        ops = _ops(jax)
+        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
+
+        def forward(params: Any, xs: Any, st: Any) -> Any:
+            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape)
+
+        if case.train:
+
+            def loss(params: Any, xs: Any, st: Any) -> Any:
+                ys, finals = forward(params, xs, st)
+                return jnp.sum(ys), (ys, finals)
+
+            grad_fn = jax.jit(jax.grad(loss, has_aux=True))
+
+            def call() -> Any:
+                grads, (ys, finals) = grad_fn(params, xs, st)
+                return jax.block_until_ready((ys, finals, grads))
+
+        else:
+            fwd = jax.jit(forward)
+
+            def call() -> Any:
+                ys, finals = fwd(params, xs, st)
+                return jax.block_until_ready((ys, finals, None))
+
+        def fetch(result: Any) -> Outputs:
+            ys, finals, grads = result
+            canon = None
+            if grads is not None:
+                numpy_grads = [{n: _numpy(a) for n, a in g.items()} for g in grads]
+                canon = unpack_grads(case.spec, case.formulation, numpy_grads)
+            return Outputs(_numpy(ys), stack_states([tuple(c) for c in finals], _numpy), canon)
+
+        return Kernel(case, call, fetch)
+
+
+BACKEND = JaxBackend()

@@ -1,0 +1,71 @@
+"""numpy backend: the formulations on plain numpy (BLAS GEMMs), forward pass only.
+
+numpy has no autograd and no RNN layer, so it times `separate`, `concat` and
+`hoisted` forward in eager float32; train cases are reported as unsupported
+(the reference gradients in `rnnbench.cells` are hand-written BPTT, an oracle,
+not something worth timing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rnnbench.backends import Backend, Kernel, Outputs, stack_states
+from rnnbench.case import Case
+from rnnbench.cells import Array
+from rnnbench.formulations import Ops, Step, pack, run_layers
+
+
+def _scan(step: Step, carry: tuple[Any, ...], xs: Any) -> tuple[tuple[Any, ...], Any]:
+    ys = []
+    for t in range(xs.shape[0]):
+        carry, y = step(carry, xs[t])
+        ys.append(y)
+    return carry, np.stack(ys)
+
+
+OPS = Ops(
+    concat=lambda arrays: np.concatenate(arrays, axis=-1),
+    # the tanh form of the logistic function cannot overflow in exp()
+    sigmoid=lambda a: 0.5 * (1.0 + np.tanh(0.5 * a)),
+    tanh=np.tanh,
+    relu=lambda a: np.maximum(a, 0),
+    reshape=np.reshape,
+    scan=_scan,
+)
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    module = "numpy"
+    modes = ("eager",)
+    dtypes = ("float32",)
+    native = False
+
+    def _unsupported(self, case: Case) -> str | None:
+        if case.train:
+            return "numpy has no autograd; the train pass is not timed for numpy"
+        return None
+
+    def devices(self) -> list[str]:
+        return ["cpu"]
+
+    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        params = pack(case.spec, case.formulation, weights, case.layers)
+        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
+        xs = np.ascontiguousarray(x, dtype=np.float32)
+        st = tuple(np.ascontiguousarray(s, dtype=np.float32) for s in state0)
+
+        def call() -> Any:
+            return run_layers(OPS, case.spec, case.formulation, params, xs, st, shape)
+
+        def fetch(result: Any) -> Outputs:
+            ys, finals = result
+            return Outputs(np.asarray(ys), stack_states(finals, np.asarray))
+
+        return Kernel(case, call, fetch)
+
+
+BACKEND = NumpyBackend()

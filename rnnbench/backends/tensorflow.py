@@ -1,0 +1,234 @@
+"""TensorFlow backend: the formulations in eager and tf.function mode, plus Keras's own layers.
+
+Eager runs the time loop in Python, op by op. `compiled` wraps the whole pass
+in tf.function, where the loop becomes a tf.while_loop (graph size does not
+grow with seq_len). `native` is keras.layers.SimpleRNN/GRU/LSTM (Keras 3 on
+the TensorFlow backend; cuDNN on CUDA where Keras can use it), with
+`reset_after` chosen from the case; Keras's GRU gate order is z, r, h and its
+kernels are transposed, which `_keras_weights` maps. Keras layers are
+batch-major, so inputs are transposed once at build time, outside the clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+
+from rnnbench.backends import Backend, Kernel, Outputs, stack_states
+from rnnbench.case import Case
+from rnnbench.cells import Array, CellSpec, negate_update_gate
+from rnnbench.formulations import Ops, Step, pack, run_layers, unpack_grads
+
+
+@functools.cache
+def _tf() -> Any:
+    # TF's C++ logging floods a sweep's output with grappler notes about graphs that run fine
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+
+    # Grow GPU memory on demand so TF never starves another framework's process.
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised
+            pass
+    return tf
+
+
+def _ops(tf: Any) -> Ops:
+    def scan(step: Step, carry: tuple[Any, ...], xs: Any) -> tuple[tuple[Any, ...], Any]:
+        steps = int(xs.shape[0])
+        if tf.executing_eagerly():
+            ys = []
+            for t in range(steps):
+                carry, y = step(carry, xs[t])
+                ys.append(y)
+            return carry, tf.stack(ys)
+        out = tf.TensorArray(xs.dtype, size=steps)
+
+        def body(t: Any, carry: tuple[Any, ...], out: Any) -> Any:
+            carry, y = step(carry, xs[t])
+            return t + 1, carry, out.write(t, y)
+
+        _, carry, out = tf.while_loop(lambda t, *_: t < steps, body, (tf.constant(0), carry, out))
+        return tuple(carry), out.stack()
+
+    return Ops(
+        concat=lambda ts: tf.concat(list(ts), axis=-1),
+        sigmoid=tf.sigmoid,
+        tanh=tf.tanh,
+        relu=tf.nn.relu,
+        reshape=tf.reshape,
+        scan=scan,
+    )
+
+
+def _numpy(t: Any) -> Array:
+    return (
+        np.asarray(t.numpy(), dtype=np.float32)
+        if t.dtype.name != "bfloat16"
+        else np.asarray(t.numpy().astype(np.float32))
+    )
+
+
+def _keras_weights(spec: CellSpec, weights: dict[str, Array], k: int) -> list[Array]:
+    """Canonical layer-k weights -> [kernel, recurrent_kernel, bias] as Keras stores them."""
+    w, u = weights[f"weight_ih_l{k}"], weights[f"weight_hh_l{k}"]
+    bi, bh = weights[f"bias_ih_l{k}"], weights[f"bias_hh_l{k}"]
+    if spec.cell != "gru":  # same gate order (i, f, g/c, o); one bias
+        return [w.T, u.T, bi + bh]
+    hid = u.shape[1]
+    zrh = np.r_[hid : 2 * hid, 0:hid, 2 * hid : 3 * hid]  # torch r,z,n -> keras z,r,h
+    if spec.gru_reset == "after":
+        bias = np.stack([bi[zrh], bh[zrh]])
+    else:  # U_n multiplies r*h but b_hn is added outside, so the two biases merge
+        bias = (bi + bh)[zrh]
+    return [w[zrh].T, u[zrh].T, bias]
+
+
+def _canonical_grads(spec: CellSpec, grads: list[list[Array]]) -> dict[str, Array]:
+    """Inverse of `_keras_weights` for gradients (a merged bias feeds both canonical biases)."""
+    out: dict[str, Array] = {}
+    for k, (dkern, drec, dbias) in enumerate(grads):
+        if spec.cell == "gru":
+            hid = drec.shape[0]
+            rzn = np.r_[hid : 2 * hid, 0:hid, 2 * hid : 3 * hid]  # the permutation is its own inverse
+            dkern, drec = dkern[:, rzn], drec[:, rzn]
+            dbias = dbias[..., rzn]
+        dbi, dbh = (dbias[0], dbias[1]) if dbias.ndim == 2 else (dbias, dbias)
+        out |= {f"weight_ih_l{k}": dkern.T, f"weight_hh_l{k}": drec.T, f"bias_ih_l{k}": dbi, f"bias_hh_l{k}": dbh}
+    return out
+
+
+class TensorflowBackend(Backend):
+    name = "tensorflow"
+    module = "tensorflow"
+    modes = ("eager", "compiled")
+    dtypes = ("float32", "float16", "bfloat16")
+    native = True
+
+    def devices(self) -> list[str]:
+        tf = _tf()
+        return ["cpu", "cuda"] if tf.config.list_physical_devices("GPU") else ["cpu"]
+
+    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        tf = _tf()
+        device = "/GPU:0" if case.device == "cuda" else "/CPU:0"
+        dtype = getattr(tf, case.dtype)
+        sync_devices = getattr(tf.test.experimental, "sync_devices", None)
+
+        def sync() -> None:
+            if case.device == "cuda" and sync_devices is not None:
+                sync_devices()
+
+        with tf.device(device):
+            if case.formulation == "native":
+                body, fetch, keep = self._native(tf, case, weights, x, state0, dtype)
+            else:
+                body, fetch, keep = self._custom(tf, case, weights, x, state0, dtype)
+        fn = tf.function(body) if case.mode == "compiled" else body
+
+        def call() -> Any:
+            with tf.device(device):
+                out = fn()
+            sync()
+            return out
+
+        return Kernel(case, call, fetch, keep=(fn, *keep))
+
+    def _custom(
+        self, tf: Any, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...], dtype: Any
+    ) -> Any:
+        packed = pack(case.spec, case.formulation, weights, case.layers)
+        params = [{n: tf.Variable(tf.cast(a, dtype), name=n) for n, a in p.items()} for p in packed]
+        flat = [v for p in params for v in p.values()]
+        xs = tf.cast(x, dtype)
+        st = [tf.cast(s, dtype) for s in state0]
+        ops = _ops(tf)
+        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
+
+        def forward() -> Any:
+            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape)
+
+        def body() -> Any:
+            if not case.train:
+                ys, finals = forward()
+                return ys, finals, []
+            with tf.GradientTape() as tape:
+                ys, finals = forward()
+                loss = tf.reduce_sum(ys)
+            return ys, finals, tape.gradient(loss, flat)
+
+        def fetch(result: Any) -> Outputs:
+            ys, finals, grads = result
+            canon = None
+            if case.train:
+                it = iter(grads)
+                canon = unpack_grads(case.spec, case.formulation, [{n: _numpy(next(it)) for n in p} for p in params])
+            return Outputs(_numpy(ys), stack_states(finals, _numpy), canon)
+
+        return body, fetch, (params,)
+
+    def _native(
+        self, tf: Any, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...], dtype: Any
+    ) -> Any:
+        import keras
+
+        spec = case.spec
+        take_new = spec.cell == "gru" and spec.gru_update == "take_new"
+        if take_new:
+            weights = negate_update_gate(spec, weights)
+        layers = []
+        for k in range(case.layers):
+            kw: dict[str, Any] = {"return_sequences": True, "return_state": True, "dtype": case.dtype}
+            # the weights are overwritten below; Keras's orthogonal init has no bfloat16 QR
+            kw |= {"kernel_initializer": "zeros", "recurrent_initializer": "zeros"}
+            if spec.cell == "rnn":
+                layer = keras.layers.SimpleRNN(case.hidden, activation=spec.nonlinearity, **kw)
+            elif spec.cell == "gru":
+                layer = keras.layers.GRU(case.hidden, reset_after=spec.gru_reset == "after", **kw)
+            else:
+                layer = keras.layers.LSTM(case.hidden, **kw)
+            layer.build((case.batch, case.seq_len, case.input_size if k == 0 else case.hidden))
+            layer.set_weights(_keras_weights(spec, weights, k))
+            layers.append(layer)
+        xb = tf.cast(np.ascontiguousarray(x.transpose(1, 0, 2)), dtype)  # batch-major, outside the clock
+        st = [tf.cast(s, dtype) for s in state0]
+        variables = [w for layer in layers for w in layer.trainable_weights]
+
+        def forward() -> Any:
+            seq, finals = xb, []
+            for k, layer in enumerate(layers):
+                seq, *state = layer(seq, initial_state=[s[k] for s in st])
+                finals.append(tuple(state))
+            return seq, finals
+
+        def body() -> Any:
+            if not case.train:
+                seq, finals = forward()
+                return seq, finals, []
+            with tf.GradientTape() as tape:
+                seq, finals = forward()
+                loss = tf.reduce_sum(seq)
+            return seq, finals, tape.gradient(loss, variables)
+
+        def fetch(result: Any) -> Outputs:
+            seq, finals, grads = result
+            canon = None
+            if case.train:
+                g = [_numpy(t).astype(np.float64) for t in grads]
+                canon = _canonical_grads(spec, [g[3 * k : 3 * k + 3] for k in range(case.layers)])
+                if take_new:
+                    canon = negate_update_gate(spec, canon)
+            return Outputs(_numpy(seq).transpose(1, 0, 2), stack_states(finals, _numpy), canon)
+
+        return body, fetch, (layers,)
+
+
+BACKEND = TensorflowBackend()

@@ -1,0 +1,113 @@
+"""What one measurement is: the `Case` spec and the vocabulary of its fields.
+
+A `Case` is a frozen, hashable, JSON-friendly description of one thing to
+build and time: framework, device, cell variant, formulation, execution mode,
+pass, shape and dtype. Validation of names and sizes happens here, so every
+entry point (CLI, asv, pytest-benchmark, the Python API) rejects bad input
+the same way, with a one-line `UsageError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from rnnbench.cells import CellSpec, useful_flops
+from rnnbench.errors import UsageError
+
+__all__ = ["DEVICES", "DTYPES", "FORMULATIONS", "FRAMEWORKS", "MODES", "PASSES", "Case"]
+
+FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
+FORMULATIONS = ("separate", "concat", "hoisted", "native")
+MODES = ("eager", "compiled")
+PASSES = ("forward", "train")
+DEVICES = ("cpu", "cuda")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def check_choice(what: str, value: object, allowed: tuple[str, ...]) -> None:
+    """UsageError unless `value` is one of `allowed`."""
+    if value not in allowed:
+        raise UsageError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One formulation of one cell on one framework/device/shape, to verify and time.
+
+    `pass_` is spelled with an underscore because `pass` is a Python keyword;
+    `to_dict` writes it as `pass`, the name used in result files.
+    """
+
+    framework: str = "numpy"
+    device: str = "cpu"
+    cell: str = "rnn"
+    formulation: str = "separate"
+    mode: str = "eager"
+    pass_: str = "forward"
+    batch: int = 4
+    input_size: int = 8
+    hidden: int = 8
+    seq_len: int = 5
+    layers: int = 1
+    dtype: str = "float32"
+    nonlinearity: str = "tanh"
+    gru_update: str = "keep_old"
+    gru_reset: str = "after"
+
+    def __post_init__(self) -> None:
+        check_choice("framework", self.framework, FRAMEWORKS)
+        check_choice("device", self.device, DEVICES)
+        check_choice("formulation", self.formulation, FORMULATIONS)
+        check_choice("mode", self.mode, MODES)
+        check_choice("pass", self.pass_, PASSES)
+        check_choice("dtype", self.dtype, DTYPES)
+        for name in ("batch", "input_size", "hidden", "seq_len", "layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        self.spec  # validates the cell options  # noqa: B018
+
+    @property
+    def spec(self) -> CellSpec:
+        return CellSpec(self.cell, self.nonlinearity, self.gru_update, self.gru_reset)
+
+    @property
+    def train(self) -> bool:
+        return self.pass_ == "train"
+
+    @property
+    def flops(self) -> int:
+        """Useful FLOPs of one call (see `cells.useful_flops`)."""
+        return useful_flops(self.spec, self.batch, self.input_size, self.hidden, self.seq_len, self.layers, self.train)
+
+    @property
+    def shape_label(self) -> str:
+        return f"B{self.batch} I{self.input_size} H{self.hidden} T{self.seq_len} L{self.layers}"
+
+    @property
+    def key(self) -> str:
+        """Stable one-line identity, used for resume, sharding and report joins."""
+        return (
+            f"{self.framework}/{self.device}/{self.spec.label}/{self.formulation}/{self.mode}/{self.pass_}/"
+            f"b{self.batch}/i{self.input_size}/h{self.hidden}/t{self.seq_len}/l{self.layers}/{self.dtype}"
+        )
+
+    def replace(self, **changes: Any) -> Case:
+        if "pass" in changes:
+            changes["pass_"] = changes.pop("pass")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["pass"] = d.pop("pass_")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Case:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if "pass" in d:
+            kw["pass_"] = d["pass"]
+        return cls(**kw)

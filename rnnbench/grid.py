@@ -1,0 +1,230 @@
+"""Sweeps: named presets, their expansion into `Case`s, filters, overrides and sharding.
+
+A `Grid` holds one list per `Case` field; `expand` takes the product, drops
+what a backend cannot build (recording why) and returns the cases in a
+stable order, so `--shard K/N` on N machines covers the grid exactly once.
+Shapes are (batch, input_size, hidden, seq_len) tuples so that presets taken
+from published suites (DeepBench's RNN shapes) need not be full products.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from rnnbench import backends
+from rnnbench.case import DEVICES, DTYPES, FORMULATIONS, FRAMEWORKS, MODES, PASSES, Case, check_choice
+from rnnbench.cells import CellSpec
+from rnnbench.errors import UsageError
+
+__all__ = ["CELL_VARIANTS", "PRESETS", "Grid", "expand", "parse_shard", "preset", "shard"]
+
+Shape = tuple[int, int, int, int]  # batch, input_size, hidden, seq_len
+
+CELL_VARIANTS: dict[str, CellSpec] = {
+    spec.label: spec
+    for spec in (
+        CellSpec("rnn"),
+        CellSpec("rnn", nonlinearity="relu"),
+        CellSpec("gru"),
+        CellSpec("gru", gru_update="take_new"),
+        CellSpec("gru", gru_reset="before"),
+        CellSpec("gru", gru_update="take_new", gru_reset="before"),
+        CellSpec("lstm"),
+    )
+}
+DEFAULT_CELLS = ("rnn", "gru", "lstm")
+
+# The mode each framework is normally run in, used where a grid names no mode:
+# PyTorch users run eager, Keras trains under tf.function, JAX always jits.
+PRIMARY_MODE = {"numpy": "eager", "torch": "eager", "tensorflow": "compiled", "jax": "compiled"}
+
+
+def products(
+    batch: Iterable[int], hidden: Iterable[int], seq_len: Iterable[int], input_size: Iterable[int] | None = None
+) -> tuple[Shape, ...]:
+    """Every (batch, input, hidden, seq_len); input_size defaults to hidden, as in DeepBench."""
+    out = []
+    for b, h, t in itertools.product(batch, hidden, seq_len):
+        for i in input_size if input_size is not None else (h,):
+            out.append((b, i, h, t))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Grid:
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    devices: tuple[str, ...] = ("cpu",)
+    cells: tuple[str, ...] = DEFAULT_CELLS  # labels from CELL_VARIANTS
+    formulations: tuple[str, ...] = FORMULATIONS
+    modes: tuple[str, ...] | None = None  # None: each framework's PRIMARY_MODE
+    passes: tuple[str, ...] = PASSES
+    shapes: tuple[Shape, ...] = field(default_factory=lambda: products((16, 64), (64, 256), (32,)))
+    layers: tuple[int, ...] = (1,)
+    dtypes: tuple[str, ...] = ("float32",)
+
+
+_DEEPBENCH_GPU = (
+    # (batch, input, hidden, seq_len), after DeepBench's RNN inference/training set
+    *products((16, 32, 64, 128), (1760,), (50,)),
+    *products((16, 64), (2560,), (50,)),
+    *products((1, 16, 32, 64, 128), (512,), (25,)),
+    *products((16, 32), (1024,), (25, 375)),
+    *products((32,), (2048,), (25,)),
+    *products((1, 16, 64), (1536,), (375,)),
+)
+
+PRESETS: dict[str, Grid] = {
+    "verify": Grid(
+        cells=tuple(CELL_VARIANTS),
+        modes=MODES,
+        shapes=((3, 6, 5, 4),),
+        layers=(1, 2),
+    ),
+    "quick": Grid(),
+    "default": Grid(
+        cells=tuple(CELL_VARIANTS),
+        modes=MODES,
+        shapes=products((1, 16, 64), (64, 256, 512), (16, 64)),
+        layers=(1, 2),
+    ),
+    "full": Grid(
+        cells=tuple(CELL_VARIANTS),
+        modes=MODES,
+        shapes=products((1, 8, 32, 128), (32, 128, 512, 1024), (8, 32, 128), (32, 256)),
+        layers=(1, 2, 4),
+        dtypes=DTYPES,
+    ),
+    "nightly-gpu": Grid(
+        frameworks=("torch", "tensorflow", "jax"),
+        devices=("cuda",),
+        modes=MODES,
+        shapes=_DEEPBENCH_GPU,
+        dtypes=DTYPES,
+    ),
+}
+
+
+def preset(name: str) -> Grid:
+    if name not in PRESETS:
+        raise UsageError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def override(
+    grid: Grid,
+    *,
+    batch: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+    hidden: Sequence[int] | None = None,
+    seq_len: Sequence[int] | None = None,
+    **lists: Sequence[str] | Sequence[int] | None,
+) -> Grid:
+    """A copy of `grid` with the given axes replaced (None leaves an axis as it is).
+
+    Shape overrides replace that coordinate in every preset shape; when
+    `hidden` is overridden and `input_size` is not, input follows hidden.
+    """
+    checks = {
+        "frameworks": FRAMEWORKS,
+        "devices": DEVICES,
+        "formulations": FORMULATIONS,
+        "modes": MODES,
+        "passes": PASSES,
+        "dtypes": DTYPES,
+        "cells": (*CELL_VARIANTS, "gru*", "rnn*"),
+    }
+    changes: dict[str, object] = {}
+    for name, values in lists.items():
+        if values is None:
+            continue
+        if name == "layers":
+            changes[name] = tuple(_positive("layers", v) for v in values)  # type: ignore[arg-type]
+            continue
+        for v in values:
+            check_choice(name.rstrip("s").replace("passe", "pass"), v, checks[name])
+        if name == "cells":
+            values = _expand_cells(values)  # type: ignore[arg-type]
+        changes[name] = tuple(values)
+    shapes = grid.shapes
+    for index, values in ((0, batch), (1, input_size), (2, hidden), (3, seq_len)):
+        if values is None:
+            continue
+        vals = [_positive(("batch", "input-size", "hidden", "seq-len")[index], v) for v in values]
+        new = []
+        for shape in shapes:
+            for v in vals:
+                s = list(shape)
+                s[index] = v
+                if index == 2 and input_size is None and shape[1] == shape[2]:
+                    s[1] = v
+                new.append(tuple(s))
+        shapes = tuple(dict.fromkeys(new))  # type: ignore[arg-type]
+    changes["shapes"] = shapes
+    return dataclasses.replace(grid, **changes)  # type: ignore[arg-type]
+
+
+def _expand_cells(values: Sequence[str]) -> list[str]:
+    """`gru*` / `rnn*` stand for every variant of that cell."""
+    out: list[str] = []
+    for v in values:
+        out += [label for label in CELL_VARIANTS if label.startswith(v[:-1])] if v.endswith("*") else [v]
+    return list(dict.fromkeys(out))
+
+
+def _positive(what: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def expand(grid: Grid, installed: Sequence[str] | None = None) -> tuple[list[Case], list[tuple[Case, str]]]:
+    """(cases to run, [(case, why it is skipped)]), both in a stable order.
+
+    Frameworks that are not installed are left out entirely; cases a backend
+    cannot build (no native layer for that variant, no eager JAX) are listed
+    as skipped with the backend's reason.
+    """
+    installed = backends.available() if installed is None else installed
+    runs: list[Case] = []
+    skipped: list[tuple[Case, str]] = []
+    for fw in grid.frameworks:
+        if fw not in installed:
+            continue
+        backend = backends.get(fw)
+        modes = grid.modes if grid.modes is not None else (PRIMARY_MODE[fw],)
+        for device, label, formulation, mode, pass_, shape, layers, dtype in itertools.product(
+            grid.devices, grid.cells, grid.formulations, modes, grid.passes, grid.shapes, grid.layers, grid.dtypes
+        ):
+            spec = CELL_VARIANTS[label]
+            b, i, h, t = shape
+            case = Case(
+                framework=fw, device=device, cell=spec.cell, formulation=formulation, mode=mode, pass_=pass_,
+                batch=b, input_size=i, hidden=h, seq_len=t, layers=layers, dtype=dtype,
+                nonlinearity=spec.nonlinearity, gru_update=spec.gru_update, gru_reset=spec.gru_reset,
+            )  # fmt: skip
+            reason = backend.unsupported(case)
+            if reason:
+                skipped.append((case, reason))
+            else:
+                runs.append(case)
+    return runs, skipped
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' (1-based K) -> (K, N); UsageError on anything else."""
+    try:
+        k_text, n_text = text.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise UsageError(f"--shard must look like K/N (e.g. 2/4), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def shard(cases: Sequence[Case], k: int, n: int) -> list[Case]:
+    """The K-th of N disjoint parts (round-robin, so every part gets a similar mix of cases)."""
+    return [c for index, c in enumerate(cases) if index % n == k - 1]

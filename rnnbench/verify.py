@@ -1,0 +1,109 @@
+"""Proof before timing: run a case's kernel once and compare it with the numpy reference.
+
+This module owns the per-dtype tolerances, the error metric and the inputs a
+case is built from (seeded canonical weights, input and initial state), so
+that the CLI's `verify`, the runner (which verifies every case before timing
+it) and asv's `setup` all check the same thing the same way.
+
+Error metric: `max_abs_error` = max |out - ref| over every output (y, the
+final states and, for train, every gradient), and `max_rel_error` = each
+output's max abs error divided by its largest reference magnitude (at least
+1), maxed over outputs. A case passes when `max_rel_error <= tolerance`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnbench.backends import Kernel, Outputs
+from rnnbench.case import Case
+from rnnbench.cells import Array, init_inputs, init_weights, reference_forward, reference_gradients
+
+__all__ = ["Check", "compare", "make_inputs", "reference", "tolerance", "verify_kernel"]
+
+# Normalised error allowed per (dtype, device). float32 on CUDA allows for
+# TF32 (cuDNN RNNs and JAX use it by default); half types for their 8/11-bit
+# mantissas accumulated over the sequence.
+_TOLERANCE = {
+    ("float32", "cpu"): 2e-4,
+    ("float32", "cuda"): 2e-2,
+    ("float16", "cpu"): 3e-2,
+    ("float16", "cuda"): 3e-2,
+    ("bfloat16", "cpu"): 1e-1,
+    ("bfloat16", "cuda"): 1e-1,
+}
+
+
+def tolerance(case: Case) -> float:
+    return _TOLERANCE[(case.dtype, case.device)]
+
+
+@dataclass(frozen=True)
+class Check:
+    """Outcome of comparing one case with the reference."""
+
+    case: Case
+    max_abs_error: float
+    max_rel_error: float
+    tolerance: float
+    worst: str  # which output had the largest relative error
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.max_rel_error <= self.tolerance)
+
+
+def make_inputs(case: Case, seed: int = 0) -> tuple[dict[str, Array], Array, tuple[Array, ...]]:
+    """Seeded canonical weights, input `x (T,B,I)` and initial state for `case`."""
+    weights = init_weights(case.spec, case.input_size, case.hidden, case.layers, seed=seed)
+    x, state0 = init_inputs(case.spec, case.seq_len, case.batch, case.input_size, case.hidden, case.layers, seed + 1)
+    return weights, x, state0
+
+
+def _round(a: Array, dtype: str) -> Array:
+    """What the framework actually sees once inputs are cast to `dtype`."""
+    if dtype == "float32":
+        return a
+    import ml_dtypes  # ships with JAX and TensorFlow; numpy has no bfloat16
+
+    low = np.float16 if dtype == "float16" else ml_dtypes.bfloat16
+    return a.astype(low).astype(np.float32)
+
+
+def reference(case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Outputs:
+    """float64 reference outputs for `case` (gradients only for a train case)."""
+    weights = {k: _round(v, case.dtype) for k, v in weights.items()}
+    x = _round(x, case.dtype)
+    state0 = tuple(_round(s, case.dtype) for s in state0)
+    y, state = reference_forward(case.spec, x, weights, *state0)
+    grads = reference_gradients(case.spec, x, weights, *state0) if case.train else None
+    return Outputs(y, state, grads)
+
+
+def compare(case: Case, out: Outputs, ref: Outputs) -> Check:
+    pairs: list[tuple[str, Array, Array]] = [("y", out.y, ref.y)]
+    pairs += [(f"state[{i}]", o, r) for i, (o, r) in enumerate(zip(out.state, ref.state))]
+    if case.train:
+        if out.grads is None or ref.grads is None or set(out.grads) != set(ref.grads):
+            raise AssertionError(f"{case.key}: train pass returned no gradients or the wrong names")
+        pairs += [(f"d{name}", out.grads[name], ref.grads[name]) for name in ref.grads]
+    abs_err, rel_err, worst = 0.0, 0.0, "y"
+    for name, o, r in pairs:
+        if np.shape(o) != np.shape(r):
+            raise AssertionError(f"{case.key}: {name} has shape {np.shape(o)}, reference {np.shape(r)}")
+        err = float(np.max(np.abs(np.asarray(o, dtype=np.float64) - r))) if np.size(r) else 0.0
+        if not np.isfinite(err):
+            err = float("inf")
+        rel = err / max(1.0, float(np.max(np.abs(r))) if np.size(r) else 1.0)
+        abs_err = max(abs_err, err)
+        if rel >= rel_err:
+            rel_err, worst = rel, name
+    return Check(case, abs_err, rel_err, tolerance(case), worst)
+
+
+def verify_kernel(kernel: Kernel, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Check:
+    """Run `kernel` once and compare its outputs with the reference."""
+    out = kernel.fetch(kernel.call())
+    return compare(kernel.case, out, reference(kernel.case, weights, x, state0))

@@ -1,0 +1,66 @@
+"""`rnnbench verify`: run every case of a grid once and print how far it is from the reference."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from rnnbench import backends
+from rnnbench.errors import Unsupported, UsageError
+from rnnbench.grid import Grid, expand
+from rnnbench.tables import format_table
+from rnnbench.verify import make_inputs, tolerance, verify_kernel
+
+__all__ = ["verify_grid"]
+
+
+def verify_grid(grid: Grid, quiet: bool = False) -> int:
+    """Verify every case of `grid`; print a table; 0 if all agree, 1 otherwise."""
+    cases, skipped = expand(grid)
+    if not cases:
+        raise UsageError("the grid is empty after filters (is the framework installed?)")
+    for device in grid.devices:
+        if device == "cpu":
+            continue
+        for fw in sorted({c.framework for c in cases if c.device == device}):
+            if device not in backends.get(fw).devices():
+                raise UsageError(f"device {device!r} is not available to {fw} here (no CUDA GPU visible)")
+    rows, failures = [], 0
+    for case in tqdm(cases, desc="verify", unit="case", file=sys.stderr, disable=None):
+        weights, x, state0 = make_inputs(case)
+        try:
+            check = verify_kernel(backends.get(case.framework).build(case, weights, x, state0), weights, x, state0)
+            ok, abs_err, rel_err, note = check.ok, check.max_abs_error, check.max_rel_error, check.worst
+        except Unsupported as exc:
+            skipped.append((case, str(exc)))
+            continue
+        except Exception as exc:  # a backend bug is a failed check, reported, not a crash
+            ok, abs_err, rel_err, note = False, float("nan"), float("nan"), f"{type(exc).__name__}: {exc}"[:120]
+        failures += not ok
+        if ok and quiet:
+            continue
+        rows.append(
+            [case.framework, case.device, case.spec.label, case.formulation, case.mode, case.pass_, case.layers,
+             case.dtype, abs_err, rel_err, tolerance(case), "pass" if ok else "FAIL", note]
+        )  # fmt: skip
+    headers = [
+        "framework",
+        "device",
+        "cell",
+        "formulation",
+        "mode",
+        "pass",
+        "L",
+        "dtype",
+        "max_abs",
+        "max_rel",
+        "tol",
+        "result",
+        "worst",
+    ]
+    if rows:
+        print(format_table(headers, rows))
+    frameworks = ", ".join(sorted({c.framework for c in cases}))
+    print(f"\n{len(cases) - failures} passed, {failures} failed, {len(skipped)} not applicable ({frameworks})")
+    return 1 if failures else 0

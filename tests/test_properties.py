@@ -1,0 +1,51 @@
+"""Property tests: random small shapes, every custom formulation equals the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rnnbench import backends
+from rnnbench.case import Case
+from rnnbench.grid import CELL_VARIANTS
+from rnnbench.verify import make_inputs, verify_kernel
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def cases(draw, framework, mode, train):
+    spec = CELL_VARIANTS[draw(st.sampled_from(sorted(CELL_VARIANTS)))]
+    return Case(
+        framework=framework, mode=mode, pass_="train" if train else "forward",
+        cell=spec.cell, nonlinearity=spec.nonlinearity, gru_update=spec.gru_update, gru_reset=spec.gru_reset,
+        formulation=draw(st.sampled_from(["separate", "concat", "hoisted"])),
+        batch=draw(st.integers(1, 5)), input_size=draw(st.integers(1, 7)), hidden=draw(st.integers(1, 7)),
+        seq_len=draw(st.integers(1, 6)), layers=draw(st.integers(1, 3)),
+    )  # fmt: skip
+
+
+def _check(case, seed):
+    weights, x, state0 = make_inputs(case, seed=seed)
+    check = verify_kernel(backends.get(case.framework).build(case, weights, x, state0), weights, x, state0)
+    assert check.ok, (case.key, check.worst, check.max_rel_error)
+    assert np.isfinite(check.max_abs_error)
+
+
+@SETTINGS
+@given(cases("numpy", "eager", False), st.integers(0, 1000))
+def test_numpy_forward(case, seed):
+    _check(case, seed)
+
+
+@SETTINGS
+@given(cases("torch", "eager", True), st.integers(0, 1000))
+def test_torch_train(case, seed):
+    _check(case, seed)
+
+
+@settings(max_examples=10, deadline=None)
+@given(cases("jax", "compiled", True), st.integers(0, 1000))
+def test_jax_train(case, seed):
+    _check(case, seed)
