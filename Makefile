@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LINT_DIRS := rnnbench tests $(wildcard benchmarks)
 
 .PHONY: bench test lint typecheck pytest verify clean
 
@@ -20,8 +21,8 @@ verify: $(STAMP)
 	$(BIN)/rnnbench verify
 
 lint: $(STAMP)
-	$(BIN)/ruff check rnnbench tests benchmarks
-	$(BIN)/ruff format --check rnnbench tests benchmarks
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

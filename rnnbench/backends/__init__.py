@@ -78,6 +78,10 @@ class Backend(ABC):
         """Devices usable here, e.g. ['cpu', 'cuda'] (imports the framework)."""
 
     @abstractmethod
+    def gemm(self, device: str, dtype: str, n: int) -> Callable[[], Any]:
+        """A synchronised zero-argument call computing one (n x n) @ (n x n) matmul: the peak probe."""
+
+    @abstractmethod
     def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel: ...
 
     def build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,14 @@ class JaxBackend(Backend):
         except RuntimeError:  # no GPU backend in this jaxlib
             has_gpu = False
         return ["cpu", "cuda"] if has_gpu else ["cpu"]
+
+    def gemm(self, device: str, dtype: str, n: int) -> Callable[[], Any]:
+        jax = _jax()
+        dev = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+        keys = jax.random.split(jax.random.PRNGKey(0))
+        a, b = (jax.device_put(jax.random.normal(k, (n, n), dtype=getattr(jax.numpy, dtype)), dev) for k in keys)
+        matmul = jax.jit(jax.numpy.matmul)
+        return lambda: jax.block_until_ready(matmul(a, b))
 
     def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         jax = _jax()

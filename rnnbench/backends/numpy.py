@@ -8,6 +8,7 @@ not something worth timing).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,11 @@ class NumpyBackend(Backend):
 
     def devices(self) -> list[str]:
         return ["cpu"]
+
+    def gemm(self, device: str, dtype: str, n: int) -> Callable[[], Any]:
+        rng = np.random.default_rng(0)
+        a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+        return lambda: a @ b
 
     def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         params = pack(case.spec, case.formulation, weights, case.layers)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,22 @@ class TensorflowBackend(Backend):
     def devices(self) -> list[str]:
         tf = _tf()
         return ["cpu", "cuda"] if tf.config.list_physical_devices("GPU") else ["cpu"]
+
+    def gemm(self, device: str, dtype: str, n: int) -> Callable[[], Any]:
+        tf = _tf()
+        name = "/GPU:0" if device == "cuda" else "/CPU:0"
+        with tf.device(name):
+            a, b = (tf.cast(tf.random.normal((n, n)), getattr(tf, dtype)) for _ in range(2))
+        sync_devices = getattr(tf.test.experimental, "sync_devices", None)
+
+        def call() -> Any:
+            with tf.device(name):
+                out = tf.matmul(a, b)
+            if device == "cuda" and sync_devices is not None:
+                sync_devices()
+            return out
+
+        return call
 
     def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         tf = _tf()

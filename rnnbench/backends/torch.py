@@ -13,6 +13,7 @@ torch is imported inside the methods, never at module import.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,19 @@ class TorchBackend(Backend):
     def devices(self) -> list[str]:
         torch = _torch()
         return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+    def gemm(self, device: str, dtype: str, n: int) -> Callable[[], Any]:
+        torch = _torch()
+        a, b = (torch.randn(n, n, device=device, dtype=getattr(torch, dtype)) for _ in range(2))
+
+        def call() -> Any:
+            with torch.no_grad():
+                out = a @ b
+            if a.is_cuda:
+                torch.cuda.synchronize()
+            return out
+
+        return call
 
     def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         torch = _torch()
