@@ -1,0 +1,182 @@
+"""The sweep runner: cases -> worker processes -> records in the results store, with progress.
+
+`run_cases` groups cases by (framework, device), starts one worker process per
+group (see `worker.py`), measures the peak GEMM of every (framework, device,
+dtype) it uses, sends cases one at a time and writes each record as soon as
+it arrives. A worker that crashes or exceeds the per-case timeout is killed,
+its case is recorded as failed with the reason, and a fresh worker takes the
+rest of the group, so the sweep always completes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from rnnbench.case import Case
+from rnnbench.store import RunWriter
+from rnnbench.timing import TimingConfig
+from rnnbench.worker import make_record, worker_main
+
+__all__ = ["RunOptions", "run_cases", "summary_rows"]
+
+
+@dataclass
+class RunOptions:
+    results_dir: Path
+    threads: int
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    peak_timing: TimingConfig = field(default_factory=lambda: TimingConfig(budget_s=0.3, warmup_budget_s=0.2))
+    timeout_s: float = 600.0
+    progress: bool = True
+    command: list[str] = field(default_factory=list)
+    preset: str | None = None
+    shard: str | None = None
+    # the worker's entry point; tests substitute one that crashes or hangs
+    worker_target: Callable[..., None] = worker_main
+
+
+class _Worker:
+    """A worker process and its end of the pipe."""
+
+    def __init__(self, opts: RunOptions) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=opts.worker_target, args=(child, opts.threads, opts.timing), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def ask(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send `msg` and wait for the reply; RuntimeError with the reason if the worker dies or hangs."""
+        try:
+            self.conn.send(msg)
+            if not self.conn.poll(timeout):
+                self.kill()
+                raise RuntimeError(f"timed out after {timeout:g}s (worker killed)")
+            reply: dict[str, Any] = self.conn.recv()
+            return reply
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
+            self.proc.join(5)
+            code = self.proc.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            if code is not None and code in (-9, 137):
+                how += ", likely out of memory"
+            raise RuntimeError(f"worker process died ({how})") from None
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+
+    def close(self) -> None:
+        try:
+            self.conn.send({"op": "exit"})
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.join(10)
+        self.kill()
+
+
+def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) -> RunWriter:
+    """Verify and time every case; returns the writer whose document holds the whole run."""
+    writer = RunWriter(opts.results_dir, machine, command=opts.command, preset=opts.preset, shard=opts.shard)
+    bar = tqdm(total=len(cases), unit="case", file=sys.stderr, disable=not opts.progress, dynamic_ncols=True)
+    groups = itertools.groupby(
+        sorted(cases, key=lambda c: (c.framework, c.device)), key=lambda c: (c.framework, c.device)
+    )
+    try:
+        for (framework, device), group in groups:
+            _run_group(list(group), framework, device, writer, opts, bar)
+        writer.finish()
+    finally:
+        bar.close()
+    return writer
+
+
+def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter, opts: RunOptions, bar: tqdm) -> None:  # type: ignore[type-arg]
+    worker: _Worker | None = None
+    peaks: dict[str, float | None] = {}
+    try:
+        for case in cases:
+            bar.set_postfix_str(case.key, refresh=False)
+            if worker is None:
+                worker = _Worker(opts)
+            if case.dtype not in peaks:
+                bar.set_postfix_str(f"peak GEMM {framework}/{device}/{case.dtype}")
+                msg = {
+                    "op": "peak",
+                    "framework": framework,
+                    "device": device,
+                    "dtype": case.dtype,
+                    "config": opts.peak_timing,
+                }
+                try:
+                    peak = worker.ask(msg, opts.timeout_s)
+                except RuntimeError as exc:
+                    peak, worker = {"error": str(exc)}, None
+                if "error" in peak:
+                    print(
+                        f"rnnbench: warning: peak GEMM {framework}/{device}/{case.dtype}: {peak['error']}",
+                        file=sys.stderr,
+                    )
+                    peaks[case.dtype] = None
+                else:
+                    writer.add_peak(peak)
+                    peaks[case.dtype] = peak["gflops"]
+                if worker is None:
+                    worker = _Worker(opts)
+                bar.set_postfix_str(case.key, refresh=False)
+            start = time.perf_counter()
+            try:
+                record = worker.ask(
+                    {"op": "case", "case": case.to_dict(), "peak_gflops": peaks[case.dtype]}, opts.timeout_s
+                )
+            except RuntimeError as exc:
+                record = make_record(case, "failed", threads=opts.threads, error=str(exc))
+                worker = None  # it is dead or killed; the next case gets a fresh one
+            record["wall_s"] = time.perf_counter() - start
+            writer.add(record)
+            bar.update(1)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def summary_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[object]]]:
+    """Per framework/device/cell/mode/pass/shape: median ms of each formulation, the winner, concat/separate."""
+    forms = ("separate", "concat", "hoisted", "native")
+    table: dict[tuple[Any, ...], dict[str, float]] = {}
+    for r in records:
+        if r["status"] != "ok":
+            continue
+        shape = f"B{r['batch']} H{r['hidden']} T{r['seq_len']} L{r['layers']}" + (
+            "" if r["input_size"] == r["hidden"] else f" I{r['input_size']}"
+        )
+        key = (r["framework"], r["device"], r["variant"], r["mode"], r["pass"], r["dtype"], shape)
+        table.setdefault(key, {})[r["formulation"]] = r["median_s"]
+    headers = [
+        "framework",
+        "device",
+        "cell",
+        "mode",
+        "pass",
+        "dtype",
+        "shape",
+        *(f"{f} ms" for f in forms),
+        "winner",
+        "concat/sep",
+    ]
+    rows: list[list[object]] = []
+    for key, times in table.items():
+        winner = min(times, key=lambda f: times[f])
+        ratio = times["concat"] / times["separate"] if "concat" in times and "separate" in times else None
+        rows.append([*key, *(times[f] * 1e3 if f in times else None for f in forms), winner, ratio])
+    return headers, rows

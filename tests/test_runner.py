@@ -1,0 +1,178 @@
+"""The sweep runner: isolation, sharding, resume after a kill, concurrent runs, and the stored schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rnnbench.case import Case
+from rnnbench.grid import PRESETS, Grid, expand, override, parse_shard, shard
+from rnnbench.machine import fingerprint
+from rnnbench.runner import RunOptions, run_cases
+from rnnbench.store import RECORD_FIELDS, iter_documents, read_document, validate
+from rnnbench.timing import TimingConfig
+from tests.faulty_worker import faulty_worker
+
+FAST = TimingConfig(budget_s=0.02, warmup_budget_s=0.01, min_samples=3)
+
+
+def _case(hidden: int, formulation: str = "separate") -> Case:
+    return Case(framework="numpy", formulation=formulation, hidden=hidden, input_size=4, batch=2, seq_len=3)
+
+
+def test_crash_hang_and_raise_fail_only_their_case(tmp_path):
+    cases = [_case(8), _case(13), _case(9), _case(17), _case(19), _case(10, "concat")]
+    opts = RunOptions(tmp_path, threads=1, timing=FAST, peak_timing=FAST, timeout_s=20, progress=False,
+                      worker_target=faulty_worker)  # fmt: skip
+    writer = run_cases(cases, fingerprint(1), opts)
+    by_hidden = {r["hidden"]: r for r in writer.doc["records"]}
+    assert [r["hidden"] for r in writer.doc["records"]] == [8, 13, 9, 17, 19, 10]
+    assert by_hidden[13]["status"] == "failed" and "died (exit code 7)" in by_hidden[13]["error"]
+    assert by_hidden[17]["status"] == "failed" and "timed out" in by_hidden[17]["error"]
+    assert by_hidden[19]["status"] == "failed" and "FloatingPointError" in by_hidden[19]["error"]
+    for h in (8, 9, 10):
+        assert by_hidden[h]["status"] == "ok" and by_hidden[h]["median_s"] > 0
+    doc = read_document(writer.path)
+    validate(doc)
+    assert doc["finished"] is not None
+
+
+def test_sharding_covers_the_grid_exactly_once():
+    cases, _ = expand(PRESETS["quick"], installed=["numpy", "torch", "tensorflow", "jax"])
+    parts = [shard(cases, k, 4) for k in range(1, 5)]
+    keys = [c.key for part in parts for c in part]
+    assert sorted(keys) == sorted(c.key for c in cases)
+    assert len(set(keys)) == len(keys)
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    # deterministic: expanding again gives the same shards
+    again, _ = expand(PRESETS["quick"], installed=["numpy", "torch", "tensorflow", "jax"])
+    assert [c.key for c in shard(again, 2, 4)] == [c.key for c in parts[1]]
+    assert parse_shard("3/4") == (3, 4)
+
+
+def test_overrides_replace_axes():
+    g = override(PRESETS["quick"], batch=[1], hidden=[32, 48], formulations=["concat"], cells=["gru*"])
+    cases, _ = expand(g, installed=["numpy"])
+    assert {(c.batch, c.hidden, c.input_size) for c in cases} == {(1, 32, 32), (1, 48, 48)}
+    assert {c.spec.label for c in cases} == {
+        "gru",
+        "gru[take_new,after]",
+        "gru[keep_old,before]",
+        "gru[take_new,before]",
+    }
+    assert isinstance(g, Grid)
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "rnnbench", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+
+
+SMALL = ["--framework", "numpy", "--cell", "rnn,gru,lstm", "--batch", "2,4", "--hidden", "8,16", "--seq-len", "4",
+         "--budget", "0.2", "--no-progress", "--threads", "1"]  # fmt: skip
+
+
+def test_resume_after_kill_finishes_without_duplicates(tmp_path):
+    p = _cli("run", *SMALL, "--results", str(tmp_path))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        docs = list(tmp_path.glob("runs/*/*.json"))
+        if docs and len(json.loads(docs[0].read_text())["records"]) >= 3:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    first = read_document(next(tmp_path.glob("runs/*/*.json")))
+    assert first["finished"] is None and 3 <= len(first["records"]) < 36
+    q = _cli("run", *SMALL, "--results", str(tmp_path), "--resume")
+    _, err = q.communicate(timeout=300)
+    assert q.returncode == 0, err
+    keys = [r["key"] for _, doc in iter_documents(tmp_path) for r in doc["records"] if r["status"] != "skipped"]
+    assert len(keys) == len(set(keys)) == 36  # 3 cells x 3 formulations x 2 batch x 2 hidden
+    assert "already recorded" in err
+
+
+def test_two_runs_at_once_lose_nothing(tmp_path):
+    procs = [_cli("run", *SMALL, "--formulation", f, "--results", str(tmp_path)) for f in ("separate", "concat")]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    docs = [doc for _, doc in iter_documents(tmp_path)]
+    assert len(docs) == 2
+    assert sorted(len([r for r in d["records"] if r["status"] == "ok"]) for d in docs) == [12, 12]
+
+
+def test_document_validates_and_round_trips(tmp_path):
+    p = _cli("run", *SMALL, "--cell", "gru", "--formulation", "concat", "--results", str(tmp_path), "--json")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    printed = json.loads(out)
+    path = next(tmp_path.glob("runs/*/*.json"))
+    stored = read_document(path)
+    assert printed == stored
+    validate(stored)
+    assert json.loads(json.dumps(stored)) == stored
+    rec = next(r for r in stored["records"] if r["status"] == "ok")
+    assert set(RECORD_FIELDS) <= set(rec)
+    assert Case.from_dict(rec).key == rec["key"]
+    assert len(rec["samples_s"]) >= 3 and rec["median_s"] == pytest.approx(
+        sorted(rec["samples_s"])[len(rec["samples_s"]) // 2], rel=1
+    )
+    assert rec["gflops"] == pytest.approx(rec["flops"] / rec["median_s"] / 1e9)
+    assert 0 < rec["peak_fraction"] == pytest.approx(rec["gflops"] / rec["peak_gflops"])
+    assert stored["peaks"] and stored["peaks"][0]["framework"] == "numpy"
+    fp = stored["machine"]
+    assert fp["threads"] == 1 and fp["frameworks"]["numpy"] and fp["cpu_model"]
+    assert "git_commit" in fp and isinstance(fp["git_dirty"], bool)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--shard", "3/2"],
+        ["--shard", "x"],
+        ["--threads", "0"],
+        ["--device", "cuda"],
+        ["--batch", "0"],
+        ["--preset", "nope"],
+    ],
+)
+def test_run_bad_input_one_line_exit_2(args, tmp_path):
+    if "cuda" in args:
+        from tests.conftest import HAS_CUDA
+
+        if HAS_CUDA:
+            pytest.skip("has a GPU")
+    p = _cli("run", "--framework", "numpy", "--results", str(tmp_path), *args)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rnnbench: error:") and "Traceback" not in err
+
+
+def test_env_and_list(tmp_path):
+    p = _cli("env", "--json")
+    out, _ = p.communicate(timeout=120)
+    fp = json.loads(out)
+    assert fp["python"] and fp["cpu_cores"] >= 1
+    p = _cli("list")
+    out, _ = p.communicate(timeout=300)
+    assert "quick" in out and "nightly-gpu" in out and "torch" in out
+
+
+def test_iter_documents_skips_foreign_files(tmp_path):
+    d = tmp_path / "runs" / "m"
+    d.mkdir(parents=True)
+    (d / "junk.json").write_text("{not json")
+    (d / "other.json").write_text(json.dumps({"kind": "something else"}))
+    with pytest.warns(UserWarning) as caught:
+        assert list(iter_documents(tmp_path)) == []
+    assert {Path(str(w.message).split(":")[0]).name for w in caught} == {"junk.json", "other.json"}
