@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 bench: $(STAMP)
-	$(BIN)/rnnbench verify -q
+	$(BIN)/rnnbench run --preset quick
 
 verify: $(STAMP)
 	$(BIN)/rnnbench verify

@@ -97,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_grid_flags(p, "verify")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
     p.set_defaults(func=cmd_verify)
-    from rnnbench import run_cli
+    from rnnbench import harness, run_cli
 
     run_cli.add_parsers(sub)
+    harness.add_parser(sub)
     return parser
 
 

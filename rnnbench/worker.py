@@ -11,6 +11,7 @@ a peak record; `{"op": "exit"}` ends the loop.
 
 from __future__ import annotations
 
+import time
 import traceback
 from typing import Any
 
@@ -84,20 +85,25 @@ def measure_case(case: Case, config: TimingConfig, threads: int, peak_gflops: fl
     """Verify `case` against the reference, then time it; never raises for a case-level problem."""
     from rnnbench import backends
     from rnnbench.errors import Unsupported
-    from rnnbench.verify import make_inputs, verify_kernel
+    from rnnbench.verify import compare, make_inputs, reference
 
     try:
         backend = backends.get(case.framework)
         weights, x, state0 = make_inputs(case)
         kernel = backend.build(case, weights, x, state0)
-        check = verify_kernel(kernel, weights, x, state0)
+        # the first call compiles (torch.compile, tf.function, jit): clock it, and verify its output
+        t0 = time.perf_counter()
+        result = kernel.call()
+        first_call_s = time.perf_counter() - t0
+        check = compare(case, kernel.fetch(result), reference(case, weights, x, state0))
+        del result
         if not check.ok:
             return make_record(
                 case, "failed", threads=threads, max_abs_error=check.max_abs_error,
                 max_rel_error=check.max_rel_error,
                 error=f"does not match the reference: {check.worst} rel error {check.max_rel_error:.3g} > {check.tolerance}",
             )  # fmt: skip
-        m = measure(kernel.call, config)
+        m = measure(kernel.call, config, first_call_s=first_call_s)
     except Unsupported as exc:
         return make_record(case, "skipped", threads=threads, error=str(exc))
     except Exception as exc:  # a framework error fails this case only

@@ -176,3 +176,11 @@ def test_iter_documents_skips_foreign_files(tmp_path):
     with pytest.warns(UserWarning) as caught:
         assert list(iter_documents(tmp_path)) == []
     assert {Path(str(w.message).split(":")[0]).name for w in caught} == {"junk.json", "other.json"}
+
+
+def test_real_jit_compile_time_is_kept_out_of_the_samples(tmp_path):
+    case = Case(framework="jax", mode="compiled", cell="lstm", hidden=32, input_size=32, batch=8, seq_len=16)
+    opts = RunOptions(tmp_path, threads=1, timing=FAST, peak_timing=FAST, progress=False)
+    (rec,) = run_cases([case], fingerprint(1), opts).doc["records"]
+    assert rec["status"] == "ok"
+    assert rec["compile_s"] > 5 * max(rec["samples_s"])  # tracing + XLA compilation dwarfs one call

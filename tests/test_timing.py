@@ -59,3 +59,15 @@ def test_budget_bounds_a_slow_kernel():
     m = measure(lambda: time.sleep(0.05), TimingConfig(budget_s=0.1, warmup_budget_s=0.05, min_samples=7))
     assert time.perf_counter() - t0 < 1.5
     assert 3 <= len(m.samples_s) < 7
+
+
+def test_first_call_made_by_the_caller_counts_as_compile():
+    clock = FakeClock()
+
+    def kernel() -> None:
+        clock.now += 0.002
+
+    m = measure(kernel, TimingConfig(budget_s=0.05, warmup_budget_s=0.01), clock=clock, first_call_s=0.8)
+    assert m.compile_s == pytest.approx(0.798)
+    assert m.median_s == pytest.approx(0.002)
+    assert m.timed_s >= 0.8
