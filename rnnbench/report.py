@@ -577,7 +577,7 @@ def _page(sections: list[Section], frame: pd.DataFrame, generated: str) -> str:
     body = []
     for s in sections:
         figs = "".join(
-            f'<figure><img src="{_e(name)}" alt="{_e(alt)}" loading="lazy"><figcaption>{_e(alt)}</figcaption></figure>'
+            f'<figure><img src="{_e(name)}" alt="{_e(alt)}"><figcaption>{_e(alt)}</figcaption></figure>'
             for name, alt in s.images
         )
         notes = "".join(f'<p class="note">{_e(n)}</p>' for n in s.notes)
