@@ -459,6 +459,8 @@ def export(frame: pd.DataFrame, out: str | Path) -> Path:
 
 def run_export(args: Any) -> int:
     """The `rnnbench export [PATHS] --out FILE` command."""
+    if Path(args.out).suffix not in (".csv", ".parquet"):  # fail before reading a large tree
+        raise UsageError(f"--out must end in .csv or .parquet, got {Path(args.out).name!r}")
     with one_line_warnings():
         frame = load(args.paths or None)
     out = export(frame, args.out)
