@@ -144,7 +144,8 @@ def _winners(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
         wins = p[p["ratio"] < 1]
         med = float(p["ratio"].median())
         best, worst = p.loc[p["ratio"].idxmin()], p.loc[p["ratio"].idxmax()]
-        split = float(p["hidden"].median())
+        # split at a hidden size that was measured (the lower median), so the sentence names a real size
+        split = float(p["hidden"].sort_values().iloc[(len(p) - 1) // 2])
         small = p[p["hidden"] <= split]
         large = p[p["hidden"] > split]
         where = f"at hidden <= {split:g} it wins {int((small['ratio'] < 1).sum())} of {len(small)}" + (
