@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_DIRS := rnnbench tests $(wildcard benchmarks)
 
-.PHONY: bench test lint typecheck pytest verify clean
+.PHONY: bench test lint typecheck pytest verify clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,7 +27,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+# the report tests open the generated site in a headless browser (Debian's chromium)
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
+pytest: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest

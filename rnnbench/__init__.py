@@ -6,10 +6,18 @@ Frameworks are imported only when a backend is used, so `import rnnbench` is che
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rnnbench.api import forward, gradients
 from rnnbench.case import Case
 from rnnbench.cells import CellSpec, init_weights, reference_forward, reference_gradients, useful_flops
 from rnnbench.errors import Unsupported, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    import pandas as pd
 
 __version__ = "0.1.0"
 
@@ -22,7 +30,18 @@ __all__ = [
     "forward",
     "gradients",
     "init_weights",
+    "load",
     "reference_forward",
     "reference_gradients",
     "useful_flops",
 ]
+
+
+def load(paths: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame:
+    """Every runner document and asv result under `paths` (default `results/`) as one tidy DataFrame.
+
+    A thin wrapper so that `import rnnbench` does not import pandas; see `rnnbench.frame.load`.
+    """
+    from rnnbench.frame import load as load_frame
+
+    return load_frame(paths)

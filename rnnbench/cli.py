@@ -90,6 +90,90 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify_grid(grid_from_args(args), quiet=args.quiet)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from rnnbench.frame import run_export
+
+    return run_export(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rnnbench.report import run_report
+
+    return run_report(args)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rnnbench.compare import run_compare
+
+    return run_compare(args)
+
+
+def cmd_regressions(args: argparse.Namespace) -> int:
+    from rnnbench.history import run_regressions
+
+    return run_regressions(args)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rnnbench.doctor import run_doctor
+
+    return run_doctor(args)
+
+
+def _fraction(text: str) -> float:
+    """`5%` or `0.05` -> 0.05."""
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.05 or 5%, got {text!r}") from None
+
+
+def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """export, report, compare, regressions, doctor: the commands that read results back."""
+    paths_help = "result files or folders (runner documents, asv results); default: results/"
+    formats = ("table", "markdown", "json")
+    p = sub.add_parser("export", help="write every result under PATHS as one table (CSV or Parquet)")
+    p.add_argument("paths", nargs="*", help=paths_help)
+    p.add_argument("--out", required=True, help="file.csv or file.parquet")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="write a static HTML report with charts")
+    p.add_argument("paths", nargs="*", help=paths_help)
+    p.add_argument("--out", required=True, help="folder for index.html and its images")
+    p.add_argument(
+        "--threshold", type=_fraction, default=0.05, help="smallest step change marked in histories (default 5%%)"
+    )
+    p.add_argument("--max-charts", type=int, default=24, help="charts per section at most (default 24)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="verdicts per case between two result sets: faster, slower, same, too noisy")
+    p.add_argument("base", metavar="BASE", help="result file, folder, or commit prefix in the results store")
+    p.add_argument("new", metavar="NEW", help="result file, folder, or commit prefix in the results store")
+    p.add_argument("--threshold", type=_fraction, default=0.05, help="smallest change that counts (default 5%%)")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower")
+    p.add_argument("--format", choices=formats, default="table")
+    p.add_argument("--results", default="results", help="results store to look commits up in (default results/)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("regressions", help="step changes in every case's history")
+    p.add_argument("paths", nargs="*", help=paths_help)
+    p.add_argument("--threshold", type=_fraction, default=0.05, help="smallest step that counts (default 5%%)")
+    p.add_argument("--format", choices=formats, default="table")
+    p.set_defaults(func=cmd_regressions)
+
+    p = sub.add_parser("doctor", help="how noisy is this machine? timer, noise, and compare's false-alarm rate")
+    p.add_argument(
+        "--rounds", type=int, default=5, help="A/A and injected-slowdown rounds over the kernel set (default 5)"
+    )
+    p.add_argument("--samples", type=int, default=15, help="samples per case and measurement set (default 15)")
+    p.add_argument("--sample-time", type=float, default=0.002, help="target seconds per sample (default 0.002)")
+    p.add_argument("--slowdown", type=_fraction, default=0.20, help="slowdown injected into concat (default 20%%)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads for the kernel set (default 1)")
+    p.add_argument("--save", help="also write the measured sets as runner documents into this folder")
+    p.set_defaults(func=cmd_doctor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rnnbench", description="Time RNN cell formulations across frameworks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -101,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_cli.add_parsers(sub)
     harness.add_parser(sub)
+    add_analysis_commands(sub)
     return parser
 
 

@@ -1,0 +1,353 @@
+"""`rnnbench doctor`: is this machine quiet enough for a 5% verdict? Measure it, then advise.
+
+This module owns the self-check of the measurement chain on the machine it
+runs on: the timer's resolution and call overhead, the spread of repeated
+samples of one fixed numpy kernel, and `compare`'s behaviour on real timings
+of a small kernel set measured back to back: the A/A false-alarm rate (the
+same kernels twice) and the detection rate of a slowdown injected into the
+`concat` formulation only (each call followed by a busy-wait of the given
+fraction of its own duration). It also writes those measurement sets as
+`rnnbench-run` documents on request, so `compare` and `report` can be tried
+on real data.
+
+Samples are taken here with `time.perf_counter` around `number` calls
+(`_samples`); once the runner's `rnnbench.timing.measure` lands this is the
+one function to switch to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnbench.case import Case
+from rnnbench.compare import THRESHOLD, compare_samples
+
+__all__ = ["KERNEL_SET", "Measured", "document", "measure_set", "run_doctor", "timer_stats"]
+
+# small enough that a full doctor run takes seconds, large enough that a call is
+# well above timer resolution: rnn/gru/lstm x three formulations x two shapes
+KERNEL_SET: tuple[Case, ...] = tuple(
+    Case("numpy", "cpu", cell, form, "eager", "forward", b, i, h, t)
+    for cell in ("rnn", "gru", "lstm")
+    for form in ("separate", "concat", "hoisted")
+    for (b, i, h, t) in ((16, 64, 64, 16), (4, 32, 32, 16))
+)
+NOISE_CASE = Case("numpy", "cpu", "lstm", "separate", "eager", "forward", 16, 64, 64, 16)
+
+
+@dataclass(frozen=True)
+class Measured:
+    case: Case
+    samples_s: list[float]  # seconds per call
+    number: int  # calls per sample
+
+
+def timer_stats(n: int = 200_000) -> dict[str, float]:
+    """perf_counter's advertised resolution, its smallest observed tick and the cost of one call."""
+    clock = time.get_clock_info("perf_counter")
+    t = time.perf_counter
+    ticks = []
+    start = t()
+    for _ in range(n):
+        ticks.append(t())
+    overhead = (ticks[-1] - start) / n
+    deltas = np.diff(np.asarray(ticks))
+    positive = deltas[deltas > 0]
+    return {
+        "resolution_s": clock.resolution,
+        "min_tick_s": float(positive.min()) if positive.size else float("nan"),
+        "overhead_s": overhead,
+    }
+
+
+def _calibrate(call: Callable[[], Any], sample_time: float) -> int:
+    """Calls per sample so that one sample lasts about `sample_time` (timer overhead negligible)."""
+    call()  # warm-up: first-touch allocations and BLAS thread start-up are not the steady state
+    t0 = time.perf_counter()
+    call()
+    once = max(time.perf_counter() - t0, 1e-7)
+    return max(1, round(sample_time / once))
+
+
+def _samples(call: Callable[[], Any], n: int, number: int) -> list[float]:
+    """`n` samples of seconds per call, each the mean over `number` back-to-back calls."""
+    clock = time.perf_counter
+    out = []
+    for _ in range(n):
+        t0 = clock()
+        for _ in range(number):
+            call()
+        out.append((clock() - t0) / number)
+    return out
+
+
+def _slowed(call: Callable[[], Any], fraction: float) -> Callable[[], Any]:
+    """`call` followed by a busy-wait of `fraction` of its own duration: a real, proportional slowdown."""
+    clock = time.perf_counter
+
+    def slow() -> Any:
+        t0 = clock()
+        result = call()
+        end = clock() + (clock() - t0) * fraction
+        while clock() < end:
+            pass
+        return result
+
+    return slow
+
+
+def _kernels(cases: Sequence[Case]) -> dict[Case, Callable[[], Any]]:
+    from rnnbench import backends
+    from rnnbench.verify import make_inputs
+
+    return {c: backends.get(c.framework).build(c, *make_inputs(c)).call for c in cases}
+
+
+def measure_set(
+    kernels: dict[Case, Callable[[], Any]],
+    numbers: dict[Case, int],
+    n_samples: int,
+    slow: Callable[[Case], float] = lambda c: 0.0,
+) -> list[Measured]:
+    """Every kernel once, in order, like one run of the runner; `slow(case)` injects a slowdown."""
+    out = []
+    for case, call in kernels.items():
+        fraction = slow(case)
+        fn = _slowed(call, fraction) if fraction else call
+        fn()
+        out.append(Measured(case, _samples(fn, n_samples, numbers[case]), numbers[case]))
+    return out
+
+
+def _fingerprint() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from threadpoolctl import threadpool_info
+
+    pools = threadpool_info()
+    blas = next((f"{p.get('internal_api')} {p.get('version')}" for p in pools if p.get("user_api") == "blas"), None)
+    threads = max((int(p.get("num_threads", 1)) for p in pools), default=1)
+    return {
+        "machine": platform.node() or "unknown",
+        "hostname": platform.node(),
+        "cpu_model": cpu,
+        "cpu_cores": os.cpu_count() or 1,
+        "gpu_name": None,
+        "gpu_driver": None,
+        "cuda": None,
+        "cudnn": None,
+        "blas": blas,
+        "frameworks": {"numpy": np.__version__},
+        "threads": threads,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "git_commit": None,
+        "git_dirty": False,
+    }
+
+
+def document(
+    measured: Sequence[Measured], created: datetime | None = None, machine: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An `rnnbench-run` document (schema api_version 1) holding `measured`."""
+    created = created or datetime.now(timezone.utc)
+    machine = machine or _fingerprint()
+    records = []
+    for m in measured:
+        c, s = m.case, np.asarray(m.samples_s)
+        med = float(np.median(s))
+        q25, q75 = np.percentile(s, [25, 75])
+        d = c.to_dict()
+        records.append(
+            {
+                "key": c.key,
+                **{k: d[k] for k in ("framework", "device", "cell")},
+                "variant": c.spec.label,
+                **{k: d[k] for k in ("nonlinearity", "gru_update", "gru_reset", "formulation", "mode", "pass")},
+                **{k: d[k] for k in ("batch", "input_size", "hidden", "seq_len", "layers", "dtype")},
+                "status": "ok",
+                "error": None,
+                "median_s": med,
+                "iqr_s": float(q75 - q25),
+                "mean_s": float(s.mean()),
+                "samples_s": [float(v) for v in s],
+                "number": m.number,
+                "compile_s": None,
+                "flops": c.flops,
+                "gflops": c.flops / med / 1e9,
+                "peak_gflops": None,
+                "peak_fraction": None,
+                "max_abs_error": None,
+                "max_rel_error": None,
+                "noisy": bool((q75 - q25) / med > 0.1),
+                "threads": machine["threads"],
+                "timestamp": created.isoformat(),
+            }
+        )
+    return {
+        "api_version": 1,
+        "kind": "rnnbench-run",
+        "run_id": uuid.uuid4().hex,
+        "created": created.isoformat(),
+        "finished": datetime.now(timezone.utc).isoformat(),
+        "command": ["rnnbench", "doctor"],
+        "preset": "doctor",
+        "shard": None,
+        "machine": machine,
+        "peaks": [],
+        "records": records,
+    }
+
+
+def _governor() -> str | None:
+    try:
+        return Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip()
+    except OSError:
+        return None
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """The `rnnbench doctor` command."""
+    from rnnbench.errors import UsageError
+
+    if args.rounds < 1 or args.samples < 3:
+        raise UsageError("--rounds must be at least 1 and --samples at least 3")
+    say = print
+    t = timer_stats()
+    say(
+        f"timer: perf_counter resolution {t['resolution_s'] * 1e9:.0f} ns, smallest observed tick "
+        f"{t['min_tick_s'] * 1e9:.0f} ns, {t['overhead_s'] * 1e9:.0f} ns per call"
+    )
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    kernels = _kernels(KERNEL_SET)
+    with threadpool_limits(args.threads):
+        numbers = {c: _calibrate(k, args.sample_time) for c, k in kernels.items()}
+
+    noise_call = _kernels([NOISE_CASE])[NOISE_CASE]
+    default_threads = max((int(p.get("num_threads", 1)) for p in threadpool_info()), default=1)
+    rel_iqr = {}
+    for threads in sorted({default_threads, args.threads}):
+        with threadpool_limits(threads):
+            noise = np.asarray(_samples(noise_call, 4 * args.samples, _calibrate(noise_call, args.sample_time)))
+        med = float(np.median(noise))
+        q25, q75 = np.percentile(noise, [25, 75])
+        rel_iqr[threads] = float((q75 - q25) / med)
+        say(
+            f"noise at {threads} BLAS thread(s): {NOISE_CASE.key}: median {med * 1e6:.1f} µs over {len(noise)} "
+            f"samples, IQR {rel_iqr[threads]:.1%} of the median, range {float((noise.max() - noise.min()) / med):.1%}"
+        )
+
+    aa: list[str] = []
+    slow_concat: list[str] = []
+    slow_other: list[str] = []
+    first: tuple[list[Measured], list[Measured], list[Measured]] | None = None
+    slowdown = args.slowdown
+    limit = threadpool_limits(args.threads)
+    for r in range(args.rounds):
+        base = measure_set(kernels, numbers, args.samples)
+        same = measure_set(kernels, numbers, args.samples)
+        slow = measure_set(kernels, numbers, args.samples, lambda c: slowdown if c.formulation == "concat" else 0.0)
+        first = first or (base, same, slow)
+        for b, s, x in zip(base, same, slow):
+            aa.append(compare_samples(b.samples_s, s.samples_s, THRESHOLD, seed=r).verdict)
+            v = compare_samples(b.samples_s, x.samples_s, THRESHOLD, seed=r).verdict
+            (slow_concat if b.case.formulation == "concat" else slow_other).append(v)
+        print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
+    limit.restore_original_limits()
+
+    def rate(verdicts: list[str], what: str) -> float:
+        return verdicts.count(what) / len(verdicts) if verdicts else float("nan")
+
+    fa = rate(aa, "slower")
+    say(
+        f"A/A ({len(aa)} comparisons of back-to-back sets of {len(KERNEL_SET)} numpy kernels, {args.threads} BLAS "
+        f"thread(s), {args.samples} samples each, threshold {THRESHOLD:.0%}): "
+        f"{fa:.1%} flagged slower, {rate(aa, 'faster'):.1%} faster, {rate(aa, 'too noisy'):.1%} too noisy, "
+        f"{rate(aa, 'same'):.1%} same"
+    )
+    if first:
+        say(f"  median relative IQR of a case in those sets: {statistics.median(_rel_iqrs(first)):.1%}")
+    det = rate(slow_concat, "slower")
+    other = 1 - rate(slow_other, "same") - rate(slow_other, "too noisy")
+    say(
+        f"injected {slowdown:.0%} slowdown into concat: {det:.1%} of {len(slow_concat)} concat comparisons flagged "
+        f"slower; {other:.1%} of {len(slow_other)} other comparisons flagged (slower or faster)"
+    )
+    if args.save and first:
+        folder = Path(args.save)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, ms in zip(("base", "same", "slow"), first):
+            (folder / f"{name}.json").write_text(json.dumps(document(ms), indent=1))
+        say(
+            f"wrote {folder}/base.json, same.json and slow.json (round 1); try: rnnbench compare {folder}/base.json {folder}/slow.json"
+        )
+
+    advice = []
+    worst_iqr = max(rel_iqr.values())
+    if fa > 0.01 or det < 0.95 or worst_iqr > 0.02 or rate(aa, "too noisy") > 0.10:
+        advice.append(f"this machine is too noisy for a reliable {THRESHOLD:.0%} verdict. To quiet it:")
+        load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        cores = os.cpu_count() or 1
+        if load1 == load1 and load1 > 0.5 * cores:
+            advice.append(
+                f"- load average {load1:.2f} on {cores} cores: other work is running; benchmark on an idle machine"
+            )
+        if len(rel_iqr) > 1:
+            advice.append(
+                "- threads: the noise case's IQR is "
+                + " vs ".join(f"{v:.1%} at {k} thread(s)" for k, v in sorted(rel_iqr.items()))
+                + "; fix the thread count (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS) to what you reserve"
+            )
+        else:
+            advice.append(
+                "- fix the thread count (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS) to the cores you reserve"
+            )
+        gov = _governor()
+        if gov != "performance":
+            advice.append(
+                f"- CPU frequency governor is {gov or 'not readable here (VM or container)'}; use 'performance' "
+                "(sudo cpupower frequency-set -g performance) and disable turbo boost for stable clocks"
+            )
+        advice.append(
+            "- pin the benchmark to fixed cores: taskset -c 2,3 rnnbench run ... (and keep other work off them)"
+        )
+        advice.append(
+            f"- take more samples (--samples {args.samples * 2}) or longer ones (--sample-time {args.sample_time * 2:g})"
+        )
+    else:
+        advice.append(
+            f"this machine is quiet enough for {THRESHOLD:.0%} verdicts with {args.samples} samples per case."
+        )
+    say("advice: " + "\n".join(advice))
+    return 0
+
+
+def _rel_iqrs(sets: tuple[list[Measured], ...]) -> list[float]:
+    out = []
+    for ms in sets:
+        for m in ms:
+            s = np.asarray(m.samples_s)
+            q25, q75 = np.percentile(s, [25, 75])
+            out.append(float((q75 - q25) / np.median(s)))
+    return out
