@@ -32,7 +32,7 @@ chromium:
 	test -x /usr/bin/chromium || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 pytest: $(STAMP) chromium
-	$(BIN)/python -m pytest -q
+	RNNBENCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
 
