@@ -36,7 +36,7 @@ class TimingConfig:
     budget_s: float = 1.0  # sampling time per case, after warm-up
     warmup_budget_s: float = 0.5
     min_sample_s: float = 1e-3
-    min_samples: int = 7
+    min_samples: int = 15  # enough for a bootstrap interval narrow enough to call 5% changes
     max_samples: int = 200
     noise_threshold: float = 0.05  # IQR / median
     stable_within: float = 0.1  # warm-up: consecutive windows within 10%
