@@ -11,8 +11,8 @@ fraction of its own duration). It also writes those measurement sets as
 on real data.
 
 Samples are taken here with `time.perf_counter` around `number` calls
-(`_samples`); once the runner's `rnnbench.timing.measure` lands this is the
-one function to switch to it.
+(`_samples`) with a fixed count, so that both sets of an A/A pair have the same
+size; the runner's `rnnbench.timing.measure` adapts its count instead.
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,90 +131,25 @@ def measure_set(
     return out
 
 
-def _fingerprint() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    from threadpoolctl import threadpool_info
-
-    pools = threadpool_info()
-    blas = next((f"{p.get('internal_api')} {p.get('version')}" for p in pools if p.get("user_api") == "blas"), None)
-    threads = max((int(p.get("num_threads", 1)) for p in pools), default=1)
-    return {
-        "machine": platform.node() or "unknown",
-        "hostname": platform.node(),
-        "cpu_model": cpu,
-        "cpu_cores": os.cpu_count() or 1,
-        "gpu_name": None,
-        "gpu_driver": None,
-        "cuda": None,
-        "cudnn": None,
-        "blas": blas,
-        "frameworks": {"numpy": np.__version__},
-        "threads": threads,
-        "python": platform.python_version(),
-        "os": platform.platform(),
-        "git_commit": None,
-        "git_dirty": False,
-    }
-
-
 def document(
     measured: Sequence[Measured], created: datetime | None = None, machine: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """An `rnnbench-run` document (schema api_version 1) holding `measured`."""
-    created = created or datetime.now(timezone.utc)
-    machine = machine or _fingerprint()
-    records = []
+    from rnnbench.machine import fingerprint
+    from rnnbench.store import new_document, now_iso
+    from rnnbench.timing import Measurement
+    from rnnbench.worker import make_record
+
+    machine = machine or fingerprint()
+    doc = new_document(machine, command=["rnnbench", "doctor"], preset="doctor", shard=None, created=created)
     for m in measured:
-        c, s = m.case, np.asarray(m.samples_s)
-        med = float(np.median(s))
-        q25, q75 = np.percentile(s, [25, 75])
-        d = c.to_dict()
-        records.append(
-            {
-                "key": c.key,
-                **{k: d[k] for k in ("framework", "device", "cell")},
-                "variant": c.spec.label,
-                **{k: d[k] for k in ("nonlinearity", "gru_update", "gru_reset", "formulation", "mode", "pass")},
-                **{k: d[k] for k in ("batch", "input_size", "hidden", "seq_len", "layers", "dtype")},
-                "status": "ok",
-                "error": None,
-                "median_s": med,
-                "iqr_s": float(q75 - q25),
-                "mean_s": float(s.mean()),
-                "samples_s": [float(v) for v in s],
-                "number": m.number,
-                "compile_s": None,
-                "flops": c.flops,
-                "gflops": c.flops / med / 1e9,
-                "peak_gflops": None,
-                "peak_fraction": None,
-                "max_abs_error": None,
-                "max_rel_error": None,
-                "noisy": bool((q75 - q25) / med > 0.1),
-                "threads": machine["threads"],
-                "timestamp": created.isoformat(),
-            }
-        )
-    return {
-        "api_version": 1,
-        "kind": "rnnbench-run",
-        "run_id": uuid.uuid4().hex,
-        "created": created.isoformat(),
-        "finished": datetime.now(timezone.utc).isoformat(),
-        "command": ["rnnbench", "doctor"],
-        "preset": "doctor",
-        "shard": None,
-        "machine": machine,
-        "peaks": [],
-        "records": records,
-    }
+        timing = Measurement(tuple(m.samples_s), m.number, compile_s=0.0, warmup_calls=1)
+        record = make_record(m.case, "ok", threads=machine["threads"], m=timing)
+        if created is not None:
+            record["timestamp"] = created.isoformat()
+        doc["records"].append(record)
+    doc["finished"] = now_iso()
+    return doc
 
 
 def _governor() -> str | None:

@@ -32,6 +32,7 @@ __all__ = [
     "RunWriter",
     "done_keys",
     "iter_documents",
+    "new_document",
     "now_iso",
     "read_document",
     "validate",
@@ -126,30 +127,39 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def new_document(
+    machine: dict[str, Any], *, command: list[str], preset: str | None, shard: str | None,
+    created: datetime | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """An empty run document: header, fingerprint, no peaks or records yet."""
+    created = created or datetime.now(timezone.utc)
+    return {
+        "api_version": API_VERSION,
+        "kind": KIND,
+        "run_id": uuid.uuid4().hex,
+        "created": created.isoformat(timespec="seconds"),
+        "finished": None,
+        "command": command,
+        "preset": preset,
+        "shard": shard,
+        "machine": machine,
+        "peaks": [],
+        "records": [],
+    }
+
+
 class RunWriter:
     """Accumulates one run's records and keeps its document on disk current after each one."""
 
     def __init__(self, results_dir: Path, machine: dict[str, Any], *, command: list[str], preset: str | None,
                  shard: str | None) -> None:  # fmt: skip
-        self.run_id = uuid.uuid4().hex
         created = datetime.now(timezone.utc)
+        self.doc = new_document(machine, command=command, preset=preset, shard=shard, created=created)
+        self.run_id: str = self.doc["run_id"]
         commit = (machine.get("git_commit") or "nocommit")[:8]
         directory = Path(results_dir) / RUNS_DIR / machine["machine"]
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{created:%Y%m%dT%H%M%S}-{commit}-{self.run_id[:8]}.json"
-        self.doc: dict[str, Any] = {
-            "api_version": API_VERSION,
-            "kind": KIND,
-            "run_id": self.run_id,
-            "created": created.isoformat(timespec="seconds"),
-            "finished": None,
-            "command": command,
-            "preset": preset,
-            "shard": shard,
-            "machine": machine,
-            "peaks": [],
-            "records": [],
-        }
         self.flush()
 
     def add_peak(self, peak: dict[str, Any]) -> None:
