@@ -1,0 +1,36 @@
+"""pytest-benchmark over the kernels the asv suite times: one benchmark per case and formulation, grouped by case.
+
+Each group (framework / cell / pass / shape) holds the four formulations, so
+pytest-benchmark's table compares them side by side. Every kernel is verified
+against the numpy reference before it is timed. `make test` runs this file
+with `--benchmark-disable` (in pyproject's addopts): each benchmark then runs
+once, as a test. Time for real with `--benchmark-enable` (see README).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rnnbench import asvsuite, backends
+from rnnbench.case import FORMULATIONS, FRAMEWORKS, PASSES
+
+SHAPE = asvsuite.shapes()[0]
+
+
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+@pytest.mark.parametrize("pass_", PASSES)
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_formulation(benchmark: Any, framework: str, cell: str, pass_: str, formulation: str) -> None:
+    case = asvsuite.make_case(framework, formulation, "cpu", SHAPE, cell=cell, pass_=pass_)
+    reason = asvsuite.unsupported(case)
+    if reason:
+        pytest.skip(reason)
+    if framework not in backends.available():
+        pytest.skip(f"{framework} is not installed")
+    kernel = asvsuite.verified_kernel(case)  # AssertionError if it does not match the reference
+    benchmark.group = f"{framework}/{case.spec.label}/{pass_}/{SHAPE}"
+    benchmark.extra_info["gflop"] = case.flops / 1e9
+    benchmark(kernel.call)
