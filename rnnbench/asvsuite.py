@@ -7,7 +7,8 @@ owns everything they would otherwise repeat:
   dashboard stays readable and a run over several commits stays short, larger
   with `RNNBENCH_ASV_FULL=1` (scipy's `SCIPY_XSLOW` idea), and narrowed by
   `RNNBENCH_ASV_FRAMEWORKS`, `RNNBENCH_ASV_FORMULATIONS` and
-  `RNNBENCH_ASV_DEVICES` (comma lists);
+  `RNNBENCH_ASV_DEVICES` (comma lists); `RNNBENCH_ASV_THREADS` sets every
+  framework's compute threads (as `rnnbench run --threads`);
 - turning one asv parameter tuple into a `Case` (a framework value may carry a
   mode, `torch:compiled`; without one it runs in the framework's usual mode);
 - building a kernel and proving it against the numpy reference before asv
@@ -43,6 +44,7 @@ __all__ = [
     "ENV_FORMULATIONS",
     "ENV_FRAMEWORKS",
     "ENV_FULL",
+    "ENV_THREADS",
     "cell_variants",
     "devices",
     "formulations",
@@ -67,6 +69,8 @@ ENV_FULL = "RNNBENCH_ASV_FULL"
 ENV_FRAMEWORKS = "RNNBENCH_ASV_FRAMEWORKS"
 ENV_FORMULATIONS = "RNNBENCH_ASV_FORMULATIONS"
 ENV_DEVICES = "RNNBENCH_ASV_DEVICES"
+# compute threads for every framework (rnnbench.threads); unset: the frameworks' defaults
+ENV_THREADS = "RNNBENCH_ASV_THREADS"
 
 # Samples a track_* benchmark takes: enough for a stable median of a
 # millisecond kernel, few enough that a track costs well under a second.
@@ -204,7 +208,21 @@ def _backend_class(framework: str) -> backends.Backend:
     return backend
 
 
+@functools.cache
+def _threads() -> None:
+    """Apply RNNBENCH_ASV_THREADS once per benchmark process, before a framework starts."""
+    text = os.environ.get(ENV_THREADS, "").strip()
+    if not text:
+        return
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{ENV_THREADS} must be a positive integer, got {text!r}")
+    from rnnbench.threads import apply_threads
+
+    apply_threads(int(text))
+
+
 def _backend(framework: str) -> backends.Backend:
+    _threads()
     try:
         return backends.get(framework)
     except UsageError as e:  # not installed here: a skip, so the suite runs everywhere
