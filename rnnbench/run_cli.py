@@ -50,10 +50,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"rnnbench: --resume: {before - len(cases)} cases already recorded, {len(cases)} to go", file=sys.stderr)
     if not cases and not args.resume:
         raise UsageError("the grid is empty after filters (is the framework installed?)")
-    timing = TimingConfig(budget_s=args.budget)
+    if args.rounds < 1:
+        raise UsageError(f"--rounds must be a positive integer, got {args.rounds}")
+    if args.budget <= 0 or args.timeout <= 0:
+        raise UsageError("--budget and --timeout must be positive")
+    # the per-case budget and minimum sample count are split across the rounds
+    timing = TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)))
     opts = RunOptions(
         results_dir=results, threads=threads, timing=timing, timeout_s=args.timeout, progress=not args.no_progress,
-        command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text,
+        command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text, rounds=args.rounds,
     )  # fmt: skip
     writer = run_cases(cases, machine, opts)
     from rnnbench.worker import make_record
@@ -117,7 +122,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--resume", action="store_true", help="skip cases already recorded for this machine and commit")
     p.add_argument("--results", help="results directory (default: results/ in the repo)")
     p.add_argument("--json", action="store_true", help="print the run document to stdout (the table goes to stderr)")
-    p.add_argument("--budget", type=float, default=1.0, help="sampling seconds per case (default 1.0)")
+    p.add_argument(
+        "--budget", type=float, default=1.0, help="sampling seconds per case, all rounds together (default 1.0)"
+    )
+    p.add_argument(
+        "--rounds", type=int, default=2, help="sweeps over each group; a case's samples span them (default 2)"
+    )
     p.add_argument(
         "--timeout", type=float, default=600.0, help="seconds before a case's worker is killed (default 600)"
     )

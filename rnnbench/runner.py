@@ -3,7 +3,12 @@
 `run_cases` groups cases by (framework, device), starts one worker process per
 group (see `worker.py`), measures the peak GEMM of every (framework, device,
 dtype) it uses, sends cases one at a time and writes each record as soon as
-it arrives. A worker that crashes or exceeds the per-case timeout is killed,
+it arrives. Each group is swept `rounds` times (asv's idea): the worker keeps
+its kernels, and every round appends samples to the case's record, so a
+case's samples span the whole group instead of one moment of it. On a shared
+or virtual machine the level drifts by several percent over minutes; samples
+from one instant hide that drift and make `compare` see changes that are not
+there. A worker that crashes or exceeds the per-case timeout is killed,
 its case is recorded as failed with the reason, and a fresh worker takes the
 rest of the group, so the sweep always completes.
 """
@@ -23,7 +28,7 @@ from tqdm import tqdm
 
 from rnnbench.case import Case
 from rnnbench.store import RunWriter
-from rnnbench.timing import TimingConfig
+from rnnbench.timing import Measurement, TimingConfig
 from rnnbench.worker import make_record, worker_main
 
 __all__ = ["RunOptions", "run_cases", "summary_rows"]
@@ -36,6 +41,7 @@ class RunOptions:
     timing: TimingConfig = field(default_factory=TimingConfig)
     peak_timing: TimingConfig = field(default_factory=lambda: TimingConfig(budget_s=0.3, warmup_budget_s=0.2))
     timeout_s: float = 600.0
+    rounds: int = 2
     progress: bool = True
     command: list[str] = field(default_factory=list)
     preset: str | None = None
@@ -88,7 +94,9 @@ class _Worker:
 def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) -> RunWriter:
     """Verify and time every case; returns the writer whose document holds the whole run."""
     writer = RunWriter(opts.results_dir, machine, command=opts.command, preset=opts.preset, shard=opts.shard)
-    bar = tqdm(total=len(cases), unit="case", file=sys.stderr, disable=not opts.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(cases) * opts.rounds, unit="case", file=sys.stderr, disable=not opts.progress, dynamic_ncols=True
+    )
     groups = itertools.groupby(
         sorted(cases, key=lambda c: (c.framework, c.device)), key=lambda c: (c.framework, c.device)
     )
@@ -101,12 +109,41 @@ def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) 
     return writer
 
 
+def merge_round(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`record` with a later round's samples added (statistics recomputed over all of them)."""
+    if new["status"] != "ok":
+        note = f"round {record.get('rounds', 1) + 1}: {new['error']}"
+        return record | {"error": f"{record['error']}; {note}" if record.get("error") else note}
+    samples = tuple(record["samples_s"]) + tuple(new["samples_s"])
+    m = Measurement(samples, record["number"], record["compile_s"] or 0.0, 0, record.get("noise_threshold", 0.05))
+    merged = record | {
+        "samples_s": list(samples),
+        "median_s": m.median_s,
+        "iqr_s": m.iqr_s,
+        "mean_s": m.mean_s,
+        "noisy": m.noisy,
+        "rounds": record.get("rounds", 1) + 1,
+        "round_medians_s": [*record.get("round_medians_s", [record["median_s"]]), new["median_s"]],
+        "timed_s": (record.get("timed_s") or 0.0) + (new.get("timed_s") or 0.0),
+        "wall_s": record.get("wall_s", 0.0) + new.get("wall_s", 0.0),
+    }
+    merged["gflops"] = record["flops"] / m.median_s / 1e9
+    if record.get("peak_gflops"):
+        merged["peak_fraction"] = merged["gflops"] / record["peak_gflops"]
+    return merged
+
+
 def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter, opts: RunOptions, bar: tqdm) -> None:  # type: ignore[type-arg]
     worker: _Worker | None = None
     peaks: dict[str, float | None] = {}
+    position: dict[str, int] = {}  # case key -> index of its record in the document
+    rounds = [(r, case) for r in range(opts.rounds) for case in cases]
     try:
-        for case in cases:
-            bar.set_postfix_str(case.key, refresh=False)
+        for r, case in rounds:
+            if r > 0 and writer.doc["records"][position[case.key]]["status"] != "ok":
+                bar.update(1)  # failed or skipped in round 1: nothing to add
+                continue
+            bar.set_postfix_str(f"{case.key} (round {r + 1}/{opts.rounds})", refresh=False)
             if worker is None:
                 worker = _Worker(opts)
             if case.dtype not in peaks:
@@ -143,7 +180,12 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
                 record = make_record(case, "failed", threads=opts.threads, error=str(exc))
                 worker = None  # it is dead or killed; the next case gets a fresh one
             record["wall_s"] = time.perf_counter() - start
-            writer.add(record)
+            if r == 0:
+                position[case.key] = len(writer.doc["records"])
+                writer.add(record | {"rounds": 1, "round_medians_s": [record["median_s"]]})
+            else:
+                i = position[case.key]
+                writer.replace(i, merge_round(writer.doc["records"][i], record))
             bar.update(1)
     finally:
         if worker is not None:

@@ -170,6 +170,11 @@ class RunWriter:
         self.doc["records"].append(record)
         self.flush()
 
+    def replace(self, index: int, record: dict[str, Any]) -> None:
+        """Update a record in place (a later round of the same case)."""
+        self.doc["records"][index] = record
+        self.flush()
+
     def finish(self) -> None:
         self.doc["finished"] = now_iso()
         self.flush()

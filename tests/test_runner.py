@@ -127,6 +127,9 @@ def test_document_validates_and_round_trips(tmp_path):
         sorted(rec["samples_s"])[len(rec["samples_s"]) // 2], rel=1
     )
     assert rec["gflops"] == pytest.approx(rec["flops"] / rec["median_s"] / 1e9)
+    # two rounds (the default): both rounds' samples are kept, compile time comes from the first
+    assert rec["rounds"] == 2 and len(rec["round_medians_s"]) == 2
+    assert rec["compile_s"] is not None and len(rec["samples_s"]) >= 10
     assert 0 < rec["peak_fraction"] == pytest.approx(rec["gflops"] / rec["peak_gflops"])
     assert stored["peaks"] and stored["peaks"][0]["framework"] == "numpy"
     fp = stored["machine"]
