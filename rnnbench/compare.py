@@ -162,6 +162,7 @@ class Comparison:
     only_base: list[str] = field(default_factory=list)
     only_new: list[str] = field(default_factory=list)
     not_ok: list[tuple[str, str, str]] = field(default_factory=list)  # (case, base status, new status)
+    both_skipped: int = 0  # not applicable on either side (e.g. numpy train): counted, not listed
     threshold: float = THRESHOLD
     confidence: float = CONFIDENCE
 
@@ -193,8 +194,12 @@ def compare_frames(
 
     cases: list[CaseComparison] = []
     not_ok: list[tuple[str, str, str]] = []
+    both_skipped = 0
     for idx in sorted(set(b.index) & set(n.index), key=str):
         rb, rn = b.loc[idx], n.loc[idx]
+        if rb["status"] == rn["status"] == "skipped":
+            both_skipped += 1
+            continue
         if rb["status"] != "ok" or rn["status"] != "ok":
             not_ok.append((label(idx), str(rb["status"]), str(rn["status"])))
             continue
@@ -225,6 +230,7 @@ def compare_frames(
         only_base=[label(i) for i in sorted(set(b.index) - set(n.index), key=str)],
         only_new=[label(i) for i in sorted(set(n.index) - set(b.index), key=str)],
         not_ok=not_ok,
+        both_skipped=both_skipped,
         threshold=threshold,
         confidence=confidence,
     )
@@ -301,6 +307,7 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
                 "only_base": cmp.only_base,
                 "only_new": cmp.only_new,
                 "not_ok": [{"case": k, "base": b, "new": n} for k, b, n in cmp.not_ok],
+                "both_skipped": cmp.both_skipped,
             },
             indent=2,
             allow_nan=False,
@@ -311,6 +318,8 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
         for c in cmp.cases
     ]
     summary = ", ".join(f"{n} {v}" for v, n in counts.items()) + f" (threshold {cmp.threshold:.0%})"
+    if cmp.both_skipped:
+        summary += f"; {cmp.both_skipped} not applicable on both sides"
     extra = []
     for title, keys in (("only in BASE", cmp.only_base), ("only in NEW", cmp.only_new)):
         if keys:

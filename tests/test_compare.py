@@ -136,3 +136,18 @@ def test_cli_compare_bad_input_is_one_line_exit_2(
     assert main(["compare", *args, "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rnnbench: error: ") and message in err and err.count("\n") == 1
+
+
+def test_cases_skipped_on_both_sides_are_counted_not_listed() -> None:
+    import pandas as pd
+
+    def frame(status_b: str) -> pd.DataFrame:
+        rows = [
+            {"machine": "m", "key": "a", "date": None, "status": "skipped", "samples_s": [], "median_s": None},
+            {"machine": "m", "key": "b", "date": None, "status": status_b, "samples_s": [], "median_s": None},
+        ]
+        return pd.DataFrame(rows)
+
+    cmp = compare_frames(frame("skipped"), frame("failed"))
+    assert cmp.both_skipped == 1
+    assert cmp.not_ok == [("b", "skipped", "failed")]
