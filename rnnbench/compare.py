@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rnnbench.errors import UsageError
-from rnnbench.tables import format_table
+from rnnbench.tables import format_markdown, format_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -330,11 +330,8 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
             + ", ".join(f"{k} (base {b}, new {n})" for k, b, n in cmp.not_ok)
         )
     if fmt == "markdown":
-        esc = [[str(v).replace("|", "\\|") for v in r] for r in rows]
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + [
-            "| " + " | ".join(r) + " |" for r in esc
-        ]
-        return "\n\n".join([f"**{summary}**", f"_{METHOD}_", "\n".join(lines), *(f"- {e}" for e in extra)]) + "\n"
+        table = format_markdown(headers, rows)
+        return "\n\n".join([f"**{summary}**", f"_{METHOD}_", table, *(f"- {e}" for e in extra)]) + "\n"
     return "\n".join([summary, METHOD, "", format_table(headers, rows), *(["", *extra] if extra else [])])
 
 

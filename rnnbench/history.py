@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.tables import format_table
+from rnnbench.tables import format_markdown, format_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,11 +121,7 @@ def format_steps(steps: list[StepChange], fmt: str = "table", threshold: float =
         for s in steps
     ]
     if fmt == "markdown":
-        esc = [[str(v).replace("|", "\\|") for v in r] for r in rows]
-        table = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + [
-            "| " + " | ".join(r) + " |" for r in esc
-        ]
-        return f"**{head}**\n\n" + "\n".join(table) + "\n"
+        return f"**{head}**\n\n" + format_markdown(headers, rows) + "\n"
     return head + ("\n\n" + format_table(headers, rows) if rows else "")
 
 

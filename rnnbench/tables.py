@@ -1,10 +1,10 @@
-"""Plain-text tables for the terminal: the one formatter every CLI command prints with."""
+"""Tables for the terminal and for pull-request comments: the formatters every CLI command prints with."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["format_table"]
+__all__ = ["format_markdown", "format_table"]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -23,3 +23,10 @@ def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"
     return "" if v is None else str(v)
+
+
+def format_markdown(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured markdown table (pipes in cells escaped)."""
+    esc = [[str(v).replace("|", "\\|") for v in r] for r in rows]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in esc])
