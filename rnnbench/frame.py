@@ -366,7 +366,9 @@ def _asv_rows(
             q25, q75 = st.get("q_25"), st.get("q_75")
             if smp and q25 is None:
                 q25, q75 = _quantiles(smp)
-            ok = value is not None and value == value  # asv writes null/NaN for failed or skipped
+            ok = value is not None and value == value
+            # asv writes NaN for a benchmark skipped in setup (NotImplementedError) and null for a failure
+            status = "ok" if ok else ("failed" if value is None else "skipped")
             row: dict[str, Any] = dict(case.to_dict()) if case else {}
             if case:
                 row.update(key=case.key, variant=case.spec.label, flops=case.flops)
@@ -374,8 +376,12 @@ def _asv_rows(
                 row["key"] = f"asv/{bench}/" + "/".join(str(v) for v in pvalues.values())
             median = float(value) if ok and value is not None else None
             row.update(
-                status="ok" if ok else "failed",
-                error=None if ok else "asv recorded no value (failed or skipped in setup)",
+                status=status,
+                error={
+                    "ok": None,
+                    "failed": "asv recorded a failure",
+                    "skipped": "skipped by asv (setup raised NotImplementedError)",
+                }[status],
                 median_s=median,
                 iqr_s=(q75 - q25) if q25 is not None and q75 is not None else None,
                 q25_s=q25,

@@ -75,3 +75,25 @@ def test_export_csv_and_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err
     assert "rnnbench: error: --out must end in .csv or .parquet" in err and "no such file or directory" in err
+
+
+def test_asv_skips_are_skipped_and_failures_failed(tmp_path: Path) -> None:
+    """asv writes NaN for a tuple skipped in setup and null for one that failed."""
+    import json
+    import shutil
+
+    src = Path(__file__).parent / "data" / "asv"
+    dst = tmp_path / "asv"
+    shutil.copytree(src, dst)
+    path = next((dst / "asv-tiny").glob("*-existing-*.json"))
+    doc = json.loads(path.read_text())
+    bench = next(iter(doc["results"]))
+    values = doc["results"][bench][0]
+    values[0], values[1] = float("nan"), None
+    path.write_text(json.dumps(doc))
+    frame = load([dst])
+    counts = frame["status"].value_counts().to_dict()
+    assert counts.get("skipped") == 1 and counts.get("failed") == 1
+    assert set(frame.loc[frame["status"] == "skipped", "error"]) == {
+        "skipped by asv (setup raised NotImplementedError)"
+    }
