@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rnnbench.errors import UsageError
 from rnnbench.tables import format_table
 from rnnbench.timing import TimingConfig, measure, timer_overhead
 
@@ -79,6 +80,8 @@ def quick_preset_overhead(results_dir: Path, threads: int) -> dict[str, Any]:
 def cmd_harness(args: argparse.Namespace) -> int:
     import os
 
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be a positive integer, got {args.threads}")
     threads = args.threads or os.cpu_count() or 1
     rows: list[list[object]] = []
     overhead = timer_overhead()

@@ -29,6 +29,8 @@ def test_verify_numpy_passes():
         ["verify", "--batch", "two"],
         ["verify", "--framework", "numpy", "--device", "cuda"],
         ["verify", "--preset", "huge"],
+        ["harness", "--threads", "0"],
+        ["run", "--rounds", "0"],
         ["nonsense"],
     ],
 )
