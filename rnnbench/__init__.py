@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from rnnbench.api import forward, gradients
 from rnnbench.case import Case
-from rnnbench.cells import CellSpec, init_weights, reference_forward, reference_gradients, useful_flops
 from rnnbench.errors import Unsupported, UsageError
+from rnnbench.reference import CellSpec, init_weights, reference_forward, reference_gradients, useful_flops
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -40,8 +40,8 @@ __all__ = [
 def load(paths: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame:
     """Every runner document and asv result under `paths` (default `results/`) as one tidy DataFrame.
 
-    A thin wrapper so that `import rnnbench` does not import pandas; see `rnnbench.frame.load`.
+    A thin wrapper so that `import rnnbench` does not import pandas; see `rnnbench.analysis.frame.load`.
     """
-    from rnnbench.frame import load as load_frame
+    from rnnbench.analysis.frame import load as load_frame
 
     return load_frame(paths)

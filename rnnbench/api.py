@@ -18,8 +18,8 @@ import numpy.typing as npt
 from rnnbench import backends
 from rnnbench.backends import Outputs
 from rnnbench.case import Case
-from rnnbench.cells import Array, CellSpec, infer_shapes
 from rnnbench.errors import UsageError
+from rnnbench.reference import Array, CellSpec, infer_shapes
 
 __all__ = ["forward", "gradients"]
 

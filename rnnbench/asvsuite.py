@@ -36,8 +36,8 @@ from rnnbench import backends
 from rnnbench.backends import Kernel
 from rnnbench.case import DEVICES, FORMULATIONS, FRAMEWORKS, MODES, PASSES, Case, check_choice
 from rnnbench.errors import UsageError
-from rnnbench.grid import CELL_VARIANTS, PRIMARY_MODE
-from rnnbench.verify import make_inputs, verify_kernel
+from rnnbench.measure.verify import make_inputs, verify_kernel
+from rnnbench.sweep.grid import CELL_VARIANTS, PRIMARY_MODE
 
 __all__ = [
     "ENV_DEVICES",
@@ -216,7 +216,7 @@ def _threads() -> None:
         return
     if not text.isdigit() or int(text) < 1:
         raise UsageError(f"{ENV_THREADS} must be a positive integer, got {text!r}")
-    from rnnbench.threads import apply_threads
+    from rnnbench.measure.threads import apply_threads
 
     apply_threads(int(text))
 

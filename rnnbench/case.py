@@ -13,8 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from rnnbench.cells import CellSpec, useful_flops
 from rnnbench.errors import UsageError
+from rnnbench.reference import CellSpec, useful_flops
 
 __all__ = ["DEVICES", "DTYPES", "FORMULATIONS", "FRAMEWORKS", "MODES", "PASSES", "Case"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench.cells import Array, CellSpec
+from rnnbench.reference import Array, CellSpec
 
 __all__ = ["CUSTOM_FORMULATIONS", "Ops", "pack", "run_layers", "unpack_grads"]
 

@@ -10,8 +10,8 @@ import os
 import time
 from typing import Any
 
-from rnnbench.timing import TimingConfig
-from rnnbench.worker import worker_main
+from rnnbench.measure.timing import TimingConfig
+from rnnbench.sweep.worker import worker_main
 
 
 class _Faulty:

@@ -8,7 +8,7 @@ import torch
 
 import rnnbench
 from rnnbench import CellSpec, UsageError, init_weights
-from rnnbench.cells import init_inputs
+from rnnbench.reference import init_inputs
 
 TORCH = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
 

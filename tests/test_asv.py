@@ -22,7 +22,7 @@ import pytest
 
 from rnnbench import asvsuite, backends
 from rnnbench.errors import UsageError
-from rnnbench.verify import Check
+from rnnbench.measure.verify import Check
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "pytest-asv"

@@ -13,9 +13,9 @@ import pytest
 import rnnbench
 from rnnbench import backends
 from rnnbench.case import FRAMEWORKS, Case
-from rnnbench.cells import negate_update_gate
-from rnnbench.grid import PRESETS, expand
-from rnnbench.verify import make_inputs, verify_kernel
+from rnnbench.measure.verify import make_inputs, verify_kernel
+from rnnbench.reference import negate_update_gate
+from rnnbench.sweep.grid import PRESETS, expand
 
 CASES, _ = expand(PRESETS["verify"], installed=FRAMEWORKS)
 

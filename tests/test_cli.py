@@ -36,7 +36,7 @@ def test_verify_numpy_passes():
 )
 def test_bad_input_one_line_exit_2(args):
     if "cuda" in args:
-        from tests.conftest import HAS_CUDA
+        from tests.hardware import HAS_CUDA
 
         if HAS_CUDA:
             pytest.skip("this machine has a GPU")

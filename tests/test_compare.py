@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnnbench.analysis.compare import compare_frames, compare_samples
+from rnnbench.analysis.frame import load
 from rnnbench.cli import main
-from rnnbench.compare import compare_frames, compare_samples
-from rnnbench.frame import load
 from tests import synthetic_runs as S
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rnnbench.analysis.frame import COLUMNS, SkippedFileWarning, export, load
 from rnnbench.case import Case
 from rnnbench.cli import main
-from rnnbench.frame import COLUMNS, SkippedFileWarning, export, load
 from tests import synthetic_runs as S
 
 ASV_DATA = Path(__file__).parent / "data" / "asv"
@@ -74,7 +74,7 @@ def test_export_csv_and_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["export", str(tmp_path / "r"), "--out", str(tmp_path / "all.xlsx")]) == 2
     assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err
-    assert "rnnbench: error: --out must end in .csv or .parquet" in err and "no such file or directory" in err
+    assert "--out: must end in .csv or .parquet" in err and "no such file or directory" in err
 
 
 def test_asv_skips_are_skipped_and_failures_failed(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from rnnbench.analysis.frame import load
+from rnnbench.analysis.history import detect
 from rnnbench.cli import main
-from rnnbench.frame import load
-from rnnbench.history import detect
 from tests import synthetic_runs as S
 
 ASV_DATA = Path(__file__).parent / "data" / "asv"

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from rnnbench import backends
 from rnnbench.case import Case
-from rnnbench.grid import CELL_VARIANTS
-from rnnbench.verify import make_inputs, verify_kernel
+from rnnbench.measure.verify import make_inputs, verify_kernel
+from rnnbench.sweep.grid import CELL_VARIANTS
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

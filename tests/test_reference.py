@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnbench.cells import (
+from rnnbench.errors import UsageError
+from rnnbench.reference import (
     CellSpec,
     infer_shapes,
     init_inputs,
@@ -19,7 +20,6 @@ from rnnbench.cells import (
     reference_gradients,
     useful_flops,
 )
-from rnnbench.errors import UsageError
 
 TORCH = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
 

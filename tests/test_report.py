@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnnbench.analysis.doctor import document, measure_set
+from rnnbench.analysis.frame import load
 from rnnbench.case import Case
 from rnnbench.cli import main
-from rnnbench.doctor import document, measure_set
-from rnnbench.frame import load
-from rnnbench.report import build_report
+from rnnbench.report.build import build_report
 from tests import synthetic_runs as S
 
 ASV_DATA = Path(__file__).parent / "data" / "asv"
@@ -49,7 +49,7 @@ def _results(root: Path) -> Path:
     # a real (tiny) run: a few numpy kernels timed here, stored as a runner document
     real = [Case("numpy", "cpu", "rnn", f, "eager", "forward", 4, 16, 16, 8) for f in ("separate", "concat", "hoisted")]
     from rnnbench import backends
-    from rnnbench.verify import make_inputs
+    from rnnbench.measure.verify import make_inputs
 
     kernels = {c: backends.get("numpy").build(c, *make_inputs(c)).call for c in real}
     measured = measure_set(kernels, dict.fromkeys(real, 5), n_samples=5)

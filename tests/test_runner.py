@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from rnnbench.case import Case
-from rnnbench.grid import PRESETS, Grid, expand, override, parse_shard, shard
-from rnnbench.machine import fingerprint
-from rnnbench.runner import RunOptions, run_cases
-from rnnbench.store import RECORD_FIELDS, iter_documents, read_document, validate
-from rnnbench.timing import TimingConfig
+from rnnbench.measure.machine import fingerprint
+from rnnbench.measure.timing import TimingConfig
+from rnnbench.sweep.grid import PRESETS, Grid, expand, override, parse_shard, shard
+from rnnbench.sweep.runner import RunOptions, run_cases
+from rnnbench.sweep.store import RECORD_FIELDS, iter_documents, read_document, validate
 from tests.faulty_worker import faulty_worker
 
 FAST = TimingConfig(budget_s=0.02, warmup_budget_s=0.01, min_samples=3)
@@ -150,7 +150,7 @@ def test_document_validates_and_round_trips(tmp_path):
 )
 def test_run_bad_input_one_line_exit_2(args, tmp_path):
     if "cuda" in args:
-        from tests.conftest import HAS_CUDA
+        from tests.hardware import HAS_CUDA
 
         if HAS_CUDA:
             pytest.skip("has a GPU")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rnnbench.timing import TimingConfig, measure, timer_overhead
+from rnnbench.measure.timing import TimingConfig, measure, timer_overhead
 
 
 class FakeClock:

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from rnnbench.case import FRAMEWORKS, Case
-from rnnbench.cells import Array
 from rnnbench.errors import Unsupported, UsageError
+from rnnbench.reference import Array
 
 __all__ = ["Backend", "Kernel", "Outputs", "available", "get"]
 

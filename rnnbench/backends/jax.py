@@ -18,8 +18,8 @@ import numpy as np
 
 from rnnbench.backends import Backend, Kernel, Outputs, stack_states
 from rnnbench.case import Case
-from rnnbench.cells import Array
 from rnnbench.formulations import Ops, pack, run_layers, unpack_grads
+from rnnbench.reference import Array
 
 
 @functools.cache

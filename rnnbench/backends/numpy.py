@@ -2,7 +2,7 @@
 
 numpy has no autograd and no RNN layer, so it times `separate`, `concat` and
 `hoisted` forward in eager float32; train cases are reported as unsupported
-(the reference gradients in `rnnbench.cells` are hand-written BPTT, an oracle,
+(the reference gradients in `rnnbench.reference` are hand-written BPTT, an oracle,
 not something worth timing).
 """
 
@@ -15,8 +15,8 @@ import numpy as np
 
 from rnnbench.backends import Backend, Kernel, Outputs, stack_states
 from rnnbench.case import Case
-from rnnbench.cells import Array
 from rnnbench.formulations import Ops, Step, pack, run_layers
+from rnnbench.reference import Array
 
 
 def _scan(step: Step, carry: tuple[Any, ...], xs: Any) -> tuple[tuple[Any, ...], Any]:

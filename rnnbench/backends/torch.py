@@ -20,8 +20,8 @@ import numpy as np
 
 from rnnbench.backends import Backend, Kernel, Outputs, stack_states
 from rnnbench.case import Case
-from rnnbench.cells import Array, negate_update_gate, weight_names
 from rnnbench.formulations import Ops, Step, pack, run_layers, unpack_grads
+from rnnbench.reference import Array, negate_update_gate, weight_names
 
 
 @functools.cache

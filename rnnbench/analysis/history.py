@@ -13,20 +13,18 @@ if it went down.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.tables import format_markdown, format_table
+from rnnbench.display import format_markdown, format_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MIN_POINTS", "StepChange", "detect", "format_steps", "run_regressions", "series"]
+__all__ = ["MIN_POINTS", "StepChange", "detect", "format_steps", "series"]
 
 MIN_POINTS = 3  # a step needs a level before it and at least one point after
 MIN_LEVEL = 2  # points an interior level must hold to count as one
@@ -123,17 +121,3 @@ def format_steps(steps: list[StepChange], fmt: str = "table", threshold: float =
     if fmt == "markdown":
         return f"**{head}**\n\n" + format_markdown(headers, rows) + "\n"
     return head + ("\n\n" + format_table(headers, rows) if rows else "")
-
-
-def run_regressions(args: argparse.Namespace) -> int:
-    """The `rnnbench regressions [PATHS]` command."""
-    from rnnbench.errors import UsageError
-    from rnnbench.frame import load, one_line_warnings
-
-    if not 0 < args.threshold < 1:
-        raise UsageError(f"--threshold must be a fraction between 0 and 1, got {args.threshold}")
-    with one_line_warnings():
-        frame = load(args.paths or None)
-    steps = detect(frame, args.threshold)
-    sys.stdout.write(format_steps(steps, args.format, args.threshold).rstrip("\n") + "\n")
-    return 0

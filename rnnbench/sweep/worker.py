@@ -16,8 +16,8 @@ import traceback
 from typing import Any
 
 from rnnbench.case import Case
-from rnnbench.store import now_iso
-from rnnbench.timing import Measurement, TimingConfig, measure
+from rnnbench.measure.timing import Measurement, TimingConfig, measure
+from rnnbench.sweep.store import now_iso
 
 __all__ = ["make_record", "measure_case", "measure_peak", "worker_main"]
 
@@ -102,7 +102,7 @@ def measure_case(
     """
     from rnnbench import backends
     from rnnbench.errors import Unsupported
-    from rnnbench.verify import compare, make_inputs, reference
+    from rnnbench.measure.verify import compare, make_inputs, reference
 
     if cache is not None and case.key in cache:
         kernel, check = cache[case.key]
@@ -151,7 +151,7 @@ def measure_case(
 
 def worker_main(conn: Any, threads: int, config: TimingConfig) -> None:
     """Loop of the worker process (entry point of `multiprocessing` spawn)."""
-    from rnnbench.threads import apply_threads
+    from rnnbench.measure.threads import apply_threads
 
     apply_threads(threads)
     cache: dict[str, Any] = {}

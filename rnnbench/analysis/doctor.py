@@ -12,12 +12,11 @@ on real data.
 
 Samples are taken here with `time.perf_counter` around `number` calls
 (`_samples`) with a fixed count, so that both sets of an A/A pair have the same
-size; the runner's `rnnbench.timing.measure` adapts its count instead.
+size; the runner's `rnnbench.measure.timing.measure` adapts its count instead.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -31,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from rnnbench.analysis.compare import THRESHOLD, compare_samples
 from rnnbench.case import Case
-from rnnbench.compare import THRESHOLD, compare_samples
 
-__all__ = ["KERNEL_SET", "Measured", "document", "measure_set", "run_doctor", "timer_stats"]
+__all__ = ["KERNEL_SET", "DoctorOptions", "Measured", "document", "measure_set", "run_doctor", "timer_stats"]
 
 # small enough that a full doctor run takes seconds, large enough that a call is
 # well above timer resolution: rnn/gru/lstm x three formulations x two shapes
@@ -110,7 +109,7 @@ def _slowed(call: Callable[[], Any], fraction: float) -> Callable[[], Any]:
 
 def _kernels(cases: Sequence[Case]) -> dict[Case, Callable[[], Any]]:
     from rnnbench import backends
-    from rnnbench.verify import make_inputs
+    from rnnbench.measure.verify import make_inputs
 
     return {c: backends.get(c.framework).build(c, *make_inputs(c)).call for c in cases}
 
@@ -135,10 +134,10 @@ def document(
     measured: Sequence[Measured], created: datetime | None = None, machine: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """An `rnnbench-run` document (schema api_version 1) holding `measured`."""
-    from rnnbench.machine import fingerprint
-    from rnnbench.store import new_document, now_iso
-    from rnnbench.timing import Measurement
-    from rnnbench.worker import make_record
+    from rnnbench.measure.machine import fingerprint
+    from rnnbench.measure.timing import Measurement
+    from rnnbench.sweep.store import new_document, now_iso
+    from rnnbench.sweep.worker import make_record
 
     machine = machine or fingerprint()
     doc = new_document(machine, command=["rnnbench", "doctor"], preset="doctor", shard=None, created=created)
@@ -159,12 +158,27 @@ def _governor() -> str | None:
         return None
 
 
-def run_doctor(args: argparse.Namespace) -> int:
-    """The `rnnbench doctor` command."""
-    from rnnbench.errors import UsageError
+@dataclass(frozen=True)
+class DoctorOptions:
+    """What `run_doctor` measures: rounds of A/A and A/B sets, their size, and the injected slowdown."""
 
-    if args.rounds < 1 or args.samples < 3:
-        raise UsageError("--rounds must be at least 1 and --samples at least 3")
+    rounds: int = 5
+    samples: int = 15
+    sample_time: float = 0.002
+    slowdown: float = 0.20
+    threads: int = 1
+    save: Path | None = None
+
+
+def run_doctor(args: DoctorOptions) -> int:
+    """Measure this machine's timer, noise and `compare`'s error rates; print them and advice."""
+    if args.save is not None:  # fail before minutes of measuring, not after
+        from rnnbench.errors import UsageError
+
+        try:
+            args.save.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot write to --save {args.save}: {exc.strerror or exc}") from None
     say = print
     t = timer_stats()
     say(
@@ -196,18 +210,17 @@ def run_doctor(args: argparse.Namespace) -> int:
     slow_other: list[str] = []
     first: tuple[list[Measured], list[Measured], list[Measured]] | None = None
     slowdown = args.slowdown
-    limit = threadpool_limits(args.threads)
-    for r in range(args.rounds):
-        base = measure_set(kernels, numbers, args.samples)
-        same = measure_set(kernels, numbers, args.samples)
-        slow = measure_set(kernels, numbers, args.samples, lambda c: slowdown if c.formulation == "concat" else 0.0)
-        first = first or (base, same, slow)
-        for b, s, x in zip(base, same, slow):
-            aa.append(compare_samples(b.samples_s, s.samples_s, THRESHOLD, seed=r).verdict)
-            v = compare_samples(b.samples_s, x.samples_s, THRESHOLD, seed=r).verdict
-            (slow_concat if b.case.formulation == "concat" else slow_other).append(v)
-        print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
-    limit.restore_original_limits()
+    with threadpool_limits(args.threads):  # restored on any exit, an error or Ctrl-C included
+        for r in range(args.rounds):
+            base = measure_set(kernels, numbers, args.samples)
+            same = measure_set(kernels, numbers, args.samples)
+            slow = measure_set(kernels, numbers, args.samples, lambda c: slowdown if c.formulation == "concat" else 0.0)
+            first = first or (base, same, slow)
+            for b, s, x in zip(base, same, slow):
+                aa.append(compare_samples(b.samples_s, s.samples_s, THRESHOLD, seed=r).verdict)
+                v = compare_samples(b.samples_s, x.samples_s, THRESHOLD, seed=r).verdict
+                (slow_concat if b.case.formulation == "concat" else slow_other).append(v)
+            print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
 
     def rate(verdicts: list[str], what: str) -> float:
         return verdicts.count(what) / len(verdicts) if verdicts else float("nan")
@@ -227,9 +240,8 @@ def run_doctor(args: argparse.Namespace) -> int:
         f"injected {slowdown:.0%} slowdown into concat: {det:.1%} of {len(slow_concat)} concat comparisons flagged "
         f"slower; {other:.1%} of {len(slow_other)} other comparisons flagged (slower or faster)"
     )
-    if args.save and first:
-        folder = Path(args.save)
-        folder.mkdir(parents=True, exist_ok=True)
+    if args.save is not None and first:
+        folder = args.save
         for name, ms in zip(("base", "same", "slow"), first):
             (folder / f"{name}.json").write_text(json.dumps(document(ms), indent=1))
         say(

@@ -25,11 +25,9 @@ drift a regression. A real change of a few times t clears the edge easily.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rnnbench.display import format_markdown, format_table
 from rnnbench.errors import UsageError
-from rnnbench.tables import format_markdown, format_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +52,6 @@ __all__ = [
     "compare_samples",
     "format_comparison",
     "resolve",
-    "run_compare",
 ]
 
 THRESHOLD = 0.05
@@ -243,7 +240,7 @@ _COMMIT = re.compile(r"^[0-9a-fA-F]{4,40}$")
 
 def resolve(spec: str, store: str | Path = "results") -> pd.DataFrame:
     """A result file, a directory, or a commit prefix of documents in `store` -> its rows."""
-    from rnnbench.frame import load
+    from rnnbench.analysis.frame import load
 
     path = Path(spec)
     if path.exists():
@@ -333,17 +330,3 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
         table = format_markdown(headers, rows)
         return "\n\n".join([f"**{summary}**", f"_{METHOD}_", table, *(f"- {e}" for e in extra)]) + "\n"
     return "\n".join([summary, METHOD, "", format_table(headers, rows), *(["", *extra] if extra else [])])
-
-
-def run_compare(args: argparse.Namespace) -> int:
-    """The `rnnbench compare BASE NEW` command."""
-    from rnnbench.frame import one_line_warnings
-
-    if not 0 < args.threshold < 1:
-        raise UsageError(f"--threshold must be a fraction between 0 and 1, got {args.threshold}")
-    with one_line_warnings():
-        base = resolve(args.base, args.results)
-        new = resolve(args.new, args.results)
-    cmp = compare_frames(base, new, threshold=args.threshold)
-    sys.stdout.write(format_comparison(cmp, args.format).rstrip("\n") + "\n")
-    return 1 if args.fail_on_regression and cmp.count("slower") else 0

@@ -267,7 +267,7 @@ def _shape_fields(value: Any) -> dict[str, int]:
 
 def _asv_case(name: str, params: dict[str, Any]) -> Case | None:
     """The `Case` an asv benchmark measured, if its name and parameters say enough to rebuild it."""
-    from rnnbench.grid import CELL_VARIANTS, PRIMARY_MODE
+    from rnnbench.sweep.grid import CELL_VARIANTS, PRIMARY_MODE
 
     parts = name.split(".")
     fields: dict[str, Any] = {}
@@ -461,14 +461,3 @@ def export(frame: pd.DataFrame, out: str | Path) -> Path:
     else:
         raise UsageError(f"--out must end in .csv or .parquet, got {out.name!r}")
     return out
-
-
-def run_export(args: Any) -> int:
-    """The `rnnbench export [PATHS] --out FILE` command."""
-    if Path(args.out).suffix not in (".csv", ".parquet"):  # fail before reading a large tree
-        raise UsageError(f"--out must end in .csv or .parquet, got {Path(args.out).name!r}")
-    with one_line_warnings():
-        frame = load(args.paths or None)
-    out = export(frame, args.out)
-    print(f"rnnbench: {len(frame)} rows written to {out}")
-    return 0

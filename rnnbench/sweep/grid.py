@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from rnnbench import backends
 from rnnbench.case import DEVICES, DTYPES, FORMULATIONS, FRAMEWORKS, MODES, PASSES, Case, check_choice
-from rnnbench.cells import CellSpec
 from rnnbench.errors import UsageError
+from rnnbench.reference import CellSpec
 
 __all__ = ["CELL_VARIANTS", "PRESETS", "Grid", "expand", "parse_shard", "preset", "shard"]
 

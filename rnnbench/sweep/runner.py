@@ -27,9 +27,9 @@ from typing import Any
 from tqdm import tqdm
 
 from rnnbench.case import Case
-from rnnbench.store import RunWriter
-from rnnbench.timing import Measurement, TimingConfig
-from rnnbench.worker import make_record, worker_main
+from rnnbench.measure.timing import Measurement, TimingConfig
+from rnnbench.sweep.store import RunWriter
+from rnnbench.sweep.worker import make_record, worker_main
 
 __all__ = ["RunOptions", "run_cases", "summary_rows"]
 

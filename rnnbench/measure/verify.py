@@ -19,7 +19,7 @@ import numpy as np
 
 from rnnbench.backends import Kernel, Outputs
 from rnnbench.case import Case
-from rnnbench.cells import Array, init_inputs, init_weights, reference_forward, reference_gradients
+from rnnbench.reference import Array, init_inputs, init_weights, reference_forward, reference_gradients
 
 __all__ = ["Check", "compare", "make_inputs", "reference", "tolerance", "verify_kernel"]
 

@@ -11,7 +11,6 @@ Drawing itself lives in `rnnbench.charts`.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import html
 import json
@@ -24,13 +23,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnbench import charts
-from rnnbench.history import StepChange, detect, series
+from rnnbench.analysis.history import StepChange, detect, series
+from rnnbench.report import charts
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MAX_CHARTS", "Section", "build_report", "run_report"]
+__all__ = ["MAX_CHARTS", "Section", "build_report"]
 
 MAX_CHARTS = 24  # per section: more charts than this is a wall nobody reads
 MAX_GRID = 10  # rows/columns per heatmap, and shapes per bar chart, so labels stay readable
@@ -389,7 +388,7 @@ def _history(
 
 
 def _cross(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
-    from rnnbench.grid import PRIMARY_MODE
+    from rnnbench.sweep.grid import PRIMARY_MODE
 
     sec = Section(
         "frameworks",
@@ -600,7 +599,7 @@ def _page(sections: list[Section], frame: pd.DataFrame, generated: str) -> str:
 def build_report(
     frame: pd.DataFrame, out: str | Path, threshold: float = 0.05, max_charts: int = MAX_CHARTS, progress: bool = True
 ) -> Path:
-    """Write `out/index.html` and `out/img/*.png` for `frame` (from `rnnbench.frame.load`); returns the page."""
+    """Write `out/index.html` and `out/img/*.png` for `frame` (from `rnnbench.analysis.frame.load`); returns the page."""
     from tqdm import tqdm
 
     out = Path(out)
@@ -627,17 +626,3 @@ def build_report(
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page.write_text(_page(sections, frame, generated), encoding="utf-8")
     return page
-
-
-def run_report(args: argparse.Namespace) -> int:
-    """The `rnnbench report [PATHS] --out DIR` command."""
-    from rnnbench.errors import UsageError
-    from rnnbench.frame import load, one_line_warnings
-
-    with one_line_warnings():
-        frame = load(args.paths or None)
-    if frame.empty:
-        raise UsageError(f"no rnnbench or asv results in {', '.join(args.paths or ['results'])}")
-    page = build_report(frame, args.out, threshold=args.threshold, max_charts=args.max_charts, progress=not args.quiet)
-    print(f"rnnbench: report written to {page}")
-    return 0

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from tqdm import tqdm
 
 from rnnbench import backends
+from rnnbench.cli.options import add_grid_flags, grid_from_args
+from rnnbench.display import format_table
 from rnnbench.errors import Unsupported, UsageError
-from rnnbench.grid import Grid, expand
-from rnnbench.tables import format_table
-from rnnbench.verify import make_inputs, tolerance, verify_kernel
+from rnnbench.measure.verify import make_inputs, tolerance, verify_kernel
+from rnnbench.sweep.grid import Grid, expand
 
-__all__ = ["verify_grid"]
+__all__ = ["add_parser", "run", "verify_grid"]
 
 
 def verify_grid(grid: Grid, quiet: bool = False) -> int:
@@ -64,3 +66,14 @@ def verify_grid(grid: Grid, quiet: bool = False) -> int:
     frameworks = ", ".join(sorted({c.framework for c in cases}))
     print(f"\n{len(cases) - failures} passed, {failures} failed, {len(skipped)} not applicable ({frameworks})")
     return 1 if failures else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return verify_grid(grid_from_args(args), quiet=args.quiet)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("verify", help="check every formulation against the numpy reference")
+    add_grid_flags(p, "verify")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    p.set_defaults(func=run)

@@ -1,0 +1,65 @@
+"""`rnnbench harness`: measure rnnbench's own overheads (see `rnnbench.measure.harness`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from rnnbench.cli.options import threads
+from rnnbench.display import format_table
+
+__all__ = ["add_parser", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from rnnbench.measure.harness import compare_with_torch_timer, quick_preset_overhead
+    from rnnbench.measure.timing import timer_overhead
+
+    n_threads = args.threads or os.cpu_count() or 1
+    rows: list[list[object]] = []
+    overhead = timer_overhead()
+    rows.append(
+        [
+            "timer overhead per sample (perf_counter pair)",
+            f"{overhead * 1e9:.0f} ns",
+            f"{overhead / 1e-3:.2%} of a 1 ms sample",
+        ]
+    )
+    if not args.skip_torch:
+        t = compare_with_torch_timer(threads=n_threads)
+        rows.append(
+            [
+                "rnnbench / torch.utils.benchmark median",
+                f"{t['ratio']:.3f}",
+                f"{t['case']}, rounds {', '.join(f'{r:.3f}' for r in t['per_round_ratios'])}",
+            ]
+        )
+        rows.append(
+            [
+                "  rnnbench median",
+                f"{t['rnnbench_median_s'] * 1e3:.3f} ms",
+                f"torch Timer {t['torch_timer_median_s'] * 1e3:.3f} ms, {t['threads']} threads",
+            ]
+        )
+    if not args.skip_quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            q = quick_preset_overhead(Path(args.results) if args.results else Path(tmp), n_threads)
+        rows.append(["quick preset wall time", f"{q['wall_s']:.1f} s", f"{q['cases']} cases, {q['ok']} ok"])
+        rows.append(["  share outside timed regions", f"{q['outside_share']:.1%}", f"timed {q['timed_s']:.1f} s"])
+    print(format_table(["measure", "value", "detail"], rows))
+    sys.stdout.flush()
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "harness", help="measure rnnbench's own overheads (timer, quick preset, vs torch.utils.benchmark)"
+    )
+    p.add_argument("--threads", type=threads, default=None)
+    p.add_argument("--skip-quick", action="store_true", help="skip the quick-preset wall-time run")
+    p.add_argument("--skip-torch", action="store_true", help="skip the torch.utils.benchmark comparison")
+    p.add_argument("--results", help="keep the quick run's document here (default: a temporary directory)")
+    p.set_defaults(func=run)

@@ -1,0 +1,100 @@
+"""`rnnbench run`: verify and time a sweep, store every sample, print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rnnbench.cli.options import add_grid_flags, grid_from_args, int_range, positive_float, shard_spec, threads
+from rnnbench.display import format_table
+from rnnbench.errors import UsageError
+
+__all__ = ["add_parser", "default_results_dir", "run"]
+
+
+def default_results_dir() -> Path:
+    """`results/` of the repository rnnbench runs from (or of the working directory, when installed)."""
+    repo = Path(__file__).resolve().parents[2]
+    return repo / "results" if (repo / ".git").exists() else Path.cwd() / "results"
+
+
+def run(args: argparse.Namespace) -> int:
+    from rnnbench.measure.machine import fingerprint, gpu_info
+    from rnnbench.measure.timing import TimingConfig
+    from rnnbench.sweep.grid import expand, shard
+    from rnnbench.sweep.runner import RunOptions, run_cases, summary_rows
+    from rnnbench.sweep.store import done_keys
+    from rnnbench.sweep.worker import make_record
+
+    grid = grid_from_args(args)
+    if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
+        raise UsageError("device 'cuda' requested but no NVIDIA GPU is visible here (nvidia-smi not found)")
+    n_threads = args.threads or os.cpu_count() or 1
+    cases, skipped = expand(grid)
+    shard_text = None
+    if args.shard:
+        k, n = args.shard
+        cases, shard_text = shard(cases, k, n), f"{k}/{n}"
+        skipped = [(c, why) for i, (c, why) in enumerate(skipped) if i % n == k - 1]
+    results = Path(args.results) if args.results is not None else default_results_dir()
+    machine = fingerprint(n_threads)
+    if args.resume:
+        done = done_keys(results, machine["machine"], machine["git_commit"])
+        before = len(cases)
+        cases = [c for c in cases if c.key not in done]
+        print(f"rnnbench: --resume: {before - len(cases)} cases already recorded, {len(cases)} to go", file=sys.stderr)
+    if not cases and not args.resume:
+        raise UsageError("the grid is empty after filters (is the framework installed?)")
+    # the per-case budget and minimum sample count are split across the rounds
+    timing = TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)))
+    opts = RunOptions(
+        results_dir=results, threads=n_threads, timing=timing, timeout_s=args.timeout, progress=not args.no_progress,
+        command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text, rounds=args.rounds,
+    )  # fmt: skip
+    writer = run_cases(cases, machine, opts)
+    for case, why in skipped:
+        writer.doc["records"].append(make_record(case, "skipped", threads=n_threads, error=why))
+    writer.flush()
+    records = writer.doc["records"]
+    out = sys.stderr if args.json else sys.stdout
+    headers, rows = summary_rows(records)
+    if rows:
+        print(format_table(headers, rows), file=out)
+    failed = [r for r in records if r["status"] == "failed"]
+    for r in failed:
+        print(f"FAILED {r['key']}: {r['error']}", file=out)
+    ok = sum(r["status"] == "ok" for r in records)
+    print(f"\n{ok} measured, {len(failed)} failed, {len(skipped)} not applicable; results: {writer.path}", file=out)
+    if args.json:
+        json.dump(writer.doc, sys.stdout, indent=1)
+        print()
+    return 1 if failed else 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="verify and time a sweep; store every sample")
+    add_grid_flags(p, "quick")
+    p.add_argument(
+        "--threads", type=threads, default=None, help="compute threads for every framework (default: all cores)"
+    )
+    p.add_argument("--shard", type=shard_spec, help="K/N: run the K-th of N disjoint parts of the grid")
+    p.add_argument("--resume", action="store_true", help="skip cases already recorded for this machine and commit")
+    p.add_argument("--results", help="results directory (default: results/ in the repo)")
+    p.add_argument("--json", action="store_true", help="print the run document to stdout (the table goes to stderr)")
+    p.add_argument(
+        "--budget", type=positive_float(3600), default=1.0,
+        help="sampling seconds per case, all rounds together (default 1.0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--rounds", type=int_range(1, 100), default=2,
+        help="sweeps over each group; a case's samples span them (default 2)",
+    )  # fmt: skip
+    p.add_argument(
+        "--timeout", type=positive_float(7 * 24 * 3600), default=600.0,
+        help="seconds before a case's worker is killed (default 600)",
+    )  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
