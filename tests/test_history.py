@@ -12,11 +12,11 @@ from rnnbench.analysis.history import detect
 from rnnbench.cli import main
 from tests import synthetic_runs as S
 
-ASV_DATA = Path(__file__).parent / "data" / "asv"
+ASV_DATA = Path(__file__).parent / "data" / "asv-legacy"
 
 
 def test_the_regression_injected_into_the_asv_project_is_found_and_nothing_else() -> None:
-    # tests/data/asv: six commits; from the fourth (f31f865c) the concat benchmarks call the kernel twice
+    # tests/data/asv-legacy: six commits; from the fourth (f31f865c) the concat benchmarks call the kernel twice
     steps = detect(load(ASV_DATA))
     assert {(s.kind, s.key.split("/")[3], (s.commit or "")[:8]) for s in steps} == {
         ("regression", "concat", "f31f865c")

@@ -20,7 +20,7 @@ from rnnbench.cli import main
 from rnnbench.report.build import build_report
 from tests import synthetic_runs as S
 
-ASV_DATA = Path(__file__).parent / "data" / "asv"
+ASV_DATA = Path(__file__).parent / "data" / "asv-legacy"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # `make test` installs chromium and sets this, so there a missing browser fails instead of skipping
 NO_BROWSER = not Path(CHROMIUM).exists() and not os.environ.get("RNNBENCH_REQUIRE_BROWSER")

@@ -1,15 +1,27 @@
 """One tidy frame: every runner document and asv result under `results/` as one pandas DataFrame.
 
 This module owns reading result files (both the runner's `rnnbench-run`
-documents and asv 0.6 result files) and the column vocabulary every analysis
-(`report`, `compare`, `regressions`, `export`) works on: one row per measured
-case per run, with the `Case` fields, the statistics, the per-call samples,
-and the provenance (source, file, commit, date, machine fingerprint).
+documents, through the typed model in `sweep.records`, and asv 0.6 result
+files) and the column vocabulary every analysis (`report`, `compare`,
+`regressions`, `export`) works on: one row per measured case, metric and run,
+with the `Case` fields, the metric (`metric`, `unit`, `direction`, `value`),
+the time statistics, the per-call samples (flat and per round), and the
+provenance (source, file, commit, date, machine fingerprint).
+
+Metrics: runner rows and asv `time_*` benchmarks are `time` in `s`, lower is
+better, and only they fill `median_s` and the samples. asv `track_*` and
+`peakmem_*` benchmarks are their own metrics, named after the method
+(`gflops`, `concat_over_separate`) or `peakmem`, with the `unit` from asv's
+`benchmarks.json` and a `direction`: `lower` for times and bytes, `higher`
+for rates (a unit ending in `/s`, e.g. GFLOP/s), None for anything else
+(a ratio has no better side). Their number is in `value`.
 
 Files that are not results (unreadable JSON, another tool's documents, a newer
-`api_version`) are skipped with a `SkippedFileWarning` naming the file, never
-an exception: a results tree collected from many machines always holds some
-debris, and one bad file must not hide the rest.
+`api_version`) are skipped with a `SkippedFileWarning` naming the file, and a
+malformed record (a field of the wrong type, a non-finite or non-positive
+time, statistics that disagree with the samples) with one naming the file and
+the field, never an exception: a results tree collected from many machines
+always holds some debris, and one bad record must not hide the rest.
 """
 
 from __future__ import annotations
@@ -25,8 +37,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.case import Case
+from rnnbench.case import PASSES, Case
 from rnnbench.errors import UsageError
+from rnnbench.sweep.records import KIND, DocumentError, Record, RunDocument
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,16 +48,16 @@ __all__ = [
     "CASE_COLUMNS",
     "COLUMNS",
     "MACHINE_COLUMNS",
+    "METRIC_COLUMNS",
     "STAT_COLUMNS",
     "SkippedFileWarning",
+    "SkippedRecordWarning",
     "export",
     "iter_rows",
     "load",
     "one_line_warnings",
 ]
 
-RUN_KIND = "rnnbench-run"
-RUN_API_VERSION = 1
 
 CASE_COLUMNS = (
     "key",
@@ -65,6 +78,12 @@ CASE_COLUMNS = (
     "layers",
     "dtype",
 )
+METRIC_COLUMNS = (
+    "metric",  # "time" (runner rows, asv time_*), "peakmem", or an asv track_* name ("gflops", ...)
+    "unit",  # "s", "bytes", or the unit an asv track_* benchmark declares ("GFLOP/s", ...)
+    "direction",  # "lower" or "higher" is better; None where neither is (a ratio)
+    "value",  # the metric's number: median seconds for "time"
+)
 STAT_COLUMNS = (
     "status",
     "error",
@@ -75,6 +94,8 @@ STAT_COLUMNS = (
     "q75_s",
     "samples_s",
     "n_samples",
+    "rounds",  # sweeps over the case's group whose samples it holds (asv: 1)
+    "round_samples_s",  # the samples per round, a list of lists; samples_s is them one after the other
     "number",
     "compile_s",
     "flops",
@@ -113,17 +134,19 @@ PROVENANCE_COLUMNS = (
     "preset",
     "shard",
 )
-COLUMNS = (*CASE_COLUMNS, *STAT_COLUMNS, *MACHINE_COLUMNS, *PROVENANCE_COLUMNS, "commit8")
-
-_RECORD_REQUIRED = ("key", "framework", "device", "cell", "formulation", "status")
+COLUMNS = (*CASE_COLUMNS, *METRIC_COLUMNS, *STAT_COLUMNS, *MACHINE_COLUMNS, *PROVENANCE_COLUMNS, "commit8")
 
 
 class SkippedFileWarning(UserWarning):
     """A file under the given paths was not a readable result and was left out."""
 
 
-def _skip(path: Path, reason: str) -> None:
-    warnings.warn(f"skipped {path}: {reason}", SkippedFileWarning, stacklevel=3)
+class SkippedRecordWarning(SkippedFileWarning):
+    """A record in a result file was malformed and was left out (the rest of the file was read)."""
+
+
+def _skip(path: Path, reason: str, category: type[Warning] = SkippedFileWarning) -> None:
+    warnings.warn(f"skipped {path}: {reason}", category, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -162,7 +185,7 @@ def _read_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         _skip(path, f"not readable JSON ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
         return None
 
@@ -203,70 +226,113 @@ def _machine_columns(machine: dict[str, Any], framework: str) -> dict[str, Any]:
     }
 
 
-def _run_rows(path: Path, doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    if doc.get("api_version") != RUN_API_VERSION:
-        _skip(path, f"rnnbench-run api_version {doc.get('api_version')!r}, this reader knows {RUN_API_VERSION}")
+def _time_columns(samples: Any) -> dict[str, Any]:
+    """The time statistics of a `records.Samples` (or of none) as frame columns."""
+    if samples is None:
+        return {"median_s": None, "iqr_s": None, "mean_s": None, "q25_s": None, "q75_s": None,
+                "samples_s": [], "n_samples": 0, "rounds": 0, "round_samples_s": []}  # fmt: skip
+    q25, q75 = samples.quartiles_s
+    return {
+        "median_s": samples.median_s,
+        "iqr_s": q75 - q25,
+        "mean_s": samples.mean_s,
+        "q25_s": q25,
+        "q75_s": q75,
+        "samples_s": list(samples.flat),
+        "n_samples": len(samples.flat),
+        "rounds": len(samples.rounds),
+        "round_samples_s": [list(r) for r in samples.rounds],
+    }
+
+
+def _record_row(path: Path, doc: RunDocument, rec: Record) -> dict[str, Any]:
+    machine = doc.machine
+    row: dict[str, Any] = {c: v for c, v in rec.case.to_dict().items() if c in CASE_COLUMNS}
+    row |= {"key": rec.key, "variant": rec.case.spec.label, "status": rec.status, "error": rec.error}
+    row |= {"metric": "time", "unit": "s", "direction": "lower", "value": rec.median_s}
+    row |= _time_columns(rec.samples)
+    row |= {
+        "number": rec.number,
+        "compile_s": rec.compile_s,
+        "flops": rec.flops,
+        "gflops": rec.gflops,
+        "peak_gflops": rec.peak_gflops,
+        "peak_fraction": rec.peak_fraction,
+        "max_abs_error": rec.max_abs_error,
+        "max_rel_error": rec.max_rel_error,
+        "noisy": rec.noisy,
+        "threads": rec.threads,
+    }
+    row.update(
+        **_machine_columns(dict(machine), rec.case.framework),
+        source="run",
+        file=str(path),
+        run_id=doc.run_id,
+        benchmark=None,
+        params=None,
+        commit=machine.get("git_commit"),
+        dirty=machine.get("git_dirty"),
+        date=rec.timestamp or doc.created,
+        preset=doc.preset,
+        shard=doc.shard,
+    )
+    return row
+
+
+def _run_rows(path: Path, raw: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    try:
+        doc, problems = RunDocument.from_json(raw)
+    except DocumentError as exc:
+        _skip(path, str(exc))
         return
-    machine, records = doc.get("machine"), doc.get("records")
-    if not isinstance(machine, dict) or not isinstance(records, list):
-        _skip(path, "rnnbench-run document without a machine object and a records list")
-        return
-    bad = 0
-    for rec in records:
-        if not isinstance(rec, dict) or any(k not in rec for k in _RECORD_REQUIRED):
-            bad += 1
-            continue
-        samples = [float(s) for s in rec.get("samples_s") or []]
-        q25, q75 = _quantiles(samples)
-        row = {c: rec.get(c) for c in CASE_COLUMNS + STAT_COLUMNS if c in rec}
-        row.update(
-            samples_s=samples,
-            n_samples=len(samples),
-            q25_s=q25,
-            q75_s=q75,
-            **_machine_columns(machine, str(rec["framework"])),
-            source="run",
-            file=str(path),
-            run_id=doc.get("run_id"),
-            benchmark=None,
-            params=None,
-            commit=machine.get("git_commit"),
-            dirty=machine.get("git_dirty"),
-            date=rec.get("timestamp") or doc.get("created"),
-            preset=doc.get("preset"),
-            shard=doc.get("shard"),
-        )
-        yield row
-    if bad:
-        _skip(path, f"{bad} of {len(records)} records lack {', '.join(_RECORD_REQUIRED)} (the rest were read)")
+    for problem in problems:
+        _skip(path, str(problem), SkippedRecordWarning)
+    for rec in doc.records:
+        yield _record_row(path, doc, rec)
 
 
 # -- asv results ------------------------------------------------------------------------------------
 
-# Benchmark class names in the asv suite are the cell (bench_cells.GRU), method names the pass.
-_CELLS = {"rnn": "rnn", "gru": "gru", "lstm": "lstm"}
-_SHAPE = re.compile(r"^b(\d+)_i(\d+)_h(\d+)_t(\d+)(?:_l(\d+))?$")
+# The suite's benchmark classes whose cell is not a parameter: the cell sweeps are named after their cell
+# (`RNNCell`, older suites `GRU`), and `StackedLayers` (benchmarks/bench_layers.py) stacks LSTM layers.
+_CLASS_CELLS = {"rnn": "rnn", "gru": "gru", "lstm": "lstm", "stackedlayers": "lstm"}
+# older suites wrote shapes as `b16_i64_h64_t32[_l2]`; today's write `B16 I64 H64 T32` (asvsuite.shapes)
+_LEGACY_SHAPE = re.compile(r"^b(\d+)_i(\d+)_h(\d+)_t(\d+)(?:_l(\d+))?$")
+_SHAPE_NAMES = ("batch", "input_size", "hidden", "seq_len", "layers")
+# asv benchmark types (benchmarks.json `type`) -> metric name and unit, where the type fixes them
+_TYPE_METRICS = {"time": ("time", "s"), "peakmemory": ("peakmem", "bytes"), "memory": ("mem", "bytes")}
+_METHOD_TYPES = {"time_": "time", "peakmem_": "peakmemory", "mem_": "memory", "track_": "track"}
 
 
 def _literal(text: str) -> Any:
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return text
 
 
 def _shape_fields(value: Any) -> dict[str, int]:
-    """`b16_i64_h64_t32[_l2]` or a (batch, input, hidden, seq_len) tuple -> Case fields."""
-    names = ("batch", "input_size", "hidden", "seq_len", "layers")
-    if isinstance(value, str) and (m := _SHAPE.match(value)):
-        return {n: int(v) for n, v in zip(names, m.groups()) if v is not None}
-    if isinstance(value, (tuple, list)) and len(value) in (4, 5) and all(isinstance(v, int) for v in value):
-        return dict(zip(names, value))
+    """A shape parameter -> Case fields: `B16 I64 H64 T32` (today), `b16_i64_h64_t32[_l2]` or a tuple (older suites)."""
+    from rnnbench.asvsuite import parse_shape
+
+    if isinstance(value, str):
+        try:
+            return dict(zip(_SHAPE_NAMES, parse_shape(value)))
+        except UsageError:
+            pass
+        if m := _LEGACY_SHAPE.match(value):
+            return {n: int(v) for n, v in zip(_SHAPE_NAMES, m.groups()) if v is not None}
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) in (4, 5)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return dict(zip(_SHAPE_NAMES, value))
     return {}
 
 
-def _asv_case(name: str, params: dict[str, Any]) -> Case | None:
-    """The `Case` an asv benchmark measured, if its name and parameters say enough to rebuild it."""
+def _asv_fields(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The `Case` fields an asv benchmark's name and parameter values say (as many as they say)."""
     from rnnbench.sweep.grid import CELL_VARIANTS, PRIMARY_MODE
 
     parts = name.split(".")
@@ -280,24 +346,62 @@ def _asv_case(name: str, params: dict[str, Any]) -> Case | None:
             fields.update(gru_update=spec.gru_update, gru_reset=spec.gru_reset)
         elif pname in ("pass", "pass_"):
             fields["pass_"] = value
+        elif pname == "framework" and isinstance(value, str):
+            # `torch:compiled`: a framework in a mode other than its usual one
+            framework, _, mode = value.partition(":")
+            fields["framework"] = framework
+            if mode:
+                fields["mode"] = mode
         else:
             fields[pname] = value
-    if "cell" not in fields and len(parts) >= 2 and parts[-2].lower() in _CELLS:
-        fields["cell"] = _CELLS[parts[-2].lower()]
+    if "cell" not in fields and len(parts) >= 2:
+        cls = parts[-2].lower()
+        cell = _CLASS_CELLS.get(cls[: -len("cell")] if cls.endswith("cell") else cls)
+        if cell:
+            fields["cell"] = cell
     method = parts[-1]
-    if "pass_" not in fields and method.startswith("time_"):
-        fields["pass_"] = method[len("time_") :]
+    if "pass_" not in fields:
+        for prefix in _METHOD_TYPES:
+            if method.startswith(prefix) and method[len(prefix) :] in PASSES:
+                fields["pass_"] = method[len(prefix) :]
     if "mode" not in fields and fields.get("framework") in PRIMARY_MODE:
         # asv suites that do not parametrise the mode run each framework the way its users do
         fields["mode"] = PRIMARY_MODE[fields["framework"]]
+    return fields
+
+
+def _asv_case(name: str, params: dict[str, Any]) -> Case | None:
+    """The `Case` an asv benchmark measured, if its name and parameters say enough to rebuild it."""
+    fields = _asv_fields(name, params)
     try:
         return Case.from_dict(fields) if {"framework", "formulation", "cell"} <= fields.keys() else None
-    except (UsageError, TypeError):
+    except (UsageError, TypeError, ValueError):
         return None
 
 
-def _asv_param_names(path: Path, cache: dict[Path, dict[str, list[str]]]) -> dict[str, list[str]]:
-    """Parameter names per benchmark from the nearest `benchmarks.json` above `path`."""
+def _asv_metric(bench: str, info: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """(metric, unit, direction) of an asv benchmark, from its `benchmarks.json` type and unit (or its name)."""
+    method = bench.rsplit(".", 1)[-1]
+    btype = info.get("type")
+    if not isinstance(btype, str):
+        btype = next((t for p, t in _METHOD_TYPES.items() if method.startswith(p)), "track")
+    unit: str | None
+    if btype in _TYPE_METRICS:
+        metric, unit = _TYPE_METRICS[btype]
+    else:
+        metric = method[len("track_") :] if method.startswith("track_") else method
+        unit = info["unit"] if isinstance(info.get("unit"), str) else None
+    if unit in ("s", "bytes"):
+        direction: str | None = "lower"
+    elif unit is not None and unit.replace(" ", "").endswith("/s"):
+        direction = "higher"  # a rate: GFLOP/s, samples/s
+    else:
+        direction = None  # a ratio, a count: neither side is better by itself
+    return metric, unit, direction
+
+
+def _asv_benchmarks(path: Path, cache: dict[Path, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each benchmark's entry (param_names, type, unit) in the nearest `benchmarks.json` above `path`."""
     for parent in path.parents:
         if parent in cache:
             return cache[parent]
@@ -305,11 +409,11 @@ def _asv_param_names(path: Path, cache: dict[Path, dict[str, list[str]]]) -> dic
         if bj.is_file():
             try:
                 doc = json.loads(bj.read_text(encoding="utf-8"))
-                names = {k: list(v.get("param_names") or []) for k, v in doc.items() if isinstance(v, dict)}
-            except (OSError, ValueError, AttributeError):
-                names = {}
-            cache[parent] = names
-            return names
+                info = {k: v for k, v in doc.items() if isinstance(v, dict)} if isinstance(doc, dict) else {}
+            except (OSError, ValueError, RecursionError):
+                info = {}
+            cache[parent] = info
+            return info
     return {}
 
 
@@ -317,94 +421,148 @@ def _asv_machine(path: Path) -> dict[str, Any]:
     info: dict[str, Any] = {}
     mj = path.parent / "machine.json"
     if mj.is_file():
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, RecursionError):
             info = json.loads(mj.read_text(encoding="utf-8"))
     return info if isinstance(info, dict) else {}
 
 
-def _asv_rows(
-    path: Path, doc: dict[str, Any], names_cache: dict[Path, dict[str, list[str]]]
-) -> Iterator[dict[str, Any]]:
-    import itertools
+def _text_or_none(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
 
+
+def _asv_rows(
+    path: Path, doc: dict[str, Any], bench_cache: dict[Path, dict[str, dict[str, Any]]]
+) -> Iterator[dict[str, Any]]:
     from asv.results import Results
 
     try:
         res = Results.load(str(path))
+        keys = sorted(res.get_all_result_keys())
+        # asv stores the commit date in milliseconds since the epoch
+        date = datetime.fromtimestamp(res.date / 1000, tz=timezone.utc).isoformat() if res.date else None
     except Exception as exc:  # asv raises its own error types and plain ones for old formats
         _skip(
             path, f"asv could not read it ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
         )
         return
     machine_json = _asv_machine(path)
-    machine_name = res.params.get("machine") or machine_json.get("machine") or path.parent.name
+    machine_name = _text_or_none(res.params.get("machine")) or _text_or_none(machine_json.get("machine"))
+    num_cpu = _literal(str(machine_json["num_cpu"])) if machine_json.get("num_cpu") else None
     machine = {
-        "machine": machine_name,
-        "cpu_model": machine_json.get("cpu"),
-        "cpu_cores": _literal(str(machine_json["num_cpu"])) if machine_json.get("num_cpu") else None,
-        "os": machine_json.get("os"),
-        "python": res.params.get("python"),
+        "machine": machine_name or path.parent.name,
+        "cpu_model": _text_or_none(machine_json.get("cpu")),
+        "cpu_cores": num_cpu if isinstance(num_cpu, int) and not isinstance(num_cpu, bool) else None,
+        "os": _text_or_none(machine_json.get("os")),
+        "python": _text_or_none(res.params.get("python")),
     }
-    # asv stores the commit date in milliseconds since the epoch
-    date = datetime.fromtimestamp(res.date / 1000, tz=timezone.utc).isoformat() if res.date else None
-    param_names = _asv_param_names(path, names_cache)
-    for bench in sorted(res.get_all_result_keys()):
-        params = res.get_result_params(bench)
-        values = res.get_result_value(bench, params)
-        stats = res.get_result_stats(bench, params)
-        samples = res.get_result_samples(bench, params)
-        combos = list(itertools.product(*params)) if params else [()]
-        if not params:  # an unparametrised benchmark has scalars here
-            values, stats, samples = [values], [stats], [samples]
-        pnames = param_names.get(bench) or [f"param{i}" for i in range(len(params))]
-        for i, combo in enumerate(combos):
-            pvalues = {n: _literal(v) for n, v in zip(pnames, combo)}
-            case = _asv_case(bench, pvalues)
-            value = values[i] if i < len(values) else None
-            st = (stats[i] if i < len(stats) else None) or {}
-            smp = [float(s) for s in (samples[i] if samples and i < len(samples) and samples[i] else [])]
-            q25, q75 = st.get("q_25"), st.get("q_75")
-            if smp and q25 is None:
-                q25, q75 = _quantiles(smp)
-            ok = value is not None and value == value
-            # asv writes NaN for a benchmark skipped in setup (NotImplementedError) and null for a failure
-            status = "ok" if ok else ("failed" if value is None else "skipped")
-            row: dict[str, Any] = dict(case.to_dict()) if case else {}
-            if case:
-                row.update(key=case.key, variant=case.spec.label, flops=case.flops)
-            else:
-                row["key"] = f"asv/{bench}/" + "/".join(str(v) for v in pvalues.values())
-            median = float(value) if ok and value is not None else None
-            row.update(
-                status=status,
-                error={
-                    "ok": None,
-                    "failed": "asv recorded a failure",
-                    "skipped": "skipped by asv (setup raised NotImplementedError)",
-                }[status],
-                median_s=median,
-                iqr_s=(q75 - q25) if q25 is not None and q75 is not None else None,
-                q25_s=q25,
-                q75_s=q75,
-                samples_s=smp,
-                n_samples=len(smp),
-                number=st.get("number"),
-                gflops=(case.flops / median / 1e9) if case and median else None,
-                **{**dict.fromkeys(MACHINE_COLUMNS), **machine},
-                source="asv",
-                file=str(path),
-                run_id=None,
-                benchmark=bench,
-                params=", ".join(f"{k}={v}" for k, v in pvalues.items()),
-                commit=res.commit_hash,
-                dirty=None,
-                date=date,
-                preset=None,
-                shard=None,
-            )
-            if case:
-                row["framework_version"] = None
-            yield row
+    benchmarks = _asv_benchmarks(path, bench_cache)
+    for bench in keys:
+        try:
+            yield from _asv_bench_rows(path, res, bench, benchmarks.get(bench) or {}, machine, date)
+        except Exception as exc:  # a corrupt entry loses that benchmark, never the file or the run
+            _skip(path, f"benchmark {bench}: unreadable ({type(exc).__name__})", SkippedRecordWarning)
+
+
+def _asv_bench_rows(
+    path: Path, res: Any, bench: str, info: dict[str, Any], machine: dict[str, Any], date: str | None
+) -> Iterator[dict[str, Any]]:
+    import itertools
+    import math
+
+    params = res.get_result_params(bench)
+    values = res.get_result_value(bench, params)
+    stats = res.get_result_stats(bench, params)
+    samples = res.get_result_samples(bench, params)
+    combos = list(itertools.product(*params)) if params else [()]
+    if not params:  # an unparametrised benchmark has scalars here
+        values, stats, samples = [values], [stats], [samples]
+    pnames = list(info.get("param_names") or []) or [f"param{i}" for i in range(len(params))]
+    metric, unit, direction = _asv_metric(bench, info)
+    is_time = metric == "time"
+    for i, combo in enumerate(combos):
+        pvalues = {n: _literal(v) for n, v in zip(pnames, combo)}
+        fields = _asv_fields(bench, pvalues)
+        case = _asv_case(bench, pvalues)
+        value = values[i] if i < len(values) else None
+        st = (stats[i] if i < len(stats) else None) or {}
+        raw_samples = samples[i] if samples and i < len(samples) and samples[i] else []
+        # asv writes NaN for a benchmark skipped in setup (NotImplementedError) and null for a failure
+        if value is None:
+            status = "failed"
+        elif isinstance(value, float) and math.isnan(value):
+            status = "skipped"
+        else:
+            status = "ok"
+        if status == "ok":
+            bad = _bad_asv_value(value, positive=metric != "track")
+            if bad is None and is_time:
+                bad = next(
+                    (f"samples: {_bad_asv_value(s, True)}" for s in raw_samples if _bad_asv_value(s, True)), None
+                )
+            if bad:
+                _skip(path, f"benchmark {bench} ({', '.join(map(str, combo))}): {bad}", SkippedRecordWarning)
+                continue
+        row: dict[str, Any] = {k: v for k, v in fields.items() if k in CASE_COLUMNS}
+        if "pass_" in fields:
+            row["pass"] = fields["pass_"]
+        if case:
+            row.update(case.to_dict())
+            row.update(key=case.key, variant=case.spec.label, flops=case.flops)
+        else:
+            row["key"] = f"asv/{bench}/" + "/".join(str(v) for v in pvalues.values())
+        number = float(value) if status == "ok" and value is not None else None
+        median = number if is_time else None
+        smp = [float(s) for s in raw_samples] if is_time else []
+        q25, q75 = (st.get("q_25"), st.get("q_75")) if is_time else (None, None)
+        if smp and q25 is None:
+            q25, q75 = _quantiles(smp)
+        row.update(
+            status=status,
+            error={
+                "ok": None,
+                "failed": "asv recorded a failure",
+                "skipped": "skipped by asv (setup raised NotImplementedError)",
+            }[status],
+            metric=metric,
+            unit=unit,
+            direction=direction,
+            value=number,
+            median_s=median,
+            iqr_s=(q75 - q25) if q25 is not None and q75 is not None else None,
+            q25_s=q25,
+            q75_s=q75,
+            samples_s=smp,
+            n_samples=len(smp),
+            rounds=1 if smp else 0,
+            round_samples_s=[smp] if smp else [],
+            number=st.get("number") if is_time else None,
+            gflops=(case.flops / median / 1e9) if case and median else None,
+            **{**dict.fromkeys(MACHINE_COLUMNS), **machine},
+            source="asv",
+            file=str(path),
+            run_id=None,
+            benchmark=bench,
+            params=", ".join(f"{k}={v}" for k, v in pvalues.items()),
+            commit=_text_or_none(res.commit_hash),
+            dirty=None,
+            date=date,
+            preset=None,
+            shard=None,
+        )
+        yield row
+
+
+def _bad_asv_value(v: Any, positive: bool) -> str | None:
+    """Why an asv number cannot be a measurement (None if it can)."""
+    import math
+
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return f"not a number ({type(v).__name__})"
+    if not math.isfinite(v):
+        return f"not finite ({v})"
+    if positive and v <= 0:
+        return f"not positive ({v})"
+    return None
 
 
 # -- the frame --------------------------------------------------------------------------------------
@@ -413,17 +571,17 @@ def _asv_rows(
 def iter_rows(paths: Iterable[str | Path] | None = None) -> Iterator[dict[str, Any]]:
     """Every measured case in the result files under `paths` (default `results/`), as dicts."""
     roots = [Path(p) for p in (paths or ["results"])]
-    names_cache: dict[Path, dict[str, list[str]]] = {}
+    bench_cache: dict[Path, dict[str, dict[str, Any]]] = {}
     for path in _json_files(roots):
         if path.name in ("benchmarks.json", "machine.json") and path.parent.name != "runs":
             continue  # asv's metadata files, read alongside the results they describe
         doc = _read_json(path)
         if doc is None:
             continue
-        if isinstance(doc, dict) and doc.get("kind") == RUN_KIND:
+        if isinstance(doc, dict) and doc.get("kind") == KIND:
             yield from _run_rows(path, doc)
         elif _is_asv_result(doc):
-            yield from _asv_rows(path, doc, names_cache)
+            yield from _asv_rows(path, doc, bench_cache)
         else:
             _skip(path, "neither an rnnbench-run document nor an asv result")
 
@@ -431,9 +589,11 @@ def iter_rows(paths: Iterable[str | Path] | None = None) -> Iterator[dict[str, A
 def load(paths: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame:
     """All runner documents and asv results under `paths` (files or folders; default `results/`).
 
-    One row per measured case per run, columns `COLUMNS`; `date` is a UTC
-    timestamp, `samples_s` a list of per-call seconds (empty when none were
-    recorded). Files that are not results are skipped with a `SkippedFileWarning`.
+    One row per measured case, metric and run, columns `COLUMNS`; `date` is a
+    UTC timestamp, `samples_s` a list of per-call seconds (empty when none
+    were recorded) and `round_samples_s` the same samples as one list per
+    round. Files that are not results are skipped with a `SkippedFileWarning`,
+    malformed records with a `SkippedRecordWarning` naming the file and field.
     """
     import pandas as pd
 
@@ -441,11 +601,12 @@ def load(paths: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame
         paths = [paths]
     frame = pd.DataFrame(list(iter_rows(paths)), columns=list(COLUMNS[:-1]))
     frame["date"] = pd.to_datetime(frame["date"], utc=True, errors="coerce", format="mixed")
-    for col in ("batch", "input_size", "hidden", "seq_len", "layers", "flops", "number", "threads", "cpu_cores"):
+    int_columns = ("batch", "input_size", "hidden", "seq_len", "layers", "flops", "number", "threads", "cpu_cores")
+    for col in (*int_columns, "rounds"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
-    for col in ("median_s", "iqr_s", "mean_s", "q25_s", "q75_s", "compile_s", "gflops", "peak_gflops"):
+    for col in ("value", "median_s", "iqr_s", "mean_s", "q25_s", "q75_s", "compile_s", "gflops", "peak_gflops"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    frame["commit8"] = frame["commit"].str[:8]
+    frame["commit8"] = frame["commit"].astype("object").map(lambda c: c[:8] if isinstance(c, str) else None)
     return frame
 
 
@@ -457,6 +618,7 @@ def export(frame: pd.DataFrame, out: str | Path) -> Path:
     elif out.suffix == ".csv":
         flat = frame.copy()
         flat["samples_s"] = [json.dumps(list(s)) for s in flat["samples_s"]]
+        flat["round_samples_s"] = [json.dumps([list(r) for r in s]) for s in flat["round_samples_s"]]
         flat.to_csv(out, index=False)
     else:
         raise UsageError(f"--out must end in .csv or .parquet, got {out.name!r}")

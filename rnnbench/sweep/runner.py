@@ -27,7 +27,8 @@ from typing import Any
 from tqdm import tqdm
 
 from rnnbench.case import Case
-from rnnbench.measure.timing import Measurement, TimingConfig
+from rnnbench.measure.timing import TimingConfig
+from rnnbench.sweep.records import Record, RecordError
 from rnnbench.sweep.store import RunWriter
 from rnnbench.sweep.worker import make_record, worker_main
 
@@ -110,27 +111,16 @@ def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) 
 
 
 def merge_round(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """`record` with a later round's samples added (statistics recomputed over all of them)."""
-    if new["status"] != "ok":
-        note = f"round {record.get('rounds', 1) + 1}: {new['error']}"
-        return record | {"error": f"{record['error']}; {note}" if record.get("error") else note}
-    samples = tuple(record["samples_s"]) + tuple(new["samples_s"])
-    m = Measurement(samples, record["number"], record["compile_s"] or 0.0, 0, record.get("noise_threshold", 0.05))
-    merged = record | {
-        "samples_s": list(samples),
-        "median_s": m.median_s,
-        "iqr_s": m.iqr_s,
-        "mean_s": m.mean_s,
-        "noisy": m.noisy,
-        "rounds": record.get("rounds", 1) + 1,
-        "round_medians_s": [*record.get("round_medians_s", [record["median_s"]]), new["median_s"]],
-        "timed_s": (record.get("timed_s") or 0.0) + (new.get("timed_s") or 0.0),
-        "wall_s": record.get("wall_s", 0.0) + new.get("wall_s", 0.0),
-    }
-    merged["gflops"] = record["flops"] / m.median_s / 1e9
-    if record.get("peak_gflops"):
-        merged["peak_fraction"] = merged["gflops"] / record["peak_gflops"]
-    return merged
+    """`record` with a later round added (`records.Record.merge`: statistics recomputed over every round).
+
+    A reply that is not a valid record counts as a round that failed, with the reason as its error.
+    """
+    first = Record.from_json(record)
+    try:
+        later = Record.from_json(new)
+    except RecordError as exc:
+        later = Record(first.case, "failed", error=f"the worker's record is malformed: {exc}")
+    return first.merge(later).to_json()
 
 
 def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter, opts: RunOptions, bar: tqdm) -> None:  # type: ignore[type-arg]
@@ -182,7 +172,7 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
             record["wall_s"] = time.perf_counter() - start
             if r == 0:
                 position[case.key] = len(writer.doc["records"])
-                writer.add(record | {"rounds": 1, "round_medians_s": [record["median_s"]]})
+                writer.add(record)
             else:
                 i = position[case.key]
                 writer.replace(i, merge_round(writer.doc["records"][i], record))

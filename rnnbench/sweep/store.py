@@ -2,15 +2,17 @@
 
 One document per run (`<created>-<commit8>-<run8>.json`), carrying an
 `api_version`, the machine fingerprint, the measured peaks and one record per
-case. asv keeps its own results beside these, in `results/asv/` (its
-`results_dir`), so neither format has to know the other.
+case; what a document and a record are (and how every version is read) is
+`sweep.records`. asv keeps its own results beside these, in `results/asv/`
+(its `results_dir`), so neither format has to know the other.
 
 Durability: a run rewrites *its own* file after every case, atomically
 (write a temporary file in the same directory, fsync, rename), so a crash or
 Ctrl-C keeps every finished case and never leaves a half-written file; run
 files have unique names, so concurrent runs never touch each other's and
 nothing existing is overwritten. `iter_documents` is a generator over every
-readable document, skipping (with a warning) files that are not ours.
+readable document, skipping (with a one-line warning naming the file and the
+field) files that are not ours and records that are malformed.
 """
 
 from __future__ import annotations
@@ -25,93 +27,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rnnbench.sweep.records import API_VERSION, KIND, RECORD_FIELDS, DocumentError, Record, RunDocument
+
 __all__ = [
     "API_VERSION",
+    "KIND",
     "RECORD_FIELDS",
-    "SCHEMA",
     "RunWriter",
     "done_keys",
     "iter_documents",
+    "iter_runs",
     "new_document",
     "now_iso",
     "read_document",
-    "validate",
+    "read_run",
 ]
 
-API_VERSION = 1
-KIND = "rnnbench-run"
 RUNS_DIR = "runs"
-
-RECORD_FIELDS = (
-    "key", "framework", "device", "cell", "variant", "nonlinearity", "gru_update", "gru_reset", "formulation",
-    "mode", "pass", "batch", "input_size", "hidden", "seq_len", "layers", "dtype",
-    "median_s", "iqr_s", "mean_s", "samples_s", "number", "compile_s", "flops", "gflops", "peak_gflops",
-    "peak_fraction", "max_abs_error", "max_rel_error", "noisy", "status", "error", "threads", "timestamp",
-)  # fmt: skip
-
-_num = {"type": ["number", "null"]}
-_int = {"type": ["integer", "null"]}
-_str = {"type": ["string", "null"]}
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["api_version", "kind", "run_id", "created", "machine", "peaks", "records"],
-    "properties": {
-        "api_version": {"const": API_VERSION},
-        "kind": {"const": KIND},
-        "run_id": {"type": "string"},
-        "created": {"type": "string"},
-        "finished": _str,
-        "command": {"type": "array", "items": {"type": "string"}},
-        "preset": _str,
-        "shard": _str,
-        "machine": {
-            "type": "object",
-            "required": ["machine", "cpu_model", "frameworks", "threads", "python", "os", "git_commit", "git_dirty"],
-        },
-        "peaks": {
-            "type": "array",
-            "items": {"type": "object", "required": ["framework", "device", "dtype", "n", "median_s", "gflops"]},
-        },
-        "records": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": list(RECORD_FIELDS),
-                "properties": {
-                    "status": {"enum": ["ok", "failed", "skipped"]},
-                    "framework": {"type": "string"},
-                    "formulation": {"type": "string"},
-                    "pass": {"enum": ["forward", "train"]},
-                    "batch": {"type": "integer", "minimum": 1},
-                    "hidden": {"type": "integer", "minimum": 1},
-                    "seq_len": {"type": "integer", "minimum": 1},
-                    "layers": {"type": "integer", "minimum": 1},
-                    "median_s": _num,
-                    "iqr_s": _num,
-                    "mean_s": _num,
-                    "samples_s": {"type": "array", "items": {"type": "number"}},
-                    "number": _int,
-                    "compile_s": _num,
-                    "flops": {"type": "integer"},
-                    "gflops": _num,
-                    "peak_fraction": _num,
-                    "error": _str,
-                },
-            },
-        },
-    },
-}
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def validate(doc: dict[str, Any]) -> None:
-    """Raise `jsonschema.ValidationError` unless `doc` is a run document of this api_version."""
-    import jsonschema
-
-    jsonschema.validate(doc, SCHEMA)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -131,21 +67,12 @@ def new_document(
     machine: dict[str, Any], *, command: list[str], preset: str | None, shard: str | None,
     created: datetime | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """An empty run document: header, fingerprint, no peaks or records yet."""
+    """An empty run document (its on-disk form): header, fingerprint, no peaks or records yet."""
     created = created or datetime.now(timezone.utc)
-    return {
-        "api_version": API_VERSION,
-        "kind": KIND,
-        "run_id": uuid.uuid4().hex,
-        "created": created.isoformat(timespec="seconds"),
-        "finished": None,
-        "command": command,
-        "preset": preset,
-        "shard": shard,
-        "machine": machine,
-        "peaks": [],
-        "records": [],
-    }
+    return RunDocument(
+        run_id=uuid.uuid4().hex, created=created.isoformat(timespec="seconds"), machine=machine,
+        command=tuple(command), preset=preset, shard=shard,
+    ).to_json()  # fmt: skip
 
 
 class RunWriter:
@@ -166,13 +93,13 @@ class RunWriter:
         self.doc["peaks"].append(peak)
         self.flush()
 
-    def add(self, record: dict[str, Any]) -> None:
-        self.doc["records"].append(record)
+    def add(self, record: Record | dict[str, Any]) -> None:
+        self.doc["records"].append(record.to_json() if isinstance(record, Record) else record)
         self.flush()
 
-    def replace(self, index: int, record: dict[str, Any]) -> None:
+    def replace(self, index: int, record: Record | dict[str, Any]) -> None:
         """Update a record in place (a later round of the same case)."""
-        self.doc["records"][index] = record
+        self.doc["records"][index] = record.to_json() if isinstance(record, Record) else record
         self.flush()
 
     def finish(self) -> None:
@@ -183,23 +110,55 @@ class RunWriter:
         _atomic_write(self.path, json.dumps(self.doc, indent=1, allow_nan=True) + "\n")
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """One run document; ValueError if the file is not one."""
+def _read_json(path: Path) -> Any:
     try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not readable JSON ({exc})") from exc
-    if not isinstance(doc, dict) or doc.get("kind") != KIND:
-        raise ValueError(f"{path}: not an rnnbench run document")
-    if doc.get("api_version") != API_VERSION:
-        raise ValueError(f"{path}: api_version {doc.get('api_version')!r}, this rnnbench reads {API_VERSION}")
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path}: not readable JSON ({type(exc).__name__})") from exc
+
+
+def read_run(path: Path) -> RunDocument:
+    """One run document, typed; its malformed records are left out with a warning each naming the field.
+
+    ValueError if the file is not a readable run document of a known api_version.
+    """
+    try:
+        doc, problems = RunDocument.from_json(_read_json(path))
+    except DocumentError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    for problem in problems:
+        warnings.warn(f"{path}: skipped {problem}", stacklevel=2)
     return doc
 
 
-def iter_documents(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """(path, document) for every run document under `results_dir/runs` (warns and skips foreign files)."""
+def read_document(path: Path) -> dict[str, Any]:
+    """One run document as written (its JSON), after checking that it is one; ValueError if not."""
+    raw = _read_json(path)
+    try:
+        RunDocument.from_json(raw)
+    except DocumentError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    doc: dict[str, Any] = raw
+    return doc
+
+
+def _paths(results_dir: Path) -> list[Path]:
     root = Path(results_dir) / RUNS_DIR
-    for path in sorted(root.glob("*/*.json")) if root.is_dir() else []:
+    return sorted(root.glob("*/*.json")) if root.is_dir() else []
+
+
+def iter_runs(results_dir: Path) -> Iterator[tuple[Path, RunDocument]]:
+    """(path, typed document) for every run document under `results_dir/runs`; what is not one is skipped with a warning."""
+    for path in _paths(results_dir):
+        try:
+            yield path, read_run(path)
+        except ValueError as exc:
+            warnings.warn(str(exc), stacklevel=2)
+
+
+def iter_documents(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(path, document as written) for every run document under `results_dir/runs` (warns and skips the rest)."""
+    for path in _paths(results_dir):
         try:
             yield path, read_document(path)
         except ValueError as exc:
@@ -207,10 +166,13 @@ def iter_documents(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 
 def done_keys(results_dir: Path, machine: str, commit: str | None) -> set[str]:
-    """Keys of cases already measured (ok or failed) on this machine at this commit: what --resume skips."""
+    """Keys of cases already measured (ok or failed) on this machine at this commit: what --resume skips.
+
+    Malformed records are skipped with a warning (they are measured again), never a crash.
+    """
     keys: set[str] = set()
-    for _, doc in iter_documents(results_dir):
-        fp = doc["machine"]
+    for _, doc in iter_runs(results_dir):
+        fp = doc.machine
         if fp.get("machine") == machine and fp.get("git_commit") == commit:
-            keys |= {r["key"] for r in doc["records"] if r.get("status") in ("ok", "failed")}
+            keys |= {r.key for r in doc.records if r.status in ("ok", "failed")}
     return keys

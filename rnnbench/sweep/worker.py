@@ -17,6 +17,7 @@ from typing import Any
 
 from rnnbench.case import Case
 from rnnbench.measure.timing import Measurement, TimingConfig, measure
+from rnnbench.sweep.records import Record, RecordError, Samples
 from rnnbench.sweep.store import now_iso
 
 __all__ = ["make_record", "measure_case", "measure_peak", "worker_main"]
@@ -36,33 +37,23 @@ def make_record(
     peak_gflops: float | None = None,
     error: str | None = None,
 ) -> dict[str, Any]:
-    """One result record with every field of `store.RECORD_FIELDS` (timing fields None unless ok)."""
-    d = case.to_dict()
-    gflops = case.flops / m.median_s / 1e9 if m is not None and m.median_s > 0 else None
-    d |= {
-        "key": case.key,
-        "variant": case.spec.label,
-        "status": status,
-        "error": error,
-        "median_s": m.median_s if m else None,
-        "iqr_s": m.iqr_s if m else None,
-        "mean_s": m.mean_s if m else None,
-        "samples_s": list(m.samples_s) if m else [],
-        "number": m.number if m else None,
-        "compile_s": m.compile_s if m else None,
-        "timed_s": m.timed_s if m else None,
-        "flops": case.flops,
-        "gflops": gflops,
-        "peak_gflops": peak_gflops,
-        "peak_fraction": gflops / peak_gflops if gflops and peak_gflops else None,
-        "max_abs_error": max_abs_error,
-        "max_rel_error": max_rel_error,
-        "noisy": m.noisy if m else None,
-        "noise_threshold": m.noise_threshold if m else None,
-        "threads": threads,
-        "timestamp": now_iso(),
-    }
-    return d
+    """One result record in its on-disk form (`records.Record.to_json`); timing fields None unless measured.
+
+    The statistics are `records.Samples`', computed from `m`'s samples.
+    """
+    samples = None
+    if m is not None:
+        try:
+            samples = Samples.of(m.samples_s)
+        except RecordError as exc:  # a zero or non-finite sample: never store it as a measurement
+            status, error = "failed", f"the timing engine returned unusable samples ({exc})"
+    record = Record.measured(
+        case, status, threads=threads, samples=samples, number=m.number if m else None,
+        compile_s=m.compile_s if m else None, timed_s=m.timed_s if m else None,
+        noise_threshold=m.noise_threshold if m else None, max_abs_error=max_abs_error,
+        max_rel_error=max_rel_error, peak_gflops=peak_gflops, error=error, timestamp=now_iso(),
+    )  # fmt: skip
+    return record.to_json()
 
 
 def measure_peak(framework: str, device: str, dtype: str, config: TimingConfig) -> dict[str, Any]:
