@@ -1,10 +1,42 @@
-"""Tables for the terminal and for pull-request comments: the formatters every CLI command prints with."""
+"""Tables for the terminal and for pull-request comments: the formatters every CLI command prints with.
+
+Cells often hold text from result files (machine names, case keys, errors),
+so both formatters escape: markdown cells cannot open a link, an emphasis,
+a code span or an HTML tag, or break the table (`escape_markdown`), and
+terminal cells cannot carry control characters (`printable`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["format_markdown", "format_table"]
+__all__ = ["escape_markdown", "format_markdown", "format_table", "printable"]
+
+# characters that open markup inside a GitHub markdown table cell (emphasis, code, links and images,
+# strike-through, the cell border), each escaped with a backslash; line-start syntax (#, -, 1.)
+# cannot occur inside a cell, so numbers and dates stay readable
+_MARKDOWN_SPECIAL = set("\\`*_[]|~")
+_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;"}
+
+
+def escape_markdown(text: str) -> str:
+    """`text` as literal markdown inline text: no markup, no HTML, no line breaks."""
+    out = []
+    for ch in printable(text):
+        if ch in _HTML:
+            out.append(_HTML[ch])
+        elif ch in _MARKDOWN_SPECIAL:
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def printable(text: str) -> str:
+    """`text` with line breaks as spaces and other control characters as `\\x..` escapes (a terminal-safe line)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else " " if ch in "\n\r\t" else ascii(ch)[1:-1] for ch in text)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -22,11 +54,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"
-    return "" if v is None else str(v)
+    return "" if v is None else printable(str(v))
 
 
 def format_markdown(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A GitHub-flavoured markdown table (pipes in cells escaped)."""
-    esc = [[str(v).replace("|", "\\|") for v in r] for r in rows]
+    """A GitHub-flavoured markdown table; every cell escaped (`escape_markdown`), headers are the caller's own."""
+    esc = [[escape_markdown("" if v is None else str(v)) for v in r] for r in rows]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in esc])

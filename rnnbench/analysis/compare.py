@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rnnbench.display import format_markdown, format_table
+from rnnbench.display import escape_markdown, format_markdown, format_table, printable
 from rnnbench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -178,6 +178,8 @@ def compare_frames(
     base: pd.DataFrame, new: pd.DataFrame, threshold: float = THRESHOLD, confidence: float = CONFIDENCE
 ) -> Comparison:
     """Verdicts for every case present on both sides; the rest are listed, not dropped."""
+    # verdicts here are on times: other metrics (asv's GFLOP/s, bytes) share case keys and must not pair with them
+    base, new = base[base["metric"].eq("time")], new[new["metric"].eq("time")]
     machines = set(base["machine"].dropna()) | set(new["machine"].dropna())
     single = base["machine"].nunique() <= 1 and new["machine"].nunique() <= 1
     # comparing one machine's results with one other machine's is a deliberate cross-machine
@@ -328,5 +330,8 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
         )
     if fmt == "markdown":
         table = format_markdown(headers, rows)
-        return "\n\n".join([f"**{summary}**", f"_{METHOD}_", table, *(f"- {e}" for e in extra)]) + "\n"
+        # the listed case labels come from result files: escaped like the table's cells
+        lists = [f"- {escape_markdown(e)}" for e in extra]
+        return "\n\n".join([f"**{summary}**", f"_{escape_markdown(METHOD)}_", table, *lists]) + "\n"
+    extra = [printable(e) for e in extra]
     return "\n".join([summary, METHOD, "", format_table(headers, rows), *(["", *extra] if extra else [])])

@@ -8,16 +8,22 @@ import sys
 from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.export import PATHS_HELP
 from rnnbench.cli.options import fraction
+from rnnbench.errors import UsageError
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     from rnnbench.analysis.frame import load, one_line_warnings
-    from rnnbench.analysis.history import detect, format_steps
+    from rnnbench.analysis.history import MIN_POINTS, detect, format_steps, series
 
     with one_line_warnings():
         frame = load(args.paths or None)
+    where = ", ".join(args.paths or ["results"])
+    if frame.empty:
+        raise UsageError(f"no rnnbench or asv results in {where}")
+    if not any(len(g) >= MIN_POINTS for _, g in series(frame)):
+        raise UsageError(f"nothing to compare: no case in {where} has {MIN_POINTS} or more measurements over time")
     steps = detect(frame, args.threshold)
     sys.stdout.write(format_steps(steps, args.format, args.threshold).rstrip("\n") + "\n")
     return 0
