@@ -450,6 +450,9 @@ class Record:
                 if v is not None:
                     raise RecordError(name, "set, but the record has no samples")
         else:
+            for name in ("median_s", "iqr_s", "mean_s"):  # every writer stores them with the samples
+                if stats[name] is None:
+                    raise RecordError(name, "missing, but the record has samples")
             _close(stats["median_s"], samples.median_s, "median_s", samples.median_s)
             _close(stats["mean_s"], samples.mean_s, "mean_s", samples.median_s)
             _close(stats["iqr_s"], samples.iqr_s, "iqr_s", samples.median_s)
