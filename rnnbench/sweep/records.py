@@ -609,6 +609,23 @@ def check_machine(machine: object) -> dict[str, Any]:
     return dict(machine)
 
 
+_HEADER_FIELDS = frozenset(
+    {
+        "api_version",
+        "kind",
+        "run_id",
+        "created",
+        "finished",
+        "command",
+        "preset",
+        "shard",
+        "machine",
+        "peaks",
+        "records",
+    }
+)
+
+
 @dataclass(frozen=True)
 class RunDocument:
     """One run: its header, the machine fingerprint, the peaks and the records that passed validation."""
@@ -623,6 +640,7 @@ class RunDocument:
     preset: str | None = None
     shard: str | None = None
     api_version: int = API_VERSION
+    extra: Mapping[str, Any] = field(default_factory=dict)  # header fields this version does not know, kept
 
     @classmethod
     def from_json(cls, doc: object) -> tuple[RunDocument, list[Problem]]:
@@ -666,6 +684,7 @@ class RunDocument:
         return cls(
             run_id=run_id, created=created, machine=machine, records=tuple(records), peaks=tuple(peaks),
             finished=finished, command=tuple(command), preset=preset, shard=shard, api_version=version,
+            extra={k: v for k, v in doc.items() if k not in _HEADER_FIELDS},
         ), problems  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -682,4 +701,4 @@ class RunDocument:
             "machine": dict(self.machine),
             "peaks": [p.to_json() for p in self.peaks],
             "records": [r.to_json() for r in self.records],
-        }
+        } | {k: v for k, v in self.extra.items() if k not in _HEADER_FIELDS}

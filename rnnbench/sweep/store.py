@@ -41,6 +41,8 @@ __all__ = [
     "now_iso",
     "read_document",
     "read_run",
+    "validate",
+    "write_document",
 ]
 
 RUNS_DIR = "runs"
@@ -108,6 +110,27 @@ class RunWriter:
 
     def flush(self) -> None:
         _atomic_write(self.path, json.dumps(self.doc, indent=1, allow_nan=True) + "\n")
+
+
+def write_document(results_dir: Path, doc: dict[str, Any]) -> Path:
+    """Store a finished document (e.g. merged shards) under `results_dir/runs/<machine>/`, as `RunWriter` names it."""
+    created = datetime.fromisoformat(doc["created"])
+    commit = (doc["machine"].get("git_commit") or "nocommit")[:8]
+    directory = Path(results_dir) / RUNS_DIR / doc["machine"]["machine"]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{created:%Y%m%dT%H%M%S}-{commit}-{doc['run_id'][:8]}.json"
+    _atomic_write(path, json.dumps(doc, indent=1, allow_nan=True) + "\n")
+    return path
+
+
+def validate(doc: Any) -> None:
+    """ValueError naming the field unless `doc` is a run document whose every record and peak is well-formed."""
+    try:
+        _, problems = RunDocument.from_json(doc)
+    except DocumentError as exc:
+        raise ValueError(str(exc)) from None
+    if problems:
+        raise ValueError(f"{len(problems)} malformed: {problems[0]}" + (" (and more)" if len(problems) > 1 else ""))
 
 
 def _read_json(path: Path) -> Any:
