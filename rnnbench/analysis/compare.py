@@ -179,7 +179,7 @@ def compare_frames(
 ) -> Comparison:
     """Verdicts for every case present on both sides; the rest are listed, not dropped."""
     # verdicts here are on times: other metrics (asv's GFLOP/s, bytes) share case keys and must not pair with them
-    base, new = base[base["metric"].eq("time")], new[new["metric"].eq("time")]
+    base, new = (f[f["metric"].eq("time")] if "metric" in f else f for f in (base, new))
     machines = set(base["machine"].dropna()) | set(new["machine"].dropna())
     single = base["machine"].nunique() <= 1 and new["machine"].nunique() <= 1
     # comparing one machine's results with one other machine's is a deliberate cross-machine
