@@ -245,3 +245,20 @@ def test_compare_output_escapes_text_from_result_files(tmp_path: Path, capsys: p
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     table = capsys.readouterr().out
     assert "\x1b" not in table and "\\x1b[31mred" in table
+
+
+def test_read_document_leaves_out_malformed_records_for_every_dict_reader(tmp_path: Path) -> None:
+    """`merge` and the landing page read documents as JSON: they get the well-formed records only."""
+    from rnnbench.sweep.store import read_document
+
+    doc = _doc()
+    doc["records"][0]["samples_s"] = "broken"
+    doc["peaks"][1]["gflops"] = -5
+    path = _put(doc, tmp_path, "run.json")
+    with pytest.warns(UserWarning) as caught:
+        got = read_document(path)
+    assert [r["key"] for r in got["records"]] == [r["key"] for r in doc["records"][1:]]
+    assert got["peaks"] == doc["peaks"][:1] and len(caught) == 2
+    assert "record 0: field 'samples_s'" in str(caught[0].message) and "peak 1: field 'gflops'" in str(
+        caught[1].message
+    )

@@ -155,13 +155,22 @@ def read_run(path: Path) -> RunDocument:
 
 
 def read_document(path: Path) -> dict[str, Any]:
-    """One run document as written (its JSON), after checking that it is one; ValueError if not."""
+    """One run document as written (its JSON), less its malformed records and peaks (a warning each); ValueError if
+    the file is not a run document at all."""
     raw = _read_json(path)
     try:
-        RunDocument.from_json(raw)
+        _, problems = RunDocument.from_json(raw)
     except DocumentError as exc:
         raise ValueError(f"{path}: {exc}") from None
     doc: dict[str, Any] = raw
+    if problems:
+        for problem in problems:
+            warnings.warn(f"{path}: skipped {problem}", stacklevel=2)
+        bad = {(p.what, p.index) for p in problems}
+        doc = doc | {
+            "records": [r for i, r in enumerate(doc["records"]) if ("record", i) not in bad],
+            "peaks": [p for i, p in enumerate(doc.get("peaks", [])) if ("peak", i) not in bad],
+        }
     return doc
 
 
