@@ -30,6 +30,8 @@ conf.update(repo=str(root), benchmark_dir=str(root / "benchmarks"), results_dir=
 PY
 
 export HOME="$WORK/home" && mkdir -p "$HOME"
+# the suite must import this checkout's rnnbench, whatever an installed copy points at
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export RNNBENCH_ASV_FRAMEWORKS=numpy,torch RNNBENCH_ASV_FORMULATIONS=concat,separate
 export RNNBENCH_ASV_DEVICES=cpu RNNBENCH_ASV_THREADS=1
 unset RNNBENCH_ASV_FULL
