@@ -15,15 +15,14 @@ __all__ = ["add_parser", "run"]
 
 def run(args: argparse.Namespace) -> int:
     from rnnbench.analysis.frame import load, one_line_warnings
-    from rnnbench.analysis.history import MIN_POINTS, detect, format_steps, series
+    from rnnbench.analysis.history import detect, format_steps
 
     with one_line_warnings():
         frame = load(args.paths or None)
-    where = ", ".join(args.paths or ["results"])
+    # no results at all (an empty folder, only malformed files) is an error, as in compare, report and export;
+    # a history still too short to hold a step is not: a nightly's first runs have nothing to judge yet
     if frame.empty:
-        raise UsageError(f"no rnnbench or asv results in {where}")
-    if not any(len(g) >= MIN_POINTS for _, g in series(frame)):
-        raise UsageError(f"nothing to compare: no case in {where} has {MIN_POINTS} or more measurements over time")
+        raise UsageError(f"no rnnbench or asv results in {', '.join(args.paths or ['results'])}")
     steps = detect(frame, args.threshold)
     sys.stdout.write(format_steps(steps, args.format, args.threshold).rstrip("\n") + "\n")
     return 0
