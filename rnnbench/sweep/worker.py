@@ -102,6 +102,7 @@ def measure_case(
     """
     from rnnbench import backends
     from rnnbench.errors import Unsupported
+    from rnnbench.measure import selftest
     from rnnbench.measure.verify import compare, make_inputs, reference
 
     if cache is not None and case.key in cache:
@@ -119,7 +120,7 @@ def measure_case(
     try:
         backend = backends.get(case.framework)
         weights, x, state0 = make_inputs(case)
-        kernel = backend.build(case, weights, x, state0)
+        kernel = selftest.apply(case, backend.build(case, weights, x, state0))  # no-op unless the switch is set
         # the first call compiles (torch.compile, tf.function, jit): clock it, and verify its output
         t0 = time.perf_counter()
         result = kernel.call()
