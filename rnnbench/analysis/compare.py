@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -278,7 +278,7 @@ class Winner:
 
 
 def resolve_winner(
-    rounds: dict[str, Sequence[Sequence[float]]], confidence: float = WINNER_CONFIDENCE, seed: int = 0
+    rounds: Mapping[str, Sequence[Sequence[float]]], confidence: float = WINNER_CONFIDENCE, seed: int = 0
 ) -> Winner:
     """Name the fastest alternative only when its lead over each other one is resolved (interval excludes 1).
 
@@ -297,7 +297,7 @@ def resolve_winner(
     tied = [best]
     bounds: dict[str, tuple[float, float]] = {}
     for other in order[1:]:
-        v = compare_rounds(clean[best], clean[other], 0.0, confidence, seed, n_resamples=1000)
+        v = compare_rounds(rounds[best], rounds[other], 0.0, confidence, seed, n_resamples=1000)
         bounds[other] = (v.ci_low, v.ci_high)
         if not v.ci_low > 1:  # NaN (too few samples) is unresolved too
             tied.append(other)
