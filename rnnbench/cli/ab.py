@@ -17,11 +17,14 @@ def run(args: argparse.Namespace) -> int:
     from rnnbench.analysis.compare import format_comparison
     from rnnbench.cli.run import default_results_dir
     from rnnbench.errors import UsageError
+    from rnnbench.measure.machine import gpu_info
     from rnnbench.measure.timing import TimingConfig
     from rnnbench.sweep.ab import ABOptions, run_ab
     from rnnbench.sweep.grid import expand
 
     grid = grid_from_args(args)
+    if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
+        raise UsageError("device 'cuda' requested but no NVIDIA GPU is visible here (nvidia-smi not found)")
     cases, _ = expand(grid)
     if not cases:
         raise UsageError("the grid is empty after filters (is the framework installed?)")
