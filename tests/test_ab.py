@@ -76,12 +76,15 @@ def test_the_self_test_switch_slows_only_the_named_formulation(monkeypatch: pyte
         return time.perf_counter() - t0
 
     concat, separate = Case("numpy", formulation="concat"), Case("numpy", formulation="separate")
-    monkeypatch.setenv(selftest.ENV, "concat:1.0")
+    monkeypatch.setenv(selftest.ENV, "concat:2")
     assert timed(concat) > 1.8 * 0.02  # each call followed by a wait as long as itself
     assert timed(separate) < 1.5 * timed(concat) / 1.8 + 0.01
-    assert selftest.parse("concat:0.2, native:0.1") == {"concat": 0.2, "native": 0.1}
-    with pytest.raises(ValueError):
-        selftest.parse("concat")
+    assert selftest.parse("concat:1.2, native:1.1") == {"concat": 1.2, "native": 1.1}
+    assert selftest.factor("hoisted", "all:1.5") == 1.5 and selftest.factor("hoisted", "concat:2") == 1.0
+    assert selftest.spec("concat", 0.2) == {selftest.ENV: "concat:1.2"}
+    for bad in ("concat", "concat:0.2", ":2"):
+        with pytest.raises(ValueError):
+            selftest.parse(bad)
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ def test_doctor_calibrates_compare_and_ab_on_a_preset(tmp_path: Path, capsys: py
     out = capsys.readouterr().out
     assert out.count("A/A false-alarm rate:") == 2 and out.count("A/B slowed cases caught:") == 2
     assert "compare (separate sweeps):" in out and "ab (interleaved, paired):" in out
-    assert "RNNBENCH_SELFTEST_SLOWDOWN=concat:0.99" in out
+    assert "RNNBENCH_SELFTEST_SLOWDOWN=concat:1.99" in out
     docs = list((tmp_path / "runs").glob("*/*.json"))
     assert len(docs) == 3 + 4  # A, A', B; ab A/A and A/B, two sides each
     assert "RNNBENCH_SELFTEST_SLOWDOWN" not in os.environ  # restored after the slowed sweep

@@ -430,7 +430,7 @@ def format_calibration(rates: Sequence[ErrorRates], opts: CalibrationOptions, n_
     lines = [
         f"calibration: {n_cases} cases{f' (preset {opts.preset})' if opts.preset else ''}, threshold "
         f"{opts.threshold:.0%}; A/B slows every {opts.formulation} case by {opts.slowdown:.0%} "
-        f"(self-test switch RNNBENCH_SELFTEST_SLOWDOWN={opts.formulation}:{opts.slowdown:g})"
+        f"(self-test switch RNNBENCH_SELFTEST_SLOWDOWN={opts.formulation}:{1 + opts.slowdown:g})"
     ]
     for r in rates:
         lines += [

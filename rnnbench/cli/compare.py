@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from rnnbench.cli.options import fraction
+from rnnbench.errors import UsageError
 
 __all__ = ["FORMATS", "add_parser", "run"]
 
@@ -20,6 +21,12 @@ def run(args: argparse.Namespace) -> int:
         base = resolve(args.base, args.results)
         new = resolve(args.new, args.results)
     cmp = compare_frames(base, new, threshold=args.threshold)
+    if not cmp.cases:
+        raise UsageError(
+            f"nothing to compare: no case was measured on both sides ({len(cmp.only_base)} only in BASE, "
+            f"{len(cmp.only_new)} only in NEW, {len(cmp.not_ok)} not ok on one side, "
+            f"{cmp.both_skipped} not applicable on both)"
+        )
     for warning in cmp.warnings:
         print(f"rnnbench: warning: {warning}", file=sys.stderr)
     sys.stdout.write(format_comparison(cmp, args.format).rstrip("\n") + "\n")

@@ -8,6 +8,7 @@ import sys
 from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.export import PATHS_HELP
 from rnnbench.cli.options import fraction, int_range
+from rnnbench.errors import UsageError
 
 __all__ = ["add_parser", "run"]
 
@@ -18,6 +19,9 @@ def run(args: argparse.Namespace) -> int:
 
     with one_line_warnings():
         frame = load(args.paths or None)
+        where = ", ".join(args.paths or ["results"])
+        if frame.empty:
+            raise UsageError(f"no rnnbench or asv results in {where}")
         if args.baseline:
             verdicts, short = baseline(frame, args.baseline, args.threshold)
             text = format_baseline(verdicts, short, args.baseline, args.format, args.threshold)

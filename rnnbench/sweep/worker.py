@@ -120,7 +120,8 @@ def measure_case(
     try:
         backend = backends.get(case.framework)
         weights, x, state0 = make_inputs(case)
-        kernel = selftest.apply(case, backend.build(case, weights, x, state0))  # no-op unless the switch is set
+        # the self-test switch (rnnbench.measure.selftest): a no-op unless RNNBENCH_SELFTEST_SLOWDOWN is set
+        kernel = selftest.apply(case, backend.build(case, weights, x, state0))
         # the first call compiles (torch.compile, tf.function, jit): clock it, and verify its output
         t0 = time.perf_counter()
         result = kernel.call()
