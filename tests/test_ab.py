@@ -121,3 +121,24 @@ def test_cli_ab_prints_a_verdict_table(tmp_path: Path, capsys: pytest.CaptureFix
     assert "common-mode shift" in out and "| verdict |" in out and "paired hierarchical bootstrap" in out
     assert len(list((tmp_path / "runs").glob("*/*.json"))) == 2
     assert dict(os.environ) == env_before
+
+
+@pytest.mark.slow
+def test_a_revision_side_runs_its_own_checkout_and_leaves_no_worktree(tmp_path: Path) -> None:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=False).stdout.strip()
+
+    head = git("rev-parse", "HEAD")
+    if not head:
+        pytest.skip("not a git checkout")
+    before = git("worktree", "list")
+    cases = [Case("numpy", "cpu", "rnn", "concat", batch=4, input_size=16, hidden=16, seq_len=4)]
+    opts = ABOptions(
+        base="HEAD", new=sys.executable, results_dir=tmp_path, threads=1,
+        timing=TimingConfig(budget_s=0.05, min_samples=5), rounds=2, progress=False,
+    )  # fmt: skip
+    result = run_ab(cases, 1, opts)
+    assert result.base_doc["ab"]["revision"] == head
+    assert result.base_doc["machine"]["git_commit"] == head  # the fingerprint came from the checkout itself
+    assert result.base_doc["records"][0]["status"] == "ok"
+    assert git("worktree", "list") == before

@@ -24,14 +24,26 @@ from typing import Any
 
 
 def _first(*names: str) -> Any:
-    """The first importable `module:attribute` among `names`."""
+    """The first `module:attribute` among `names` that this side's rnnbench package itself holds.
+
+    A module is only tried when its file lies inside the imported `rnnbench`
+    package: an editable install of another checkout can otherwise serve a
+    submodule the package lacks (an old revision has no `rnnbench/measure/`),
+    silently mixing two versions in one worker.
+    """
+    import rnnbench
+
+    root = os.path.dirname(os.path.abspath(rnnbench.__file__))
     for name in names:
         module, _, attr = name.partition(":")
+        rel = os.path.join(root, *module.split(".")[1:])
+        if not (os.path.isfile(rel + ".py") or os.path.isfile(os.path.join(rel, "__init__.py"))):
+            continue
         try:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError):
             continue
-    raise ImportError(f"none of {', '.join(names)} is importable")
+    raise ImportError(f"none of {', '.join(names)} is in {root}")
 
 
 def main() -> None:
