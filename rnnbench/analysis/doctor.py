@@ -10,6 +10,13 @@ fraction of its own duration). It also writes those measurement sets as
 `rnnbench-run` documents on request, so `compare` and `report` can be tried
 on real data.
 
+With a preset (`rnnbench doctor --preset P`, `calibrate`), it measures the
+verdicts as they are used: the preset run as A/A and as A/B with a slowdown
+injected into one formulation through the worker's self-test switch
+(`rnnbench.measure.selftest`), in separate sweeps for `compare` and as
+interleaved runs for `ab`, reporting each tool's false-alarm rate and the
+share of slowed cases it caught.
+
 Samples are taken here with `time.perf_counter` around `number` calls
 (`_samples`) with a fixed count, so that both sets of an A/A pair have the same
 size; the runner's `rnnbench.measure.timing.measure` adapts its count instead.
