@@ -13,7 +13,7 @@ on real data.
 With a preset (`rnnbench doctor --preset P`, `calibrate`), it measures the
 verdicts as they are used: the preset run as A/A and as A/B with a slowdown
 injected into one formulation through the worker's self-test switch
-(`rnnbench.measure.selftest`), in separate sweeps for `compare` and as
+(`RNNBENCH_SELFTEST_SLOWDOWN`, `rnnbench.sweep.worker`), in separate sweeps for `compare` and as
 interleaved runs for `ab`, reporting each tool's false-alarm rate and the
 share of slowed cases it caught.
 
@@ -40,7 +40,20 @@ import numpy as np
 from rnnbench.analysis.compare import THRESHOLD, compare_samples
 from rnnbench.case import Case
 
-__all__ = ["KERNEL_SET", "DoctorOptions", "Measured", "document", "measure_set", "run_doctor", "timer_stats"]
+__all__ = [
+    "KERNEL_SET",
+    "CalibrationOptions",
+    "DoctorOptions",
+    "ErrorRates",
+    "Measured",
+    "calibrate",
+    "document",
+    "format_calibration",
+    "measure_set",
+    "run_doctor",
+    "slowdown_env",
+    "timer_stats",
+]
 
 # small enough that a full doctor run takes seconds, large enough that a call is
 # well above timer resolution: rnn/gru/lstm x three formulations x two shapes
@@ -357,15 +370,21 @@ def _counts(cmp: Any, keep: Callable[[str], bool]) -> dict[str, int]:
     return out
 
 
+def slowdown_env(formulation: str, slowdown: float) -> dict[str, str]:
+    """The environment under which workers run `formulation` `slowdown` longer (0.2: 20%): the self-test switch."""
+    from rnnbench.sweep.worker import SELFTEST_SLOWDOWN
+
+    return {SELFTEST_SLOWDOWN: f"{formulation}:{1 + slowdown:g}"}
+
+
 def calibrate(cases: Sequence[Case], opts: CalibrationOptions) -> list[ErrorRates]:
     """Run `cases` as A/A and A/B (the formulation slowed) for `compare` (three separate sweeps) and `ab`.
 
-    The slowdown is the worker's self-test switch (`rnnbench.measure.selftest`),
+    The slowdown is the worker's self-test switch (`RNNBENCH_SELFTEST_SLOWDOWN`, see `rnnbench.sweep.worker`),
     set in the environment of the slowed sweep's (or side's) workers only.
     """
     from rnnbench.analysis.compare import compare_frames
     from rnnbench.analysis.frame import load
-    from rnnbench.measure import selftest
     from rnnbench.measure.machine import fingerprint
     from rnnbench.measure.timing import TimingConfig
     from rnnbench.sweep.ab import ABOptions, run_ab
@@ -373,7 +392,7 @@ def calibrate(cases: Sequence[Case], opts: CalibrationOptions) -> list[ErrorRate
 
     slowed_form = opts.formulation
     keys = {c.key: c.formulation == slowed_form for c in cases}
-    switch = selftest.spec(slowed_form, opts.slowdown)
+    switch = slowdown_env(slowed_form, opts.slowdown)
     machine = fingerprint(opts.threads)
 
     def sweep(name: str, env: dict[str, str]) -> Path:
