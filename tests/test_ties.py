@@ -56,3 +56,13 @@ def test_report_cells_tie_within_the_noise_and_the_map_draws_them(tmp_path: Path
     labels = pd.DataFrame([[verdicts[(4, 16)].label], [verdicts[(8, 16)].label]], index=[4, 8], columns=[16])
     out = charts.winner_maps(times["concat"] / times["separate"], times, "ties", tmp_path / "w.png", labels)
     assert out.stat().st_size > 1000
+
+
+def test_the_landing_page_names_a_winner_only_when_resolved() -> None:
+    from rnnbench.report.landing import _winners
+
+    rng = np.random.default_rng(3)
+    clear = _winners([_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.3))])
+    tied = _winners([_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.004))])
+    assert [w for w, _ in clear.values()] == ["concat"]
+    assert [w for w, _ in tied.values()] == [None]
