@@ -41,6 +41,8 @@ def test_doctor_calibrates_compare_and_ab_on_a_preset(tmp_path: Path, capsys: py
     assert "RNNBENCH_SELFTEST_SLOWDOWN" not in os.environ  # restored after the slowed sweep
 
 
-def test_doctor_calibration_needs_the_slowed_formulation_in_the_grid(capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_calibration_needs_the_slowed_formulation_and_a_preset(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--preset", "quick", "--framework", "numpy", "--formulation", "separate"]) == 2
     assert "nothing to slow down" in capsys.readouterr().err
+    assert main(["doctor", "--hidden", "16"]) == 2
+    assert "--hidden selects a calibration grid: it needs --preset" in capsys.readouterr().err

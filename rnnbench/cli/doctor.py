@@ -12,9 +12,15 @@ __all__ = ["add_parser", "run"]
 
 def run(args: argparse.Namespace) -> int:
     from rnnbench.analysis.doctor import DoctorOptions, run_doctor
+    from rnnbench.errors import UsageError
 
     if args.preset is not None:
         return _calibrate(args)
+    grid_flags = ("framework", "device", "cell", "formulation", "mode", "pass_", "dtype", "batch", "input_size",
+                  "hidden", "seq_len", "layers")  # fmt: skip
+    given = [f for f in grid_flags if getattr(args, f, None) is not None]
+    if given:
+        raise UsageError(f"--{given[0].rstrip('_').replace('_', '-')} selects a calibration grid: it needs --preset")
     return run_doctor(
         DoctorOptions(
             rounds=args.rounds,
@@ -70,9 +76,13 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     from rnnbench.analysis.doctor import CalibrationOptions, calibrate, format_calibration
     from rnnbench.errors import UsageError
+    from rnnbench.measure.machine import gpu_info
     from rnnbench.sweep.grid import expand
 
-    cases, _ = expand(grid_from_args(args))
+    grid = grid_from_args(args)
+    if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
+        raise UsageError("device 'cuda' requested but no NVIDIA GPU is visible here (nvidia-smi not found)")
+    cases, _ = expand(grid)
     if not any(c.formulation == args.slowed for c in cases):
         raise UsageError(f"no {args.slowed} case in the grid: nothing to slow down (see --slowed)")
     results = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="rnnbench-calibration-"))
