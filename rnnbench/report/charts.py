@@ -131,7 +131,7 @@ def winner_maps(
             label = forms[best[i, j]] + (f"\n{margin:.2f}x" if np.isfinite(margin) else "")
             ax2.text(j, i, label, ha="center", va="center", fontsize=8)
     ax2.set_title(
-        "fastest formulation (lead over runner-up)" + ("; grey: tie (lead unresolved)" if tie.any() else ""),
+        "fastest (lead over runner-up); grey: tie" if tie.any() else "fastest formulation (lead over runner-up)",
         fontsize=10,
     )
     for ax in (ax1, ax2):
@@ -246,7 +246,7 @@ def history(
     for pos, text in versions:
         ax.axvline(pos - 0.5, color="grey", linestyle="--", linewidth=1)
         ax.annotate(
-            mpl_text(text), (pos - 0.5, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
+            mpl_text(text), (pos - 0.5, 0.02), xycoords=("data", "axes fraction"), rotation=90, va="bottom", ha="right",
             fontsize=7, color="dimgrey",
         )  # fmt: skip
     if steps:
