@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
             f"{len(cmp.only_new)} only in NEW, {len(cmp.not_ok)} not ok on one side, "
             f"{cmp.both_skipped} not applicable on both)"
         )
+    for warning in cmp.warnings:
+        print(f"rnnbench: warning: {warning}", file=sys.stderr)
     sys.stdout.write(format_comparison(cmp, args.format).rstrip("\n") + "\n")
-    return 1 if args.fail_on_regression and cmp.count("slower") else 0
+    return 1 if args.fail_on_regression and cmp.regressions else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -36,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("base", metavar="BASE", help="result file, folder, or commit prefix in the results store")
     p.add_argument("new", metavar="NEW", help="result file, folder, or commit prefix in the results store")
     p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
-    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower (or worse)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--results", default="results", help="results store to look commits up in (default results/)")
     p.set_defaults(func=run)
