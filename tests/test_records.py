@@ -43,11 +43,10 @@ def test_statistics_match_numpy() -> None:
 def test_worker_record_and_rounds_merge_keep_every_round_apart() -> None:
     r1 = make_record(CASE, "ok", threads=1, m=Measurement((3e-3, 1e-3, 2e-3), 10, 0.5, 5, timed_s=0.1))
     r2 = make_record(CASE, "ok", threads=1, m=Measurement((4e-3, 6e-3), 10, 0.0, 5, timed_s=0.2))
-    assert r1["round_sizes"] == [3] and r1["median_s"] == 2e-3 and r1["rounds"] == 1
+    assert r1["round_samples_s"] == [[3e-3, 1e-3, 2e-3]] and r1["median_s"] == 2e-3 and r1["rounds"] == 1
     merged = merge_round(r1, r2)
-    assert merged["round_sizes"] == [3, 2] and Record.from_json(merged).samples == Samples.of(
-        r1["samples_s"], r2["samples_s"]
-    )
+    assert merged["round_samples_s"] == [[3e-3, 1e-3, 2e-3], [4e-3, 6e-3]]
+    assert Record.from_json(merged).samples == Samples.of(r1["samples_s"], r2["samples_s"])
     assert merged["samples_s"] == [3e-3, 1e-3, 2e-3, 4e-3, 6e-3] and merged["rounds"] == 2
     assert merged["median_s"] == 3e-3 and merged["round_medians_s"] == [2e-3, 5e-3]
     assert merged["gflops"] == pytest.approx(CASE.flops / 3e-3 / 1e9) and merged["compile_s"] == 0.5
@@ -123,8 +122,8 @@ BAD_RECORDS = [
     ("key", "numpy/cpu/rnn/<b>", "key"),
     ("status", "fine", "status"),
     ("timestamp", "yesterday", "timestamp"),
-    ("round_sizes", [1], "round_sizes"),
-    ("round_sizes", [1, 0, 2], "round_sizes"),
+    ("round_samples_s", [[1e-3]], "round_samples_s"),
+    ("round_samples_s", [[1e-3], "x"], "round_samples_s"),
     ("gflops", 1e12, "gflops"),
     ("noisy", "no", "noisy"),
 ]

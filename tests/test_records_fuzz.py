@@ -48,7 +48,7 @@ VERDICT_FIELDS = ("key", "framework", "device", "cell", "formulation", "mode", "
                   "hidden", "seq_len", "layers", "dtype", "status", "samples_s", "median_s")  # fmt: skip
 RECORD_FIELDS = (*VERDICT_FIELDS, "variant", "nonlinearity", "gru_update", "gru_reset", "iqr_s", "mean_s", "number",
                  "compile_s", "flops", "gflops", "peak_gflops", "peak_fraction", "max_abs_error", "max_rel_error",
-                 "noisy", "error", "threads", "timestamp", "round_sizes", "round_medians_s", "rounds")  # fmt: skip
+                 "noisy", "error", "threads", "timestamp", "round_samples_s", "round_medians_s", "rounds")  # fmt: skip
 MACHINE_FIELDS = ("machine", "git_commit", "git_dirty", "threads", "cpu_cores", "frameworks", "cpu_model", "hostname")
 HEADER_FIELDS = ("api_version", "kind", "run_id", "created", "finished", "command", "preset", "shard", "records",
                  "machine", "peaks")  # fmt: skip

@@ -7,11 +7,11 @@ rest), how every statistic a record stores is computed from its samples
 (`Samples`: median, IQR, mean, quartiles, per-round medians; `Record.merge`
 adds a later round), and how every `api_version` ever written is read. Only
 version 1 has been written; within it, fields were added over time
-(`timed_s`, `wall_s`, `noise_threshold`, `rounds`, `round_medians_s`, now `round_sizes`), and a
-document without one reads as before (see `Record.from_json`). The on-disk
+(`timed_s`, `wall_s`, `noise_threshold`, `rounds`, `round_medians_s`, now `round_samples_s`), and
+a document without one reads as before (see `Record.from_json`). The on-disk
 form is the JSON `Record.to_json` writes: `samples_s` holds every sample,
-round after round, and `round_sizes` how many of them each round took, so
-the rounds are kept apart without writing any sample twice.
+round after round, and `round_samples_s` the same samples as one list per
+round (what `rnnbench ab` and the landing page read).
 
 Plain dataclasses with hand-written checks, not pydantic or msgspec: the core
 package (the runner, the store) must import with numpy alone, and reading a
@@ -70,7 +70,7 @@ _CASE_OPTIONS = ("nonlinearity", "gru_update", "gru_reset")
 _CASE_SIZES = ("batch", "input_size", "hidden", "seq_len", "layers")
 # written by the model itself; everything else in a record is kept verbatim in `Record.extra`
 _OWN_FIELDS = frozenset(RECORD_FIELDS) | {
-    "timed_s", "wall_s", "noise_threshold", "rounds", "round_medians_s", "round_sizes",
+    "timed_s", "wall_s", "noise_threshold", "rounds", "round_medians_s", "round_samples_s",
 }  # fmt: skip
 
 
@@ -246,7 +246,7 @@ class Samples:
 def _split_rounds(flat: tuple[float, ...], medians: Sequence[float]) -> tuple[tuple[float, ...], ...] | None:
     """The rounds `flat` was concatenated from, found from each round's recorded median (None if no split fits).
 
-    Documents written before `round_sizes` kept the rounds' samples one
+    Documents written before `round_samples_s` kept the rounds' samples one
     after the other in `samples_s` and each round's median in
     `round_medians_s`; the median of a round is recomputed exactly from the
     same floats, so the cut points are where the medians match.
@@ -415,7 +415,7 @@ class Record:
             out |= {
                 "rounds": len(s.rounds),
                 "round_medians_s": list(s.round_medians_s),
-                "round_sizes": [len(r) for r in s.rounds],
+                "round_samples_s": [list(r) for r in s.rounds],
             }
         return out | {k: v for k, v in self.extra.items() if k not in out}
 
@@ -425,7 +425,7 @@ class Record:
 
         Accepted besides today's form: records without `timed_s`, `wall_s`,
         `noise_threshold` (written before those existed) and without
-        `round_sizes` (their rounds are recovered from `round_medians_s`
+        `round_samples_s` (their rounds are recovered from `round_medians_s`
         where the medians pin the cut points down, else all samples are one
         round). Stored statistics must agree with the samples, and every time
         must be finite and positive.
@@ -516,12 +516,14 @@ def _float_list(v: object, name: str) -> tuple[float, ...]:
 def _read_samples(d: Mapping[str, Any]) -> Samples | None:
     raw = d.get("samples_s")
     flat = _float_list(raw, "samples_s") if raw is not None else ()
-    sizes = d.get("round_sizes")
-    if sizes is not None:
-        if not isinstance(sizes, list) or not all(type(n) is int and n >= 1 for n in sizes) or sum(sizes) != len(flat):
-            raise RecordError("round_sizes", f"must count the samples of each round, {len(flat)} in all")
-        ends = list(itertools.accumulate(sizes))
-        samples = Samples._checked(tuple(flat[e - n : e] for n, e in zip(sizes, ends))) if flat else None
+    nested = d.get("round_samples_s")
+    if nested is not None:
+        if not isinstance(nested, list):
+            raise RecordError("round_samples_s", f"must be a list of lists of numbers, got {_show(nested)}")
+        rounds = tuple(_float_list(r, "round_samples_s") for r in nested)
+        if tuple(itertools.chain.from_iterable(rounds)) != flat:
+            raise RecordError("round_samples_s", "its rounds, one after the other, must be samples_s")
+        samples = Samples._checked(rounds) if flat else None
     elif not flat:
         samples = None
     else:
@@ -532,14 +534,14 @@ def _read_samples(d: Mapping[str, Any]) -> Samples | None:
         samples = Samples._checked(split or (flat,))
     if samples is not None:
         medians = d.get("round_medians_s")
-        if sizes is not None and medians is not None:
+        if nested is not None and medians is not None:
             if not isinstance(medians, list) or len(medians) != len(samples.rounds):
                 raise RecordError("round_medians_s", "must hold one median per round")
             for stored, derived in zip(medians, samples.round_medians_s):
                 _close(_number(stored, "round_medians_s"), derived, "round_medians_s", derived)
         count = _integer(d, "rounds", minimum=1)
-        if count is not None and sizes is not None and count != len(samples.rounds):
-            raise RecordError("rounds", f"{count}, but round_sizes counts {len(samples.rounds)} rounds")
+        if count is not None and nested is not None and count != len(samples.rounds):
+            raise RecordError("rounds", f"{count}, but round_samples_s holds {len(samples.rounds)} rounds")
     return samples
 
 
