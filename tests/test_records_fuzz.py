@@ -241,12 +241,7 @@ def test_compare_and_regressions_never_raise_nor_judge_an_invalid_record(
     cmp = compare_frames(base_frame, new)
     for c in cmp.cases:
         assert c.verdict in VERDICTS
-        assert (
-            math.isfinite(c.base_median_s)
-            and c.base_median_s > 0
-            and math.isfinite(c.new_median_s)
-            and c.new_median_s > 0
-        )
+        assert math.isfinite(c.base_value) and c.base_value > 0 and math.isfinite(c.new_value) and c.new_value > 0
         assert c.n_base > 0 and c.n_new > 0
     judged = {c.key for c in cmp.cases}
     _, index, _, _ = mutation
@@ -254,7 +249,9 @@ def test_compare_and_regressions_never_raise_nor_judge_an_invalid_record(
         assert BASE["records"][index]["key"] not in judged
     for fmt in ("table", "markdown", "json"):
         text = format_comparison(cmp, fmt)
-        assert "<script" not in text and "\x1b" not in text
+        assert "\x1b" not in text  # no terminal control sequence from a file, in any format
+        if fmt == "markdown":  # no markup either, where it would render
+            assert "<script" not in text
     json.loads(format_comparison(cmp, "json"))
     # regressions: three runs of history, one of them mutated
     steps = detect(frame, 0.05)
