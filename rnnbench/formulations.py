@@ -25,9 +25,7 @@ import numpy as np
 
 from rnnbench.reference import Array, CellSpec
 
-__all__ = ["CUSTOM_FORMULATIONS", "Ops", "pack", "run_layers", "unpack_grads"]
-
-CUSTOM_FORMULATIONS = ("separate", "concat", "hoisted")
+__all__ = ["Ops", "pack", "run_layers", "unpack_grads"]
 
 # (carry, x_t) -> (carry, y_t); carry is (h,) or (h, c)
 Step = Callable[[tuple[Any, ...], Any], tuple[tuple[Any, ...], Any]]
