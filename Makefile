@@ -1,12 +1,13 @@
 # The two commands a newcomer needs: `make bench` and `make test`.
 # Both create .venv once (re-installing only when pyproject.toml changes).
+# `make test-fast` is the edit loop: lint and the tests not marked slow; `make test` stays the gate.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINT_DIRS := rnnbench tests $(wildcard benchmarks)
 
-.PHONY: bench test lint typecheck pytest verify clean chromium
+.PHONY: bench test test-fast lint typecheck pytest verify clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +36,10 @@ pytest: $(STAMP) chromium
 	RNNBENCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# no browser needed: without chromium the two browser tests skip here (make test requires them)
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -88,12 +88,14 @@ def failed(result_file: Path) -> list[str]:
     return bad
 
 
+@pytest.mark.slow  # asv in a subprocess
 def test_asv_check(tmp_path: Path) -> None:
     p = asv(["check", "--python=same"], ROOT, asv_env(tmp_path))
     assert p.returncode == 0, p.stdout + p.stderr
     assert "No problems found" in p.stdout
 
 
+@pytest.mark.slow  # every benchmark through asv, one process per parameter tuple: minutes
 def test_quick_run_every_benchmark_same_python(tmp_path: Path) -> None:
     """Every benchmark runs with no failure on a narrowed grid, and results are written."""
     env = asv_env(tmp_path, RNNBENCH_ASV_FRAMEWORKS="numpy,jax", RNNBENCH_ASV_FORMULATIONS="separate,concat")
@@ -199,6 +201,7 @@ def test_history_in_virtualenv_and_publish(tmp_path: Path) -> None:
     assert graphs, "asv publish wrote no graph for the LSTM forward sweep"
 
 
+@pytest.mark.slow  # a pytest subprocess that imports every framework
 def test_pytest_benchmark_suite_collects_every_formulation() -> None:
     p = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", str(ROOT / "tests" / "bench")],

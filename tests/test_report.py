@@ -181,6 +181,7 @@ def test_browser_opens_the_report_offline_and_loads_every_image(site: Path, tmp_
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="chromium not installed (make test installs it)")
+@pytest.mark.slow  # Chromium renders the whole page and screenshots it
 def test_browser_screenshot_is_not_blank(site: Path, tmp_path: Path) -> None:
     import matplotlib.image as mpimg
 

@@ -28,6 +28,7 @@ def _case(hidden: int, formulation: str = "separate") -> Case:
     return Case(framework="numpy", formulation=formulation, hidden=hidden, input_size=4, batch=2, seq_len=3)
 
 
+@pytest.mark.slow  # whole sweeps in worker processes
 def test_crash_hang_and_raise_fail_only_their_case(tmp_path):
     cases = [_case(8), _case(13), _case(9), _case(17), _case(19), _case(10, "concat")]
     opts = RunOptions(tmp_path, threads=1, timing=FAST, peak_timing=FAST, timeout_s=20, progress=False,
@@ -81,6 +82,7 @@ SMALL = ["--framework", "numpy", "--cell", "rnn,gru,lstm", "--batch", "2,4", "--
          "--budget", "0.2", "--no-progress", "--threads", "1"]  # fmt: skip
 
 
+@pytest.mark.slow  # whole sweeps in worker processes
 def test_resume_after_kill_finishes_without_duplicates(tmp_path):
     p = _cli("run", *SMALL, "--results", str(tmp_path))
     deadline = time.time() + 120
@@ -101,6 +103,7 @@ def test_resume_after_kill_finishes_without_duplicates(tmp_path):
     assert "already recorded" in err
 
 
+@pytest.mark.slow  # whole sweeps in worker processes
 def test_two_runs_at_once_lose_nothing(tmp_path):
     procs = [_cli("run", *SMALL, "--formulation", f, "--results", str(tmp_path)) for f in ("separate", "concat")]
     for p in procs:

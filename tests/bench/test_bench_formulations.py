@@ -16,6 +16,9 @@ import pytest
 from rnnbench import asvsuite, backends
 from rnnbench.case import FORMULATIONS, FRAMEWORKS, PASSES
 
+# 75 kernels built, verified and run once each: part of `make test`, not of `make test-fast`
+pytestmark = pytest.mark.slow
+
 SHAPE = asvsuite.shapes()[0]
 
 
