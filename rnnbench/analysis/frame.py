@@ -193,7 +193,8 @@ def _machine_columns(machine: dict[str, Any], framework: str) -> dict[str, Any]:
         "gpu_name": machine.get("gpu_name"),
         "gpu_driver": machine.get("gpu_driver"),
         "cuda": machine.get("cuda"),
-        "cudnn": machine.get("cudnn"),
+        # each framework's own cuDNN (read in its worker), else the run's
+        "cudnn": ((machine.get("runtimes") or {}).get(framework) or {}).get("cudnn") or machine.get("cudnn"),
         "blas": machine.get("blas"),
         "python": machine.get("python"),
         "os": machine.get("os"),

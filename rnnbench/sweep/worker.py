@@ -6,7 +6,9 @@ before any framework starts, and a crash, out-of-memory or hang takes down
 only the worker: the runner records that case as failed and starts a new one.
 Messages are plain dicts over a `multiprocessing` pipe:
 `{"op": "case", "case": {...}}` -> a result record; `{"op": "peak", ...}` ->
-a peak record; `{"op": "exit"}` ends the loop.
+a peak record; `{"op": "runtime", "framework": ...}` -> the CUDA runtime and
+cuDNN the framework was built with (only the worker imports frameworks);
+`{"op": "exit"}` ends the loop.
 """
 
 from __future__ import annotations
@@ -170,6 +172,10 @@ def worker_main(conn: Any, threads: int, config: TimingConfig) -> None:
                 reply = measure_peak(msg["framework"], msg["device"], msg["dtype"], msg["config"])
             except Exception as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        elif op == "runtime":
+            from rnnbench.measure.machine import framework_runtime
+
+            reply = framework_runtime(msg["framework"])
         else:
             reply = {"error": f"unknown op {op!r}"}
         conn.send(reply)
