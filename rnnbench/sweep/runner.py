@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from rnnbench.case import Case
 from rnnbench.measure.machine import GpuMonitor
+from rnnbench.measure.roofline import apply_machine_peaks
 from rnnbench.measure.timing import Measurement, TimingConfig
 from rnnbench.sweep.store import RunWriter
 from rnnbench.sweep.worker import make_record, worker_main
@@ -40,7 +41,10 @@ class RunOptions:
     results_dir: Path
     threads: int
     timing: TimingConfig = field(default_factory=TimingConfig)
-    peak_timing: TimingConfig = field(default_factory=lambda: TimingConfig(budget_s=0.3, warmup_budget_s=0.2))
+    # per ladder size of the peak probe (measure/roofline.py): a peak is a best, 5 samples suffice
+    peak_timing: TimingConfig = field(
+        default_factory=lambda: TimingConfig(budget_s=0.2, warmup_budget_s=0.1, min_samples=5)
+    )
     timeout_s: float = 600.0
     rounds: int = 2
     progress: bool = True
@@ -105,6 +109,7 @@ def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) 
     try:
         for (framework, device), group in groups:
             _run_group(list(group), framework, device, writer, opts, bar, monitor if device == "cuda" else None)
+            apply_machine_peaks(writer.doc)  # after every group, so an interrupted run is consistent too
         writer.finish()
     finally:
         bar.close()

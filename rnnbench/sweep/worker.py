@@ -23,9 +23,6 @@ from rnnbench.sweep.store import now_iso
 
 __all__ = ["make_record", "measure_case", "measure_peak", "worker_main"]
 
-# Peak probe sizes: the GEMM grows until the rate stops improving by 5%.
-PEAK_SIZES = {"cpu": (512, 1024, 2048), "cuda": (2048, 4096, 8192, 16384)}
-
 
 def make_record(
     case: Case,
@@ -68,20 +65,20 @@ def make_record(
 
 
 def measure_peak(framework: str, device: str, dtype: str, config: TimingConfig) -> dict[str, Any]:
-    """Peak GEMM rate of (framework, device, dtype), calibrated over growing sizes."""
+    """The roofline's ceilings for (framework, device, dtype): best GEMM over a size ladder, STREAM bandwidth.
+
+    A failing bandwidth probe does not lose the GEMM peak: its error is kept as `bandwidth_error`.
+    """
     from rnnbench import backends
+    from rnnbench.measure.roofline import gemm_peak, stream_bandwidth
 
     backend = backends.get(framework)
-    best: dict[str, Any] = {}
-    for n in PEAK_SIZES[device]:
-        m = measure(backend.gemm(device, dtype, n), config)
-        gflops = 2 * n**3 / m.median_s / 1e9
-        if best and gflops < 1.05 * best["gflops"]:
-            if gflops > best["gflops"]:
-                best = {"n": n, "median_s": m.median_s, "gflops": gflops}
-            break
-        best = {"n": n, "median_s": m.median_s, "gflops": gflops}
-    return {"framework": framework, "device": device, "dtype": dtype, **best}
+    peak = gemm_peak(lambda n: backend.gemm(device, dtype, n), device, config)
+    try:
+        peak |= stream_bandwidth(framework, device, dtype, config)
+    except Exception as exc:
+        peak["bandwidth_error"] = f"{type(exc).__name__}: {exc}"[:300]
+    return {"framework": framework, "device": device, "dtype": dtype, **peak}
 
 
 # Kernels kept for later rounds of the same case; bounded so a long GPU sweep
