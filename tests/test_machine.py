@@ -173,3 +173,13 @@ def test_runner_files_each_frameworks_runtime_in_the_fingerprint(tmp_path):
                                                           progress=False))  # fmt: skip
     assert writer.doc["machine"]["runtimes"] == {"numpy": {"cuda_runtime": None, "cudnn": None}}
     assert not set(machine.GPU_SAMPLE_KEYS) & set(writer.doc["records"][0])  # CPU cases carry no GPU samples
+
+
+def test_an_older_nvml_binding_loses_only_the_fields_it_lacks(nvml, monkeypatch):
+    for name in ("nvmlDeviceGetMigMode", "nvmlDeviceGetApplicationsClock", "nvmlDeviceGetCurrentClocksEventReasons"):
+        monkeypatch.delattr(nvml, name)
+    info = gpu_info()
+    assert info["gpu_source"] == "nvml" and info["gpu_uuid"] == UUIDS[0]
+    assert info["gpu_mig"] is None and info["gpu_app_clocks_mhz"] == {"sm": None, "mem": None}
+    assert info["gpu_ecc"] is False and info["gpu_max_clocks_mhz"]["sm"] == 1410
+    assert GpuMonitor().sample()["throttle"] == []

@@ -154,11 +154,15 @@ def _nvml() -> Any | None:
 
 
 def _try(fn: Any, *args: Any) -> Any:
-    """An NVML query's value, or None where the device does not support it."""
+    """An NVML query's value, or None where the device (or an older binding: `fn` None) does not support it."""
     try:
         return fn(*args)
     except Exception:
         return None
+
+
+def _query(pynvml: Any, name: str, *args: Any) -> Any:
+    return _try(getattr(pynvml, name, None), *args)
 
 
 def _nvml_handle(pynvml: Any) -> tuple[Any, int, str, int] | None:
@@ -167,11 +171,11 @@ def _nvml_handle(pynvml: Any) -> tuple[Any, int, str, int] | None:
     if cvd is not None and any(e.strip().upper().startswith("MIG-") for e in cvd.split(",")):
         # a MIG instance: NVML finds it by its own UUID
         uuid = cvd.split(",")[0].strip()
-        handle = _try(pynvml.nvmlDeviceGetHandleByUUID, uuid)
+        handle = _query(pynvml, "nvmlDeviceGetHandleByUUID", uuid)
         if handle is None:
             return None
-        parent = _try(pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle, handle)
-        index = _try(pynvml.nvmlDeviceGetIndex, parent) if parent is not None else None
+        parent = _query(pynvml, "nvmlDeviceGetDeviceHandleFromMigDeviceHandle", handle)
+        index = _query(pynvml, "nvmlDeviceGetIndex", parent) if parent is not None else None
         return handle, index if index is not None else -1, uuid, len(cvd.split(","))
     devices = []
     for i in range(pynvml.nvmlDeviceGetCount()):
@@ -190,12 +194,12 @@ def _nvml_info(pynvml: Any) -> dict[str, Any]:
         return dict(_NO_GPU)
     h, index, uuid, count = found
     sm, mem = getattr(pynvml, "NVML_CLOCK_SM", 1), getattr(pynvml, "NVML_CLOCK_MEM", 2)
-    cuda = _try(pynvml.nvmlSystemGetCudaDriverVersion)
-    mig = _try(pynvml.nvmlDeviceGetMigMode, h)
-    ecc = _try(pynvml.nvmlDeviceGetEccMode, h)
-    power = _try(pynvml.nvmlDeviceGetPowerManagementLimit, h)
-    memory = _try(pynvml.nvmlDeviceGetMemoryInfo, h)
-    persistence = _try(pynvml.nvmlDeviceGetPersistenceMode, h)
+    cuda = _query(pynvml, "nvmlSystemGetCudaDriverVersion")
+    mig = _query(pynvml, "nvmlDeviceGetMigMode", h)
+    ecc = _query(pynvml, "nvmlDeviceGetEccMode", h)
+    power = _query(pynvml, "nvmlDeviceGetPowerManagementLimit", h)
+    memory = _query(pynvml, "nvmlDeviceGetMemoryInfo", h)
+    persistence = _query(pynvml, "nvmlDeviceGetPersistenceMode", h)
     return {
         "gpu_name": _text(pynvml.nvmlDeviceGetName(h)),
         "gpu_driver": _text(pynvml.nvmlSystemGetDriverVersion()),
@@ -210,12 +214,12 @@ def _nvml_info(pynvml: Any) -> dict[str, Any]:
         "gpu_persistence": bool(persistence) if persistence is not None else None,
         "gpu_power_limit_w": power / 1000 if power is not None else None,
         "gpu_app_clocks_mhz": {
-            "sm": _try(pynvml.nvmlDeviceGetApplicationsClock, h, sm),
-            "mem": _try(pynvml.nvmlDeviceGetApplicationsClock, h, mem),
+            "sm": _query(pynvml, "nvmlDeviceGetApplicationsClock", h, sm),
+            "mem": _query(pynvml, "nvmlDeviceGetApplicationsClock", h, mem),
         },
         "gpu_max_clocks_mhz": {
-            "sm": _try(pynvml.nvmlDeviceGetMaxClockInfo, h, sm),
-            "mem": _try(pynvml.nvmlDeviceGetMaxClockInfo, h, mem),
+            "sm": _query(pynvml, "nvmlDeviceGetMaxClockInfo", h, sm),
+            "mem": _query(pynvml, "nvmlDeviceGetMaxClockInfo", h, mem),
         },
     }
 
@@ -259,7 +263,7 @@ def gpu_info() -> dict[str, Any]:
     except Exception:  # an NVML error on a broken driver: fall back rather than fail a run
         return _smi_info()
     finally:
-        _try(pynvml.nvmlShutdown)
+        _query(pynvml, "nvmlShutdown")
 
 
 class GpuMonitor:
@@ -287,8 +291,8 @@ class GpuMonitor:
         bits = _try(reasons_fn, h) if reasons_fn else None
         names = sorted(name for bit, name in _REASONS.items() if bits and bits & bit)
         return {
-            "temp_c": _try(nv.nvmlDeviceGetTemperature, h, getattr(nv, "NVML_TEMPERATURE_GPU", 0)),
-            "sm_mhz": _try(nv.nvmlDeviceGetClockInfo, h, getattr(nv, "NVML_CLOCK_SM", 1)),
+            "temp_c": _query(nv, "nvmlDeviceGetTemperature", h, getattr(nv, "NVML_TEMPERATURE_GPU", 0)),
+            "sm_mhz": _query(nv, "nvmlDeviceGetClockInfo", h, getattr(nv, "NVML_CLOCK_SM", 1)),
             "throttle": names,
             "throttled": bool(THROTTLING.intersection(names)),
         }
@@ -307,7 +311,7 @@ class GpuMonitor:
 
     def close(self) -> None:
         if self._nvml is not None:
-            _try(self._nvml.nvmlShutdown)
+            _query(self._nvml, "nvmlShutdown")
             self._nvml = self._handle = None
 
 
