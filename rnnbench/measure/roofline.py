@@ -169,6 +169,10 @@ def stream_kernels(framework: str, device: str, dtype: str, n: int) -> dict[str,
                 out[:1].numpy()  # a one-element fetch waits for the kernel
             return out
 
+        # TensorFlow places soft by default: a CPU-only build would run "/GPU:0" on the CPU without a word
+        placed = tf_run(triad_tf, fb, fc, fscale).device
+        if device == "cuda" and "GPU" not in placed.upper():
+            raise RuntimeError(f"TensorFlow ran the STREAM triad on {placed}, not on the GPU")
         return {"copy": lambda: tf_run(copy_tf, fb, fone), "triad": lambda: tf_run(triad_tf, fb, fc, fscale)}
     raise ValueError(f"no STREAM kernels for framework {framework!r}")
 
