@@ -12,6 +12,7 @@ needs. jax is imported inside the methods, never at module import.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,8 @@ class JaxBackend(Backend):
     native = True
 
     def _unsupported(self, case: Case) -> str | None:
+        if case.formulation == "native" and importlib.util.find_spec("flax") is None:
+            return "JAX's native rows are flax's recurrent cells, and flax is not installed (pip install flax)"
         if case.formulation == "native" and case.cell == "gru":
             # flax: n = tanh(W_in x + b_in + r * (U_hn h)); the reference (torch, cuDNN) adds b_hn inside r*(...)
             return (

@@ -386,7 +386,7 @@ def host_class() -> str:
 
 
 def machine_name(gpu: dict[str, Any] | None = None) -> str:
-    """What results are filed under: `RNNBENCH_MACHINE`, else GPU class and host class, else the hostname.
+    """What results are filed under: `RNNBENCH_MACHINE` (plus the GPU class), else GPU and host class, else hostname.
 
     A GPU machine is `<gpu>x<count>-<cpu>-<cores>c` (e.g.
     `H100-80GB-HBM3x1-AMD-EPYC-9454-16c`): nightly GPU runners are ephemeral,
@@ -395,10 +395,12 @@ def machine_name(gpu: dict[str, Any] | None = None) -> str:
     is just as ephemeral.
     """
     gpu = gpu if gpu is not None else gpu_info()
+    gpu_class = f"{_slug(gpu['gpu_name'])}x{gpu.get('gpu_count') or 1}" if gpu.get("gpu_name") else None
     if os.environ.get("RNNBENCH_MACHINE"):
-        name = os.environ["RNNBENCH_MACHINE"]
-    elif gpu.get("gpu_name"):
-        name = f"{_slug(gpu['gpu_name'])}x{gpu.get('gpu_count') or 1}-{host_class()}"
+        # the pipeline's shards share one name; the GPU class keeps different GPUs apart under it
+        name = os.environ["RNNBENCH_MACHINE"] + (f"-{gpu_class}" if gpu_class else "")
+    elif gpu_class:
+        name = f"{gpu_class}-{host_class()}"
     elif os.environ.get("CI"):
         name = host_class()
     else:
