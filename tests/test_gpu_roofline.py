@@ -45,6 +45,14 @@ def test_gemm_peak_skips_sizes_whose_call_would_be_too_slow(monkeypatch):
     assert all(2 * n**3 / 1e9 <= roofline.MAX_CALL_S for n in tried)
 
 
+def test_one_stalled_size_does_not_end_the_ladder(monkeypatch):
+    # 384 stalls (10x slower than the machine's rate): the next size is predicted from the best rate, not from it
+    rate = dict.fromkeys(roofline.GEMM_LADDER["cpu"], 100.0) | {384: 10.0, 1024: 120.0}
+    monkeypatch.setattr(roofline, "measure", _fake_measure(lambda n: 2 * n**3 / (rate[n] * 1e9)))
+    best = gemm_peak(lambda n: n, "cpu", FAST)
+    assert best["n"] == 1024 and best["gflops"] == pytest.approx(120.0)
+
+
 @pytest.mark.parametrize(
     "framework", ["numpy", "torch", "jax", pytest.param("tensorflow", marks=pytest.mark.slow)]
 )  # importing TensorFlow alone takes seconds

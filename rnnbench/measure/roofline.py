@@ -4,8 +4,9 @@
 to the device's working range and keeps the best rate (no early stop: on a
 shared CPU a noisy mid-size sample used to end the ladder early, leaving
 torch's "peak" at 168 GFLOP/s while TensorFlow reached 436 on the same
-cores). A size is skipped once one call of it would take longer than
-`MAX_CALL_S` (so a slow dtype on a CPU stays cheap). `stream_bandwidth` is
+cores). The ladder ends where one call of the next size would take longer
+than `MAX_CALL_S` at the best rate so far (so a slow dtype on a CPU stays
+cheap, and one stalled size does not end it). `stream_bandwidth` is
 STREAM's copy (`a = b`) and triad (`a = b + s*c`) on arrays several times the
 last-level cache, bytes counted STREAM's way (2 and 3 arrays per element).
 `apply_machine_peaks` runs when a sweep ends: every record gets the
@@ -61,7 +62,8 @@ def gemm_peak(gemm: Callable[[int], Callable[[], Any]], device: str, config: Tim
         ladder.append([n, gflops])
         if not best or gflops > best["gflops"]:
             best = {"n": n, "median_s": m.median_s, "gflops": gflops}
-        if i + 1 < len(sizes) and m.median_s * (sizes[i + 1] / n) ** 3 > MAX_CALL_S:
+        # predicted from the best rate so far, so one slow (stalled) size does not end the ladder early
+        if i + 1 < len(sizes) and 2 * sizes[i + 1] ** 3 / (best["gflops"] * 1e9) > MAX_CALL_S:
             break
     return best | {"ladder": ladder}
 
