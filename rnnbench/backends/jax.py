@@ -94,7 +94,7 @@ class JaxBackend(Backend):
             return jax.device_put(jnp.asarray(a, dtype=dtype), device)
 
         if case.formulation == "native":
-            return self._build_native(case, weights, put(x), [put(s) for s in state0])
+            return self._build_native(case, weights, x, state0)
         params = [{n: put(a) for n, a in p.items()} for p in pack(case.spec, case.formulation, weights, case.layers)]
         xs, st = put(x), [put(s) for s in state0]
         ops = _ops(jax)
@@ -132,7 +132,7 @@ class JaxBackend(Backend):
 
         return Kernel(case, call, fetch)
 
-    def _build_native(self, case: Case, weights: dict[str, Array], xs: Any, st: list[Any]) -> Kernel:
+    def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         """flax.nnx cells scanned by `nnx.RNN`, one per layer, under jit (and jax.grad for train).
 
         Where flax's equations match the reference: `OptimizedLSTMCell` (gates
@@ -148,29 +148,35 @@ class JaxBackend(Backend):
         jnp = jax.numpy
         from flax import nnx
 
-        dtype = xs.dtype
+        device = jax.devices("gpu" if case.device == "cuda" else "cpu")[0]
+        dtype = getattr(jnp, case.dtype)
+        # flax computes in `dtype` from parameters kept in `param_dtype` (its Linear casts on use): the
+        # mixed-precision policy's float32 master weights, once Case carries `param_dtype`
+        param_dtype = getattr(jnp, getattr(case, "param_dtype", case.dtype))
+        xs, st = (jax.device_put(jnp.asarray(x, dtype=dtype), device),
+                  [jax.device_put(jnp.asarray(s, dtype=dtype), device) for s in state0])  # fmt: skip
         cells = []
         for k in range(case.layers):
             in_k = case.input_size if k == 0 else case.hidden
             # weights are loaded below: skip flax's initialisers (its orthogonal one has no half-precision QR)
             zeros = nnx.initializers.zeros_init()
-            opts: dict[str, Any] = {"dtype": dtype, "param_dtype": dtype, "rngs": nnx.Rngs(k), "kernel_init": zeros,
-                                    "recurrent_kernel_init": zeros}  # fmt: skip
+            opts: dict[str, Any] = {"dtype": dtype, "param_dtype": param_dtype, "rngs": nnx.Rngs(k),
+                                    "kernel_init": zeros, "recurrent_kernel_init": zeros}  # fmt: skip
             w, u = weights[f"weight_ih_l{k}"], weights[f"weight_hh_l{k}"]
             bias = weights[f"bias_ih_l{k}"] + weights[f"bias_hh_l{k}"]
             if case.cell == "lstm":
                 cell: Any = nnx.OptimizedLSTMCell(in_k, case.hidden, **opts)
-                cell.dense_h.bias.value = jnp.asarray(bias, dtype=dtype)
+                cell.dense_h.bias.value = jnp.asarray(bias, dtype=param_dtype)
             else:
                 act = jax.nn.relu if case.nonlinearity == "relu" else jnp.tanh
                 cell = nnx.SimpleCell(in_k, case.hidden, activation_fn=act, **opts)
-                cell.dense_i.bias.value = jnp.asarray(bias, dtype=dtype)
-            cell.dense_i.kernel.value = jnp.asarray(w.T, dtype=dtype)
-            cell.dense_h.kernel.value = jnp.asarray(u.T, dtype=dtype)
+                cell.dense_i.bias.value = jnp.asarray(bias, dtype=param_dtype)
+            cell.dense_i.kernel.value = jnp.asarray(w.T, dtype=param_dtype)
+            cell.dense_h.kernel.value = jnp.asarray(u.T, dtype=param_dtype)
             cells.append(nnx.RNN(cell, time_major=True, return_carry=True))
         # differentiate the weights only: the cells also hold RNG state (integer keys)
         graphdef, params, rest = nnx.split(nnx.List(cells), nnx.Param, ...)  # type: ignore[misc]
-        params = jax.device_put(params, xs.devices().pop())
+        params = jax.device_put(params, device)
 
         def forward(params: Any, xs: Any, st: Any) -> Any:
             layers = nnx.merge(graphdef, params, rest)
