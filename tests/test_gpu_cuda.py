@@ -66,10 +66,10 @@ def test_cuda_case_matches_reference(case):
 def test_cuda_tf32_is_a_recorded_precision(framework):
     """fp32 matmuls in TF32 are a precision of their own (issue 11 item 2); cases must say which they ran."""
     fields = {f.name for f in dataclasses.fields(Case)}
-    assert "precision" in fields, "Case has no fp32 precision field: TF32 cases cannot be told apart"
+    assert "fp32" in fields, "Case has no fp32 mode (strict|tf32): TF32 cases cannot be told apart"
     backend = _need_gpu(framework)
     case = Case(framework=framework, device="cuda", cell="lstm", formulation="separate", mode=_modes(framework)[0],
-                batch=8, input_size=24, hidden=32, seq_len=6).replace(precision="tf32")  # fmt: skip
+                batch=8, input_size=24, hidden=32, seq_len=6).replace(fp32="tf32")  # fmt: skip
     weights, x, state0 = make_inputs(case)
     check = verify_kernel(backend.build(case, weights, x, state0), weights, x, state0)
     assert check.ok, f"{check.worst}: rel error {check.max_rel_error:.3g} > {check.tolerance}"

@@ -98,14 +98,18 @@ def test_peak_fraction_is_against_the_machines_best():
              "peak_fraction": 342 / 168},
             {"framework": "torch", "device": "cpu", "dtype": "bfloat16", "gflops": 10.0, "peak_gflops": 50.0},
             {"framework": "torch", "device": "cpu", "dtype": "float32", "status": "failed", "gflops": None},
+            {"framework": "torch", "device": "cpu", "dtype": "float32", "fp32": "tf32", "gflops": 300.0,
+             "peak_gflops": 168.0, "peak_fraction": 300 / 168},
         ],
     }  # fmt: skip
     apply_machine_peaks(doc)
-    fp32, bf16, failed = doc["records"]
+    fp32, bf16, failed, tf32 = doc["records"]
     assert fp32["machine_peak_gflops"] == 436.0 and fp32["peak_gflops"] == 168.0
     assert fp32["peak_fraction"] == pytest.approx(342 / 436) and fp32["peak_fraction"] < 1
     assert bf16["machine_peak_gflops"] == 50.0 and bf16["peak_fraction"] == pytest.approx(0.2)
     assert fp32["bandwidth_gbps"] == 11.0 and failed["machine_peak_gflops"] == 436.0
+    # no TF32 peak was measured: a TF32 case is not measured against the strict fp32 ceiling
+    assert tf32["machine_peak_gflops"] is None and tf32["peak_fraction"] is None
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

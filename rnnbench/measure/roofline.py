@@ -216,20 +216,21 @@ def apply_machine_peaks(doc: dict[str, Any]) -> None:
     """Give every record the machine's best GEMM rate and bandwidth; `peak_fraction` against the machine's.
 
     The best is over the frameworks this run measured on the same device and
-    dtype (and fp32 precision, where peaks carry one); `peak_gflops` keeps the
-    framework's own probe.
+    dtype and fp32 mode (`fp32`: strict or tf32; absent means strict, on peaks
+    and records alike); `peak_gflops` keeps the framework's own probe.
     """
     best: dict[tuple[Any, ...], float] = {}
     bandwidth: dict[str, float] = {}
     for p in doc.get("peaks", []):
-        key = (p.get("device"), p.get("dtype"), p.get("precision"))
+        key = (p.get("device"), p.get("dtype"), p.get("fp32") or "strict")
         if p.get("gflops"):
             best[key] = max(best.get(key, 0.0), float(p["gflops"]))
         if p.get("triad_gbps"):
             bandwidth[p["device"]] = max(bandwidth.get(p["device"], 0.0), float(p["triad_gbps"]))
     for r in doc.get("records", []):
-        machine_peak = best.get((r.get("device"), r.get("dtype"), r.get("precision")))
+        machine_peak = best.get((r.get("device"), r.get("dtype"), r.get("fp32") or "strict"))
         r["machine_peak_gflops"] = machine_peak
         r["bandwidth_gbps"] = bandwidth.get(r.get("device", ""))
-        if machine_peak and r.get("gflops"):
-            r["peak_fraction"] = r["gflops"] / machine_peak
+        # no peak of this device, dtype and fp32 mode: no ceiling to compare with (a TF32 case against a
+        # strict-fp32 GEMM would read above 1)
+        r["peak_fraction"] = r["gflops"] / machine_peak if machine_peak and r.get("gflops") else None
