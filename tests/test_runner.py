@@ -187,6 +187,7 @@ def test_iter_documents_skips_foreign_files(tmp_path):
     assert {Path(str(w.message).split(":")[0]).name for w in caught} == {"junk.json", "other.json"}
 
 
+@pytest.mark.slow  # a JAX sweep in a subprocess: the slowest test left in the fast tier
 def test_real_jit_compile_time_is_kept_out_of_the_samples(tmp_path):
     case = Case(framework="jax", mode="compiled", cell="lstm", hidden=32, input_size=32, batch=8, seq_len=16)
     opts = RunOptions(tmp_path, threads=1, timing=FAST, peak_timing=FAST, progress=False)
