@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnbench.cli.options import fraction
+from rnnbench.cli.options import fraction, nonempty
+from rnnbench.errors import UsageError
 
 __all__ = ["FORMATS", "add_parser", "run"]
 
@@ -20,16 +21,28 @@ def run(args: argparse.Namespace) -> int:
         base = resolve(args.base, args.results)
         new = resolve(args.new, args.results)
     cmp = compare_frames(base, new, threshold=args.threshold)
+    if not cmp.cases:
+        # nothing measured on both sides: a verdict (or a passed --fail-on-regression) would be a lie
+        raise UsageError(
+            f"{args.base} and {args.new} share no case measured on both sides "
+            f"({len(cmp.only_base)} only in BASE, {len(cmp.only_new)} only in NEW, {len(cmp.not_ok)} not ok)"
+        )
     sys.stdout.write(format_comparison(cmp, args.format).rstrip("\n") + "\n")
     return 1 if args.fail_on_regression and cmp.count("slower") else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("compare", help="verdicts per case between two result sets: faster, slower, same, too noisy")
-    p.add_argument("base", metavar="BASE", help="result file, folder, or commit prefix in the results store")
-    p.add_argument("new", metavar="NEW", help="result file, folder, or commit prefix in the results store")
+    p.add_argument(
+        "base", metavar="BASE", type=nonempty, help="result file, folder, or commit prefix in the results store"
+    )
+    p.add_argument(
+        "new", metavar="NEW", type=nonempty, help="result file, folder, or commit prefix in the results store"
+    )
     p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--results", default="results", help="results store to look commits up in (default results/)")
+    p.add_argument(
+        "--results", type=nonempty, default="results", help="results store to look commits up in (default results/)"
+    )
     p.set_defaults(func=run)

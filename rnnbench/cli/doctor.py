@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from rnnbench.cli.options import fraction, int_range, positive_float, threads
+from rnnbench.cli.options import fraction, int_range, output_dir, positive_float, threads
 
 __all__ = ["add_parser", "run"]
 
@@ -20,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
             sample_time=args.sample_time,
             slowdown=args.slowdown,
             threads=args.threads,
-            save=Path(args.save) if args.save else None,
+            save=args.save,
         )
     )
 
@@ -39,5 +38,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--slowdown", type=fraction, default=0.20, help="slowdown injected into concat (default 20%%)")
     p.add_argument("--threads", type=threads, default=1, help="BLAS threads for the kernel set (default 1)")
-    p.add_argument("--save", help="also write the measured sets as runner documents into this folder")
+    p.add_argument("--save", type=output_dir, help="also write the measured sets as runner documents into this folder")
     p.set_defaults(func=run)

@@ -7,7 +7,8 @@ import sys
 
 from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.export import PATHS_HELP
-from rnnbench.cli.options import fraction
+from rnnbench.cli.options import fraction, input_path
+from rnnbench.errors import UsageError
 
 __all__ = ["add_parser", "run"]
 
@@ -18,6 +19,8 @@ def run(args: argparse.Namespace) -> int:
 
     with one_line_warnings():
         frame = load(args.paths or None)
+    if frame.empty:
+        raise UsageError(f"no rnnbench or asv results in {', '.join(args.paths or ['results'])}")
     steps = detect(frame, args.threshold)
     sys.stdout.write(format_steps(steps, args.format, args.threshold).rstrip("\n") + "\n")
     return 0
@@ -25,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("regressions", help="step changes in every case's history")
-    p.add_argument("paths", nargs="*", help=PATHS_HELP)
+    p.add_argument("paths", nargs="*", type=input_path, help=PATHS_HELP)
     p.add_argument("--threshold", type=fraction, default=0.05, help="smallest step that counts (default 5%%)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=run)
