@@ -15,9 +15,9 @@ FORMATS = ("table", "markdown", "json")
 
 def run(args: argparse.Namespace) -> int:
     from rnnbench.analysis.compare import compare_frames, format_comparison, resolve
-    from rnnbench.analysis.frame import one_line_warnings
+    from rnnbench.cli.inputs import warnings_or_reason
 
-    with one_line_warnings():
+    with warnings_or_reason():
         base = resolve(args.base, args.results)
         new = resolve(args.new, args.results)
     cmp = compare_frames(base, new, threshold=args.threshold)

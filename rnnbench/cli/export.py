@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rnnbench.cli.options import input_path, output_file
-from rnnbench.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,12 +19,9 @@ PATHS_HELP = "result files or folders (runner documents, asv results); default: 
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.frame import load, one_line_warnings
+    from rnnbench.cli.inputs import load_results
 
-    with one_line_warnings():
-        frame = load(args.paths or None)
-    if frame.empty:
-        raise UsageError(f"no rnnbench or asv results in {', '.join(args.paths or ['results'])}")
+    frame = load_results(args.paths)
     out = _export_atomically(frame, args.out)
     print(f"rnnbench: {len(frame)} rows written to {out}")
     return 0

@@ -8,19 +8,15 @@ import sys
 from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.export import PATHS_HELP
 from rnnbench.cli.options import fraction, input_path
-from rnnbench.errors import UsageError
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.frame import load, one_line_warnings
     from rnnbench.analysis.history import detect, format_steps
+    from rnnbench.cli.inputs import load_results
 
-    with one_line_warnings():
-        frame = load(args.paths or None)
-    if frame.empty:
-        raise UsageError(f"no rnnbench or asv results in {', '.join(args.paths or ['results'])}")
+    frame = load_results(args.paths)
     steps = detect(frame, args.threshold)
     sys.stdout.write(format_steps(steps, args.format, args.threshold).rstrip("\n") + "\n")
     return 0

@@ -6,20 +6,16 @@ import argparse
 
 from rnnbench.cli.export import PATHS_HELP
 from rnnbench.cli.options import fraction, input_path, int_range, output_dir
-from rnnbench.errors import UsageError
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.frame import load, one_line_warnings
+    from rnnbench.cli.inputs import load_results
     from rnnbench.report.build import build_report, check_out_dir
 
     check_out_dir(args.out)  # before reading a large tree
-    with one_line_warnings():
-        frame = load(args.paths or None)
-    if frame.empty:
-        raise UsageError(f"no rnnbench or asv results in {', '.join(args.paths or ['results'])}")
+    frame = load_results(args.paths)
     page = build_report(frame, args.out, threshold=args.threshold, max_charts=args.max_charts, progress=not args.quiet)
     print(f"rnnbench: report written to {page}")
     return 0
