@@ -34,7 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         func: Callable[[argparse.Namespace], int] = args.func
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is caught below rather than printed
+        return code
     except UsageError as exc:
         print(f"rnnbench: error: {exc}", file=sys.stderr)
         return 2
