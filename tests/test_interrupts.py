@@ -237,5 +237,27 @@ def test_a_full_disk_is_one_line_and_leaves_the_document_valid(tmp_path):
         assert not list(disk.glob("runs/*/.*.tmp")), "a temporary file was left on the full disk"
         assert marked(marker) == []
         json.loads(doc_path.read_text())
+        # the other writers on the same full disk: one line, exit 2, no partial table
+        source = tmp_path / "source"
+        source.mkdir()
+        (source / "run.json").write_text(doc_path.read_text())
+        try:  # take what the run left free
+            with open(disk / "filler", "wb") as f:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+        except OSError:
+            pass
+        for argv, partial in (
+            (["export", str(source), "--out", str(disk / "all.csv")], "*.csv"),
+            (["report", str(source), "--out", str(disk / "site"), "-q"], "site/*.html"),
+        ):
+            q = subprocess.run(
+                [sys.executable, "-m", "rnnbench", *argv], cwd=REPO, capture_output=True, text=True, timeout=300
+            )
+            lines = [ln for ln in q.stderr.splitlines() if ln.strip()]
+            assert q.returncode == 2 and "Traceback" not in q.stderr, q.stderr
+            assert len(lines) == 1 and "No space left on device" in lines[0], q.stderr
+            assert not list(disk.glob(partial)) and not list(disk.rglob(".*.tmp")) and not list(disk.rglob(".*.csv"))
     finally:
         subprocess.run(["umount", str(disk)], check=False)

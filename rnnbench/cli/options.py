@@ -181,7 +181,7 @@ def input_path(text: str) -> str:
         raise argparse.ArgumentTypeError("must not be empty (give a path)")
     path = Path(text)
     if not path.exists():
-        raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
+        raise argparse.ArgumentTypeError(f"{text}: no such file or directory")
     if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
         raise argparse.ArgumentTypeError(f"cannot read {text}: permission denied")
     return text
