@@ -124,7 +124,9 @@ def test_a_peak_probe_that_fails_twice_is_in_the_summary_and_the_exit_code(tmp_p
     monkeypatch.setattr(
         runner,
         "run_cases",
-        lambda cases, machine, opts: real(cases, machine, dataclasses.replace(opts, worker_target=faulty_worker)),
+        lambda cases, machine, opts, **kw: real(
+            cases, machine, dataclasses.replace(opts, worker_target=faulty_worker), **kw
+        ),
     )
     argv = ["run", "--framework", "numpy", "--cell", "rnn", "--formulation", "concat", "--batch", "2"]
     argv += ["--hidden", "8", "--seq-len", "3", "--budget", "0.05", "--rounds", "1", "--no-progress"]

@@ -72,10 +72,8 @@ def run(args: argparse.Namespace) -> int:
         results_dir=results, threads=n_threads, timing=timing, timeout_s=args.timeout, progress=not args.no_progress,
         command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text, rounds=args.rounds,
     )  # fmt: skip
-    writer = run_cases(cases, machine, opts)
-    for case, why in skipped:
-        writer.doc["records"].append(make_record(case, "skipped", threads=n_threads, error=why))
-    writer.flush()
+    not_applicable = [make_record(case, "skipped", threads=n_threads, error=why) for case, why in skipped]
+    writer = run_cases(cases, machine, opts, extra_records=not_applicable)
     records = writer.doc["records"]
     out = sys.stderr if args.json else sys.stdout
     headers, rows = summary_rows(records)

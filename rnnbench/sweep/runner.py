@@ -123,8 +123,17 @@ class _Worker:
         self.kill()
 
 
-def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) -> RunWriter:
-    """Verify and time every case; returns the writer whose document holds the whole run."""
+def run_cases(
+    cases: Sequence[Case],
+    machine: dict[str, Any],
+    opts: RunOptions,
+    extra_records: Sequence[dict[str, Any]] = (),
+) -> RunWriter:
+    """Verify and time every case; returns the writer whose document holds the whole run.
+
+    `extra_records` (the grid's not-applicable cases) are appended after the measured ones, while
+    the document is still locked; the writer is closed (its lock released) when this returns.
+    """
     writer = RunWriter(opts.results_dir, machine, command=opts.command, preset=opts.preset, shard=opts.shard)
     bar = tqdm(
         total=len(cases) * opts.rounds, unit="case", file=sys.stderr, disable=not opts.progress, dynamic_ncols=True
@@ -135,6 +144,7 @@ def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) 
     try:
         for (framework, device), group in groups:
             _run_group(list(group), framework, device, writer, opts, bar)
+        writer.doc["records"].extend(extra_records)
         writer.finish()
     finally:
         bar.close()
