@@ -165,6 +165,26 @@ BAD: list[list[str]] = [
     ["doctor", "--save", "/proc/rnnbench-doctor"],
     ["doctor", "--save", "{ro}"],
     ["doctor", "--save", ""],
+    # merge
+    ["merge"],
+    ["merge", "{valid}"],
+    ["merge", "{tmp}/no-such-shard", "--out", "{tmp}/m"],
+    ["merge", "{valid}", "--out", ""],
+    ["merge", "{valid}", "--out", "{file}"],
+    ["merge", "{valid}", "--out", "{ro}"],
+    ["merge", "{empty}", "--out", "{tmp}/m"],
+    ["merge", "{garbage}", "--out", "{tmp}/m"],
+    # landing
+    ["landing", "{valid}"],
+    ["landing", "{tmp}/no-such-history", "--out", "{tmp}/site"],
+    ["landing", "{valid}", "--out", "{file}"],
+    ["landing", "{valid}", "--out", "{ro}"],
+    ["landing", "{valid}", "--out", ""],
+    ["landing", "{valid}", "--out", "{tmp}/site", "--threshold", "0"],
+    ["landing", "{valid}", "--out", "{tmp}/site", "--baseline", "0"],
+    ["landing", "{valid}", "--out", "{tmp}/site", "--run", "{tmp}/no-such-run.json"],
+    ["landing", "{empty}", "--out", "{tmp}/site"],
+    ["landing", "{valid}", "--out", "{tmp}/site", "--report", ""],
 ]
 
 
@@ -238,7 +258,7 @@ def test_the_table_is_large_enough():
     assert len(BAD) >= 80
     commands = {argv[0] for argv in BAD if argv and not argv[0].startswith("-")}
     assert commands >= {"verify", "run", "env", "list", "harness", "export", "report", "compare", "regressions"}
-    assert "doctor" in commands
+    assert {"doctor", "merge", "landing"} <= commands
 
 
 @pytest.mark.parametrize("template", BAD, ids=[" ".join(a) or "(none)" for a in BAD])

@@ -12,7 +12,6 @@ import argparse
 import errno
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,15 +126,20 @@ def _nearest_existing(path: Path) -> Path:
     return Path(".")
 
 
-def _probe_writable(folder: Path, shown: str) -> None:
-    """ArgumentTypeError unless a file can be created in `folder` (an actual try: root ignores modes,
-    and only a write finds a read-only mount); the probe file is anonymous and gone at once."""
+def _check_writable(folder: Path, shown: str) -> None:
+    """ArgumentTypeError unless files can be created in `folder`. `access(2)` answers for the real
+    user (root may write where the mode says no) and says EROFS for a read-only mount; it writes
+    nothing, so parsing a recorded command line again (`merge`) has no side effect."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        os.stat(folder)
+        why = "permission denied"
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            why = "read-only file system"
     except OSError as exc:
         why = "read-only file system" if exc.errno == errno.EROFS else (exc.strerror or str(exc)).lower()
-        raise argparse.ArgumentTypeError(f"cannot write to {shown}: {why}") from None
+    raise argparse.ArgumentTypeError(f"cannot write to {shown}: {why}")
 
 
 def _writable_target(text: str, want_dir: bool) -> Path:
@@ -155,7 +159,7 @@ def _writable_target(text: str, want_dir: bool) -> Path:
         if not existing.is_dir():
             raise argparse.ArgumentTypeError(f"cannot create {text}: {existing} is not a folder")
         folder = existing
-    _probe_writable(folder, text)
+    _check_writable(folder, text)
     return path
 
 
@@ -223,8 +227,11 @@ def add_grid_flags(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--layers", type=positive_ints)
 
 
-def grid_from_args(args: argparse.Namespace) -> Grid:
-    """The grid that `add_grid_flags`' flags describe; UsageError for a framework that is not installed."""
+def grid_from_args(args: argparse.Namespace, check_installed: bool = True) -> Grid:
+    """The grid that `add_grid_flags`' flags describe; UsageError for a framework that is not installed.
+
+    `check_installed=False` rebuilds the grid another machine ran (`merge` reads it from a shard's command).
+    """
     from rnnbench import backends
     from rnnbench.sweep.grid import override, preset
 
@@ -243,7 +250,7 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         hidden=args.hidden,
         seq_len=args.seq_len,
     )
-    if args.framework:
+    if args.framework and check_installed:
         missing = [f for f in args.framework if f not in backends.available()]
         if missing:
             raise UsageError(f"framework {missing[0]!r} is not installed (pip install -e '.[{missing[0]}]')")

@@ -32,7 +32,7 @@ def default_results_dir() -> Path:
 def run(args: argparse.Namespace) -> int:
     from rnnbench.measure.machine import fingerprint, gpu_info
     from rnnbench.measure.timing import TimingConfig
-    from rnnbench.sweep.grid import expand, shard
+    from rnnbench.sweep.grid import expand, shard, shard_of
     from rnnbench.sweep.memory import check_fits
     from rnnbench.sweep.runner import RunOptions, run_cases, summary_rows
     from rnnbench.sweep.store import done_keys, live_writers
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.shard:
         k, n = args.shard
         cases, shard_text = shard(cases, k, n), f"{k}/{n}"
-        skipped = [(c, why) for i, (c, why) in enumerate(skipped) if i % n == k - 1]
+        skipped = [(c, why) for c, why in skipped if shard_of(c.key, n) == k]
     if not cases and not args.resume:
         raise UsageError("the grid is empty after filters (is the framework installed?)")
     check_fits(cases)

@@ -15,6 +15,13 @@ thread polls the parent's pid as a fallback elsewhere. A reply marks the
 worker `poisoned` after a CUDA error other than out-of-memory (an illegal
 address or a device-side assert leaves the CUDA context unusable), and the
 runner then replaces it.
+
+Self-test switch: `RNNBENCH_SELFTEST_SLOWDOWN=FORMULATION:FACTOR[,...]` (or
+`all:FACTOR`) makes every timed call of those formulations take FACTOR times
+as long (the worker busy-waits after the call for the extra time), and the
+record says so in `selftest_slowdown`. It exists so the pipeline's own tests
+(and a user checking their alerting) can plant a known regression; never set
+it for real measurements.
 """
 
 from __future__ import annotations
@@ -26,13 +33,23 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from rnnbench.case import Case
 from rnnbench.measure.timing import Measurement, TimingConfig, measure
 from rnnbench.sweep.store import now_iso
 
-__all__ = ["die_with_parent", "is_poisoning", "make_record", "measure_case", "measure_peak", "worker_main"]
+__all__ = [
+    "SELFTEST_SLOWDOWN",
+    "die_with_parent",
+    "is_poisoning",
+    "make_record",
+    "measure_case",
+    "measure_peak",
+    "selftest_factor",
+    "worker_main",
+]
 
 # CUDA errors after which the process's CUDA context is unusable (every later call fails);
 # out-of-memory is not one of them: the allocator recovers and the next, smaller case runs.
@@ -47,6 +64,38 @@ _POISON = re.compile(
 def is_poisoning(error: str) -> bool:
     """True for an error text that leaves the CUDA context unusable (not an out-of-memory)."""
     return bool(_POISON.search(error)) and "out of memory" not in error.lower()
+
+
+SELFTEST_SLOWDOWN = "RNNBENCH_SELFTEST_SLOWDOWN"
+
+
+def selftest_factor(formulation: str) -> float:
+    """The slowdown `RNNBENCH_SELFTEST_SLOWDOWN` asks for on `formulation` (1.0: none; malformed entries ignored)."""
+    factor = 1.0
+    for item in os.environ.get(SELFTEST_SLOWDOWN, "").split(","):
+        name, _, value = item.strip().partition(":")
+        if name in (formulation, "all"):
+            try:
+                factor = max(1.0, float(value))
+            except ValueError:
+                continue
+    return factor
+
+
+def _slowed(call: Callable[[], Any], factor: float) -> Callable[[], Any]:
+    """`call`, made `factor` times slower by spinning after it (a sleep would free the core and time less reliably)."""
+    if factor == 1.0:
+        return call
+
+    def slow() -> Any:
+        start = time.perf_counter()
+        result = call()
+        until = start + (time.perf_counter() - start) * factor
+        while time.perf_counter() < until:
+            pass
+        return result
+
+    return slow
 
 
 # Peak probe sizes: the GEMM grows until the rate stops improving by 5%.
@@ -128,6 +177,17 @@ def measure_case(
     timed again without rebuilding; `compile_s` is then None (it belongs to
     the round that built it).
     """
+    slowdown = selftest_factor(case.formulation)
+    record = _measure_case(case, config, threads, peak_gflops, cache, slowdown)
+    if slowdown != 1.0:
+        record["selftest_slowdown"] = slowdown
+    return record
+
+
+def _measure_case(
+    case: Case, config: TimingConfig, threads: int, peak_gflops: float | None, cache: dict[str, Any] | None,
+    slowdown: float,
+) -> dict[str, Any]:  # fmt: skip
     from rnnbench import backends
     from rnnbench.errors import Unsupported
     from rnnbench.measure.verify import compare, make_inputs, reference
@@ -135,7 +195,7 @@ def measure_case(
     if cache is not None and case.key in cache:
         kernel, check = cache[case.key]
         try:
-            m = measure(kernel.call, config)
+            m = measure(_slowed(kernel.call, slowdown), config)
         except Exception as exc:
             return _failed(case, threads, f"{type(exc).__name__}: {exc}"[:500])
         record = make_record(
@@ -160,7 +220,7 @@ def measure_case(
                 max_rel_error=check.max_rel_error,
                 error=f"does not match the reference: {check.worst} rel error {check.max_rel_error:.3g} > {check.tolerance}",
             )  # fmt: skip
-        m = measure(kernel.call, config, first_call_s=first_call_s)
+        m = measure(_slowed(kernel.call, slowdown), config, first_call_s=first_call_s)
         if cache is not None:
             while len(cache) >= CACHE_SIZE:
                 cache.pop(next(iter(cache)))
