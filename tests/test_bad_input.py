@@ -165,6 +165,16 @@ BAD: list[list[str]] = [
     ["doctor", "--save", "/proc/rnnbench-doctor"],
     ["doctor", "--save", "{ro}"],
     ["doctor", "--save", ""],
+    # ab
+    ["ab"],
+    ["ab", "--base", "", "--new", "x"],
+    ["ab", "--base", "x", "--new", "y", "--rounds", "1"],
+    ["ab", "--base", "x", "--new", "y", "--budget", "nan"],
+    ["ab", "--base", "x", "--new", "y", "--timeout", "inf"],
+    ["ab", "--base", "x", "--new", "y", "--results", "{file}"],
+    ["ab", "--base", "x", "--new", "y", "--results", "{ro}"],
+    ["ab", "--base", "x", "--new", "y", "--threads", "0"],
+    ["ab", "--base", "x", "--new", "y", "--framework", "numpy", "--hidden", HUGE, "--results", "{tmp}/ab"],
     # merge
     ["merge"],
     ["merge", "{valid}"],
@@ -258,7 +268,7 @@ def test_the_table_is_large_enough():
     assert len(BAD) >= 80
     commands = {argv[0] for argv in BAD if argv and not argv[0].startswith("-")}
     assert commands >= {"verify", "run", "env", "list", "harness", "export", "report", "compare", "regressions"}
-    assert {"doctor", "merge", "landing"} <= commands
+    assert {"doctor", "merge", "landing", "ab"} <= commands
 
 
 @pytest.mark.parametrize("template", BAD, ids=[" ".join(a) or "(none)" for a in BAD])
@@ -314,6 +324,6 @@ def test_report_refuses_a_folder_it_did_not_write_and_reuses_its_own(workspace, 
 def test_compare_with_no_shared_case_is_an_error_not_a_pass(workspace, capsys):
     _, fill, _ = workspace
     assert main(["compare", fill["valid"], fill["other"], "--fail-on-regression"]) == 2
-    assert "share no case" in capsys.readouterr().err
+    assert "nothing to compare" in capsys.readouterr().err
     assert main(["compare", fill["valid"], fill["valid"], "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)

@@ -22,13 +22,15 @@ def run(args: argparse.Namespace) -> int:
         new = resolve(args.new, args.results)
     cmp = compare_frames(base, new, threshold=args.threshold)
     if not cmp.cases:
-        # nothing measured on both sides: a verdict (or a passed --fail-on-regression) would be a lie
         raise UsageError(
-            f"{args.base} and {args.new} share no case measured on both sides "
-            f"({len(cmp.only_base)} only in BASE, {len(cmp.only_new)} only in NEW, {len(cmp.not_ok)} not ok)"
+            f"nothing to compare: no case was measured on both sides ({len(cmp.only_base)} only in BASE, "
+            f"{len(cmp.only_new)} only in NEW, {len(cmp.not_ok)} not ok on one side, "
+            f"{cmp.both_skipped} not applicable on both)"
         )
+    for warning in cmp.warnings:
+        print(f"rnnbench: warning: {warning}", file=sys.stderr)
     sys.stdout.write(format_comparison(cmp, args.format).rstrip("\n") + "\n")
-    return 1 if args.fail_on_regression and cmp.count("slower") else 0
+    return 1 if args.fail_on_regression and cmp.regressions else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -40,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "new", metavar="NEW", type=nonempty, help="result file, folder, or commit prefix in the results store"
     )
     p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
-    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower (or worse)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument(
         "--results", type=nonempty, default="results", help="results store to look commits up in (default results/)"

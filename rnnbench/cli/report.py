@@ -11,12 +11,16 @@ __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
+    from rnnbench.analysis.frame import one_line_warnings
     from rnnbench.cli.inputs import load_results
     from rnnbench.report.build import build_report, check_out_dir
 
     check_out_dir(args.out)  # before reading a large tree
     frame = load_results(args.paths)
-    page = build_report(frame, args.out, threshold=args.threshold, max_charts=args.max_charts, progress=not args.quiet)
+    with one_line_warnings():  # a hardware change splitting a history is a one-line warning too
+        page = build_report(
+            frame, args.out, threshold=args.threshold, max_charts=args.max_charts, progress=not args.quiet
+        )
     print(f"rnnbench: report written to {page}")
     return 0
 

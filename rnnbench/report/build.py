@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import json
 import math
 import os
@@ -31,7 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.analysis.history import StepChange, detect, series
+from rnnbench.analysis.compare import WINNER_CONFIDENCE, Winner, format_value, resolve_winner, rounds_of
+from rnnbench.analysis.history import StepChange, detect, series, version_change
 from rnnbench.errors import UsageError
 from rnnbench.report import charts
 
@@ -130,23 +132,28 @@ def _winners(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
                         "where": f"{ident[1]} {ident[3]} B{b} H{h} T{ident[7]}",
                     }
                 )
-        full = piv.dropna(how="all")
-        if full.shape[1] >= 2:
-            for form in full.idxmin(axis=1):
-                win_count[form] = win_count.get(form, 0) + 1
+        verdicts = _cell_winners(g)
+        for w in verdicts.values():
+            name = w.winner or "tie"
+            win_count[name] = win_count.get(name, 0) + 1
         if "concat" in piv and "separate" in piv:
-            drawable.append((ident, piv))
+            drawable.append((ident, piv, verdicts))
     drawable.sort(key=lambda t: -t[1].size)
-    for n, (ident, piv) in enumerate(drawable[:limit]):
+    for n, (ident, piv, verdicts) in enumerate(drawable[:limit]):
         machine, fw, dev, variant, pas, mode, dtype, t, layers = ident
         batches = sorted(piv.index.get_level_values(0).unique())[:MAX_GRID]
         hiddens = sorted(piv.index.get_level_values(1).unique())[:MAX_GRID]
         times = {f: piv[f].unstack("hidden").reindex(index=batches, columns=hiddens) for f in piv.columns}
         ratio = times["concat"] / times["separate"]
+        labels = pd.DataFrame(
+            [[verdicts[(b, h)].label if (b, h) in verdicts else None for h in hiddens] for b in batches],
+            index=batches,
+            columns=hiddens,
+        )
         title = f"{fw} {dev} {variant} {pas} ({mode}, {dtype}, T={t}, layers={layers}) on {machine}"
         name = f"img/winners-{n:03d}-{_slug(fw, dev, variant, pas, mode, dtype, t, layers)}.png"
         sec.images.append((name, title))
-        jobs.append(functools.partial(charts.winner_maps, ratio, times, title, img / name))
+        jobs.append(functools.partial(charts.winner_maps, ratio, times, title, img / name, labels))
     if len(drawable) > limit:
         sec.notes.append(f"{len(drawable) - limit} more groups not drawn (--max-charts {limit}).")
     if pairs:
@@ -170,8 +177,34 @@ def _winners(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
     if win_count:
         total = sum(win_count.values())
         order = sorted(win_count.items(), key=lambda kv: -kv[1])
-        sec.finding += " Fastest formulation per shape: " + ", ".join(f"{f} {n} of {total}" for f, n in order) + "."
+        sec.finding += (
+            " Fastest formulation per shape, named only where its lead is resolved "
+            f"({WINNER_CONFIDENCE:.0%} interval of its lead excludes 1): "
+            + ", ".join(f"{'a tie' if f == 'tie' else f} {n} of {total}" for f, n in order)
+            + "."
+        )
     return sec, jobs
+
+
+def _cell_winners(g: pd.DataFrame) -> dict[tuple[Any, Any], Winner]:
+    """Per (batch, hidden): the fastest formulation if its lead is resolved, else the tie (see `resolve_winner`).
+
+    Several input sizes in one cell are combined as the map combines them: each
+    row's samples are scaled so its median sits at the cell's geometric mean.
+    """
+    import numpy as np
+
+    out: dict[tuple[Any, Any], Winner] = {}
+    for (b, h), cell in g.groupby(["batch", "hidden"]):
+        rounds: dict[str, list[list[float]]] = {}
+        for form, rows in cell.groupby("formulation"):
+            centre = float(np.exp(np.log(rows["median_s"].astype(float)).mean()))
+            rounds[str(form)] = [
+                [s * centre / float(row["median_s"]) for s in r] for _, row in rows.iterrows() for r in rounds_of(row)
+            ]
+        if len(rounds) >= 2:
+            out[(b, h)] = resolve_winner(rounds)
+    return out
 
 
 # -- scaling ----------------------------------------------------------------------------------------
@@ -354,10 +387,17 @@ def _history(
                 s = step_at.get((machine, g["key"].iloc[0], source, c, d.isoformat()))
                 if s:
                     marks.append((form, labels_at[(c, d)], s.kind))
+        versions: list[tuple[int, str]] = []
+        ordered = runs.assign(_pos=[labels_at[(c, d)] for c, d in zip(runs["commit"], runs["date"])])
+        ordered = ordered.sort_values("_pos").drop_duplicates("_pos")
+        for (_, before), (_, after) in itertools.pairwise(ordered.iterrows()):
+            change = version_change(before, after)
+            if change:
+                versions.append((int(after["_pos"]), change))
         title = f"{shape_key.replace('/*/', ' / ')} on {machine} ({source})"
         name = f"img/history-{n:03d}-{_slug(shape_key)}.png"
         sec.images.append((name, title))
-        jobs.append(functools.partial(charts.history, lines, labels, marks, title, img / name))
+        jobs.append(functools.partial(charts.history, lines, labels, marks, title, img / name, versions))
     if len(order) > limit:
         sec.notes.append(f"{len(order) - limit} more histories not drawn (those with step changes come first).")
     if steps:
@@ -370,19 +410,32 @@ def _history(
         )
         sec.tables.append(
             _table(
-                ["kind", "change", "before", "after", "at commit", "after commit", "date", "case", "machine", "source"],
+                [
+                    "kind",
+                    "change",
+                    "before",
+                    "after",
+                    "at commit",
+                    "after commit",
+                    "date",
+                    "case",
+                    "machine",
+                    "source",
+                    "versions",
+                ],
                 [
                     [
                         s.kind,
                         f"{s.ratio - 1:+.1%}",
-                        f"{s.before_s * 1e6:.3g} µs",
-                        f"{s.after_s * 1e6:.3g} µs",
+                        format_value(s.before_s, s.unit),
+                        format_value(s.after_s, s.unit),
                         (s.commit or "")[:8],
                         (s.commit_before or "")[:8],
                         s.date[:19],
                         s.key,
                         s.machine,
                         s.source,
+                        s.versions,
                     ]
                     for s in steps
                 ],

@@ -90,18 +90,25 @@ def _group(key: str, formulation: str) -> str:
     return key.replace(f"/{formulation}/", "/*/", 1)
 
 
-def _winners(records: Sequence[dict[str, Any]]) -> dict[str, tuple[str, float | None]]:
-    """group -> (fastest formulation, runner-up/winner time ratio) over the ok records."""
-    groups: dict[str, dict[str, float]] = {}
+def _winners(records: Sequence[dict[str, Any]]) -> dict[str, tuple[str | None, float | None]]:
+    """group -> (fastest formulation, or None for a tie; runner-up/winner time ratio) over the ok records.
+
+    A winner is named only when its lead is resolved (`resolve_winner`: the
+    interval of each other formulation's time over its own excludes 1).
+    """
+    from rnnbench.analysis.compare import resolve_winner
+
+    groups: dict[str, dict[str, list[list[float]]]] = {}
     for r in records:
         if r["status"] == "ok" and r.get("median_s"):
-            groups.setdefault(_group(r["key"], r["formulation"]), {})[r["formulation"]] = r["median_s"]
-    out: dict[str, tuple[str, float | None]] = {}
-    for group, times in groups.items():
-        if len(times) < 2:
+            rounds = r.get("round_samples_s") or [r.get("samples_s") or [r["median_s"]]]
+            groups.setdefault(_group(r["key"], r["formulation"]), {})[r["formulation"]] = rounds
+    out: dict[str, tuple[str | None, float | None]] = {}
+    for group, samples in groups.items():
+        if len(samples) < 2:
             continue
-        ranked = sorted(times, key=lambda f: times[f])
-        out[group] = (ranked[0], times[ranked[1]] / times[ranked[0]])
+        w = resolve_winner(samples)
+        out[group] = (w.winner, w.lead)
     return out
 
 
@@ -152,9 +159,10 @@ def last_night(
     if previous:
         before, after = _winners(previous[0]["records"]), _winners(newest["records"])
         for group in sorted(set(before) & set(after)):
-            # SWITCH(verdicts): report a change only when both winners' leads are resolved (issue 9's ties)
-            if before[group][0] != after[group][0]:
-                winners.append(WinnerChange(group, before[group][0], after[group][0], after[group][1]))
+            # a change only when both winners' leads are resolved: a tie on either side is no change of winner
+            b, a = before[group][0], after[group][0]
+            if b is not None and a is not None and b != a:
+                winners.append(WinnerChange(group, b, a, after[group][1]))
     failed = [(r["key"], r.get("error") or "") for r in newest["records"] if r["status"] == "failed"]
     return Night(newest_path, newest, previous, findings, winners, failed, threshold)
 

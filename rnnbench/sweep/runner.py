@@ -259,9 +259,12 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
 
 
 def summary_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[object]]]:
-    """Per framework/device/cell/mode/pass/shape: median ms of each formulation, the winner, concat/separate."""
+    """Per framework/device/cell/mode/pass/shape: median ms of each formulation, the winner (or `tie: ...`), concat/separate."""
+    from rnnbench.analysis.compare import resolve_winner
+
     forms = ("separate", "concat", "hoisted", "native")
     table: dict[tuple[Any, ...], dict[str, float]] = {}
+    samples: dict[tuple[Any, ...], dict[str, list[list[float]]]] = {}
     for r in records:
         if r["status"] != "ok":
             continue
@@ -270,6 +273,7 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[lis
         )
         key = (r["framework"], r["device"], r["variant"], r["mode"], r["pass"], r["dtype"], shape)
         table.setdefault(key, {})[r["formulation"]] = r["median_s"]
+        samples.setdefault(key, {})[r["formulation"]] = r.get("round_samples_s") or [r["samples_s"]]
     headers = [
         "framework",
         "device",
@@ -284,7 +288,8 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[lis
     ]
     rows: list[list[object]] = []
     for key, times in table.items():
-        winner = min(times, key=lambda f: times[f])
+        # a winner is named only when its lead is resolved; otherwise the tied formulations are
+        winner = resolve_winner(samples[key]).label
         ratio = times["concat"] / times["separate"] if "concat" in times and "separate" in times else None
         rows.append([*key, *(times[f] * 1e3 if f in times else None for f in forms), winner, ratio])
     return headers, rows
