@@ -98,7 +98,7 @@ def test_random_sigkills_then_resume_lose_and_duplicate_nothing(tmp_path):
             assert path.read_text().endswith("\n")
         keys = recorded_keys(results)
         assert len(keys) == len(set(keys)), f"trial {trial}: a case was recorded twice"
-    assert killed_mid_run >= TRIALS // 2  # most kills landed while the run was working
+    assert killed_mid_run >= TRIALS // 4  # kills landed while runs were working, not after they ended
     marker = uuid.uuid4().hex
     done = subprocess.run(
         [sys.executable, "-m", "rnnbench", "run", *GRID, "--results", str(results), "--resume"],
