@@ -294,38 +294,57 @@ def _scaling(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
 
 
 def _roofline(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
+    from rnnbench.measure.roofline import case_bytes
+
     sec = Section(
         "limit",
-        "Distance to the limit: achieved GFLOP/s against the measured peak",
+        "Distance to the limit: a roofline of every case",
         "",
-        "Useful GFLOP/s of every case (the same FLOP count for every formulation of a case) against its size; "
-        "dashed lines are the peak GEMM rate the runner measured on that device and dtype. The gap between a point "
-        "and the line is what the formulation leaves on the table.",
+        "x: arithmetic intensity, the useful FLOPs of a case per byte of its memory traffic (in the model of "
+        "rnnbench/measure/roofline.py: every time step re-reads its layer's weights, so small batches are "
+        "memory-bound); y: achieved GFLOP/s. The flat ceiling is the machine's best measured GEMM rate on that "
+        "device and dtype (best over the frameworks it measured), the sloped one the measured STREAM triad "
+        "bandwidth times the intensity; dotted lines are each framework's own GEMM probe. A point's distance "
+        "below the lower ceiling is what the formulation leaves on the table.",
     )
     jobs: list[Job] = []
     pts = latest[latest["gflops"].notna() & latest["flops"].notna()]
     fractions = []
+    memory_bound = 0
     groups = list(pts.groupby(["machine", "device", "dtype"], dropna=False))
     for n, ((machine, dev, dtype), g) in enumerate(groups[:limit]):
-        peaks = {str(fw): float(p) for fw, p in g.groupby("framework")["peak_gflops"].max().items() if p == p}
-        for r in g.itertuples():
-            peak = peaks.get(str(r.framework))
-            if peak:
-                fractions.append((float(r.gflops) / peak, r))
-        title = f"GFLOP/s against the measured peak: {dev} {dtype} on {machine}"
+        own = {str(fw): float(p) for fw, p in g.groupby("framework")["peak_gflops"].max().items() if p == p}
+        best = g["machine_peak_gflops"].max() if "machine_peak_gflops" in g else float("nan")
+        compute = float(best) if best == best else max(own.values(), default=None)
+        bw_max = g["bandwidth_gbps"].max() if "bandwidth_gbps" in g else float("nan")
+        bandwidth = float(bw_max) if bw_max == bw_max else None
+        rows = g.to_dict("records")
+        intensity = [
+            float(r["flops"]) / case_bytes(str(r["cell"]), int(r["batch"]), int(r["input_size"]), int(r["hidden"]),
+                                           int(r["seq_len"]), int(r["layers"]), str(r["dtype"]), r["pass"] == "train")
+            for r in rows
+        ]  # fmt: skip
+        for r, ai in zip(rows, intensity):
+            roof = min(c for c in (compute, bandwidth * ai if bandwidth else None) if c) if compute else None
+            if roof:
+                fractions.append((float(r["gflops"]) / roof, r))
+                memory_bound += bool(bandwidth and compute and bandwidth * ai < compute)
+        title = f"Roofline: {dev} {dtype} on {machine}"
         name = f"img/limit-{n:03d}-{_slug(dev, dtype)}.png"
         sec.images.append((name, title))
-        data = g[["flops", "gflops", "formulation", "framework"]].copy()
-        jobs.append(functools.partial(charts.roofline, data, peaks, title, img / name))
+        data = g[["gflops", "formulation", "framework"]].copy()
+        data["intensity"] = intensity
+        jobs.append(functools.partial(charts.roofline, data, compute, bandwidth, own, title, img / name))
     if len(groups) > limit:
         sec.notes.append(f"{len(groups) - limit} more machine/device/dtype groups not drawn.")
     if fractions:
         fractions.sort(key=lambda t: t[0])
-        best_f, best = fractions[-1]
+        best_f, top = fractions[-1]
         med = fractions[len(fractions) // 2][0]
         sec.finding = (
-            f"The best case reaches {_pct(best_f)} of its measured peak ({best.gflops:.3g} GFLOP/s: {best.framework} "
-            f"{best.variant} {best.formulation}, {_shape(best)}); the median case reaches {_pct(med)}."
+            f"The best case reaches {_pct(best_f)} of its roofline ({top['gflops']:.3g} GFLOP/s: {top['framework']} "
+            f"{top['variant']} {top['formulation']}, B{top['batch']} H{top['hidden']} T{top['seq_len']}); the median "
+            f"case reaches {_pct(med)}; {memory_bound} of {len(fractions)} cases sit under the bandwidth ceiling."
         )
     elif len(pts):
         sec.finding = f"{len(pts)} cases have a GFLOP/s figure but no measured peak was recorded, so there is no ceiling to compare with."

@@ -40,6 +40,8 @@ from typing import Any
 from tqdm import tqdm
 
 from rnnbench.case import Case
+from rnnbench.measure.machine import GpuMonitor
+from rnnbench.measure.roofline import apply_machine_peaks
 from rnnbench.measure.timing import Measurement, TimingConfig
 from rnnbench.sweep.store import RunWriter
 from rnnbench.sweep.worker import make_record, worker_main
@@ -52,7 +54,10 @@ class RunOptions:
     results_dir: Path
     threads: int
     timing: TimingConfig = field(default_factory=TimingConfig)
-    peak_timing: TimingConfig = field(default_factory=lambda: TimingConfig(budget_s=0.3, warmup_budget_s=0.2))
+    # per ladder size of the peak probe (measure/roofline.py): a peak is a best, 5 samples suffice
+    peak_timing: TimingConfig = field(
+        default_factory=lambda: TimingConfig(budget_s=0.2, warmup_budget_s=0.1, min_samples=5)
+    )
     timeout_s: float = 600.0
     rounds: int = 2
     progress: bool = True
@@ -141,14 +146,18 @@ def run_cases(
     groups = itertools.groupby(
         sorted(cases, key=lambda c: (c.framework, c.device)), key=lambda c: (c.framework, c.device)
     )
+    monitor = GpuMonitor() if any(c.device == "cuda" for c in cases) else None
     try:
         for (framework, device), group in groups:
-            _run_group(list(group), framework, device, writer, opts, bar)
+            _run_group(list(group), framework, device, writer, opts, bar, monitor if device == "cuda" else None)
+            apply_machine_peaks(writer.doc)  # after every group, so an interrupted run is consistent too
         writer.doc["records"].extend(extra_records)
         writer.finish()
     finally:
         bar.close()
         writer.close()
+        if monitor is not None:
+            monitor.close()
     return writer
 
 
@@ -176,6 +185,11 @@ def merge_round(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         "timed_s": (record.get("timed_s") or 0.0) + (new.get("timed_s") or 0.0),
         "wall_s": record.get("wall_s", 0.0) + new.get("wall_s", 0.0),
     }
+    if "gpu_throttled" in new:  # GPU state of every round: first and last sample, throttled if any round was
+        merged["gpu_temp_c"] = [record.get("gpu_temp_c", new["gpu_temp_c"])[0], new["gpu_temp_c"][-1]]
+        merged["gpu_sm_mhz"] = [record.get("gpu_sm_mhz", new["gpu_sm_mhz"])[0], new["gpu_sm_mhz"][-1]]
+        merged["gpu_throttle"] = sorted(set(record.get("gpu_throttle", [])) | set(new["gpu_throttle"]))
+        merged["gpu_throttled"] = bool(record.get("gpu_throttled")) or new["gpu_throttled"]
     merged["gflops"] = record["flops"] / m.median_s / 1e9
     if record.get("peak_gflops"):
         merged["peak_fraction"] = merged["gflops"] / record["peak_gflops"]
@@ -209,7 +223,29 @@ def _probe_peak(
     return None, worker
 
 
-def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter, opts: RunOptions, bar: tqdm) -> None:  # type: ignore[type-arg]
+def _record_runtime(worker: _Worker, framework: str, writer: RunWriter, opts: RunOptions) -> None:
+    """File the framework's CUDA runtime and cuDNN (known only inside the worker) in the fingerprint."""
+    machine = writer.doc["machine"]
+    if framework in machine.setdefault("runtimes", {}):
+        return
+    try:
+        runtime = worker.ask({"op": "runtime", "framework": framework}, opts.timeout_s)
+    except RuntimeError as exc:
+        runtime = {"error": str(exc)}
+    machine["runtimes"][framework] = runtime
+    if machine.get("cudnn") is None and runtime.get("cudnn"):
+        machine["cudnn"] = runtime["cudnn"]
+
+
+def _run_group(
+    cases: list[Case],
+    framework: str,
+    device: str,
+    writer: RunWriter,
+    opts: RunOptions,
+    bar: tqdm,  # type: ignore[type-arg]
+    monitor: GpuMonitor | None = None,
+) -> None:
     worker: _Worker | None = None
     peaks: dict[str, float | None] = {}
     position: dict[str, int] = {}  # case key -> index of its record in the document
@@ -220,6 +256,9 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
                 bar.update(1)  # failed or skipped in an earlier round: nothing to add
                 continue
             bar.set_postfix_str(f"{case.key} (round {r + 1}/{opts.rounds})", refresh=False)
+            if worker is None:
+                worker = _Worker(opts)
+                _record_runtime(worker, framework, writer, opts)
             if case.dtype not in peaks:
                 bar.set_postfix_str(f"peak GEMM {framework}/{device}/{case.dtype}")
                 peaks[case.dtype], worker = _probe_peak(worker, framework, device, case.dtype, writer, opts)
@@ -227,6 +266,7 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
             if worker is None:
                 worker = _Worker(opts)
             start = time.perf_counter()
+            before = monitor.sample() if monitor else None
             try:
                 record = worker.ask(
                     {"op": "case", "case": case.to_dict(), "peak_gflops": peaks[case.dtype]}, opts.timeout_s
@@ -240,6 +280,7 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
                 worker = None
                 record["error"] = f"{record['error']} (worker replaced)"
             record["wall_s"] = time.perf_counter() - start
+            record |= GpuMonitor.case_fields(before, monitor.sample() if monitor else None)
             if r == 0:
                 position[case.key] = len(writer.doc["records"])
                 writer.add(record | {"rounds": 1, "round_medians_s": [record["median_s"]]})

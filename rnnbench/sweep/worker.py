@@ -6,7 +6,9 @@ before any framework starts, and a crash, out-of-memory or hang takes down
 only the worker: the runner records that case as failed and starts a new one.
 Messages are plain dicts over a `multiprocessing` pipe:
 `{"op": "case", "case": {...}}` -> a result record; `{"op": "peak", ...}` ->
-a peak record; `{"op": "exit"}` ends the loop.
+a peak record; `{"op": "runtime", "framework": ...}` -> the CUDA runtime and
+cuDNN the framework was built with (only the worker imports frameworks);
+`{"op": "exit"}` ends the loop.
 
 A worker never outlives the run: it ignores SIGINT (a Ctrl-C in the terminal
 reaches the whole process group; the runner decides and kills it), asks Linux
@@ -98,10 +100,6 @@ def _slowed(call: Callable[[], Any], factor: float) -> Callable[[], Any]:
     return slow
 
 
-# Peak probe sizes: the GEMM grows until the rate stops improving by 5%.
-PEAK_SIZES = {"cpu": (512, 1024, 2048), "cuda": (2048, 4096, 8192, 16384)}
-
-
 def make_record(
     case: Case,
     status: str,
@@ -143,20 +141,20 @@ def make_record(
 
 
 def measure_peak(framework: str, device: str, dtype: str, config: TimingConfig) -> dict[str, Any]:
-    """Peak GEMM rate of (framework, device, dtype), calibrated over growing sizes."""
+    """The roofline's ceilings for (framework, device, dtype): best GEMM over a size ladder, STREAM bandwidth.
+
+    A failing bandwidth probe does not lose the GEMM peak: its error is kept as `bandwidth_error`.
+    """
     from rnnbench import backends
+    from rnnbench.measure.roofline import gemm_peak, stream_bandwidth
 
     backend = backends.get(framework)
-    best: dict[str, Any] = {}
-    for n in PEAK_SIZES[device]:
-        m = measure(backend.gemm(device, dtype, n), config)
-        gflops = 2 * n**3 / m.median_s / 1e9
-        if best and gflops < 1.05 * best["gflops"]:
-            if gflops > best["gflops"]:
-                best = {"n": n, "median_s": m.median_s, "gflops": gflops}
-            break
-        best = {"n": n, "median_s": m.median_s, "gflops": gflops}
-    return {"framework": framework, "device": device, "dtype": dtype, **best}
+    peak = gemm_peak(lambda n: backend.gemm(device, dtype, n), device, config)
+    try:
+        peak |= stream_bandwidth(framework, device, dtype, config)
+    except Exception as exc:
+        peak["bandwidth_error"] = f"{type(exc).__name__}: {exc}"[:300]
+    return {"framework": framework, "device": device, "dtype": dtype, **peak}
 
 
 # Kernels kept for later rounds of the same case; bounded so a long GPU sweep
@@ -297,6 +295,10 @@ def worker_main(conn: Any, threads: int, config: TimingConfig, parent_pid: int |
             except Exception as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
                 reply["poisoned"] = is_poisoning(reply["error"])
+        elif op == "runtime":
+            from rnnbench.measure.machine import framework_runtime
+
+            reply = framework_runtime(msg["framework"])
         else:
             reply = {"error": f"unknown op {op!r}"}
         try:
