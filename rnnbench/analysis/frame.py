@@ -102,6 +102,9 @@ STAT_COLUMNS = (
     "gflops",
     "peak_gflops",
     "peak_fraction",
+    "machine_peak_gflops",  # the machine's best GEMM over frameworks (peak_fraction's denominator)
+    "bandwidth_gbps",  # the machine's best STREAM triad on the device (the roofline's memory ceiling)
+    "gpu_throttled",  # NVML saw a power/thermal slowdown around the case (CUDA only)
     "max_abs_error",
     "max_rel_error",
     "noisy",
@@ -216,7 +219,8 @@ def _machine_columns(machine: dict[str, Any], framework: str) -> dict[str, Any]:
         "gpu_name": machine.get("gpu_name"),
         "gpu_driver": machine.get("gpu_driver"),
         "cuda": machine.get("cuda"),
-        "cudnn": machine.get("cudnn"),
+        # each framework's own cuDNN (read in its worker), else the run's
+        "cudnn": ((machine.get("runtimes") or {}).get(framework) or {}).get("cudnn") or machine.get("cudnn"),
         "blas": machine.get("blas"),
         "python": machine.get("python"),
         "os": machine.get("os"),
@@ -258,6 +262,10 @@ def _record_row(path: Path, doc: RunDocument, rec: Record) -> dict[str, Any]:
         "gflops": rec.gflops,
         "peak_gflops": rec.peak_gflops,
         "peak_fraction": rec.peak_fraction,
+        "machine_peak_gflops": rec.machine_peak_gflops,
+        "bandwidth_gbps": rec.bandwidth_gbps,
+        # NVML's throttle flag, filed by the runner on CUDA cases (kept in the record's extra fields)
+        "gpu_throttled": rec.extra.get("gpu_throttled") if isinstance(rec.extra.get("gpu_throttled"), bool) else None,
         "max_abs_error": rec.max_abs_error,
         "max_rel_error": rec.max_rel_error,
         "noisy": rec.noisy,
@@ -604,7 +612,8 @@ def load(paths: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame
     int_columns = ("batch", "input_size", "hidden", "seq_len", "layers", "flops", "number", "threads", "cpu_cores")
     for col in (*int_columns, "rounds"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
-    for col in ("value", "median_s", "iqr_s", "mean_s", "q25_s", "q75_s", "compile_s", "gflops", "peak_gflops"):
+    for col in ("value", "median_s", "iqr_s", "mean_s", "q25_s", "q75_s", "compile_s", "gflops", "peak_gflops",
+                "machine_peak_gflops", "bandwidth_gbps"):  # fmt: skip
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     frame["commit8"] = frame["commit"].astype("object").map(lambda c: c[:8] if isinstance(c, str) else None)
     return frame

@@ -177,17 +177,27 @@ def scaling(
     return _save(fig, path)
 
 
-def roofline(points: pd.DataFrame, peaks: dict[str, float], title: str, path: Path) -> Path:
-    """GFLOP/s of each case against its size, with the measured peak(s) as ceilings.
+def roofline(
+    points: pd.DataFrame,
+    compute_gflops: float | None,
+    bandwidth_gbps: float | None,
+    framework_peaks: dict[str, float],
+    title: str,
+    path: Path,
+) -> Path:
+    """A roofline: GFLOP/s of each case against its arithmetic intensity, under both measured ceilings.
 
-    `points` has columns flops, gflops, formulation, framework; `peaks` maps a
-    framework to its measured peak GFLOP/s on this device and dtype.
+    `points` has columns intensity (FLOP/byte), gflops, formulation, framework;
+    `compute_gflops` is the flat ceiling (the machine's best GEMM),
+    `bandwidth_gbps` the sloped one (GFLOP/s = GB/s x FLOP/byte); either may be
+    None when it was not measured. `framework_peaks` (each framework's own GEMM
+    probe) are drawn thin and dotted.
     """
     fig = _figure(8.0, 4.6)
     ax = fig.subplots()
     for (form, fw), g in points.groupby(["formulation", "framework"]):
         ax.scatter(
-            g["flops"].astype(float),
+            g["intensity"].astype(float),
             g["gflops"].astype(float),
             color=FORMULATION_COLOURS.get(str(form), "grey"),
             marker=FRAMEWORK_MARKERS.get(str(fw), "x"),
@@ -195,19 +205,28 @@ def roofline(points: pd.DataFrame, peaks: dict[str, float], title: str, path: Pa
             s=28,
             label=f"{fw} / {form}",
         )
-    # frameworks that measured the same peak share one line; labels go in the legend, not on
-    # the plot, so close ceilings cannot overprint each other
-    by_peak: dict[float, list[str]] = {}
-    for fw, peak in sorted(peaks.items()):
-        by_peak.setdefault(round(peak, 6), []).append(fw)
-    styles = ["--", ":", "-.", (0, (5, 1))]
-    for (peak, fws), ls in zip(sorted(by_peak.items()), styles * 4):
-        label = mpl_text(f"measured GEMM peak ({', '.join(fws)}): {peak:.3g} GFLOP/s")
-        ax.axhline(peak, color="black", linestyle=ls, linewidth=1, label=label)
+    ai = points["intensity"].astype(float)
+    lo, hi = float(ai.min()) / 4, float(ai.max()) * 4
+    if compute_gflops and bandwidth_gbps:  # the ridge point belongs on the axis, so both slopes show
+        ridge = compute_gflops / bandwidth_gbps
+        lo, hi = min(lo, ridge / 4), max(hi, ridge * 4)
+    xs = np.geomspace(lo, hi, 200)
+    if bandwidth_gbps:
+        ys = bandwidth_gbps * xs if not compute_gflops else np.minimum(bandwidth_gbps * xs, compute_gflops)
+        ax.plot(xs, ys, color="black", linewidth=1.5,
+                label=mpl_text(f"memory ceiling: STREAM triad {bandwidth_gbps:.3g} GB/s"))  # fmt: skip
+    if compute_gflops:
+        ax.axhline(compute_gflops, color="black", linestyle="--", linewidth=1,
+                   label=mpl_text(f"compute ceiling: best GEMM {compute_gflops:.3g} GFLOP/s"))  # fmt: skip
+    for fw, peak in sorted(framework_peaks.items()):
+        if compute_gflops and abs(peak - compute_gflops) < 1e-6 * compute_gflops:
+            continue  # the framework that set the machine's ceiling is already drawn
+        ax.axhline(peak, color="grey", linestyle=":", linewidth=0.8, label=mpl_text(f"{fw} GEMM: {peak:.3g} GFLOP/s"))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
     _log_axis(ax.yaxis)
-    ax.set_xlabel("useful FLOPs per call (log)")
+    ax.set_xlabel("arithmetic intensity (useful FLOP per byte of memory traffic, log)")
     ax.set_ylabel("achieved GFLOP/s (log)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower right", title="framework / formulation", title_fontsize=7)

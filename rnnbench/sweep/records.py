@@ -68,9 +68,11 @@ RECORD_FIELDS = (
 _CASE_STRINGS = ("framework", "device", "cell", "formulation", "mode", "pass", "dtype")
 _CASE_OPTIONS = ("nonlinearity", "gru_update", "gru_reset")
 _CASE_SIZES = ("batch", "input_size", "hidden", "seq_len", "layers")
+_CASE_FIELDS = frozenset(Case().to_dict())
 # written by the model itself; everything else in a record is kept verbatim in `Record.extra`
 _OWN_FIELDS = frozenset(RECORD_FIELDS) | {
     "timed_s", "wall_s", "noise_threshold", "rounds", "round_medians_s", "round_samples_s",
+    "machine_peak_gflops", "bandwidth_gbps",
 }  # fmt: skip
 
 
@@ -298,6 +300,9 @@ class Record:
     timed_s: float | None = None
     wall_s: float | None = None
     peak_gflops: float | None = None
+    peak_fraction: float | None = None  # gflops over the machine's peak (else the framework's own probe)
+    machine_peak_gflops: float | None = None  # the best GEMM over the run's frameworks (roofline)
+    bandwidth_gbps: float | None = None
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     noisy: bool | None = None
@@ -331,10 +336,10 @@ class Record:
     def gflops(self) -> float | None:
         return self.flops / self.samples.median_s / 1e9 if self.samples else None
 
-    @property
-    def peak_fraction(self) -> float | None:
-        g = self.gflops
-        return g / self.peak_gflops if g and self.peak_gflops else None
+    def _fraction(self, samples: Samples | None) -> float | None:
+        """gflops over the machine's peak where the run filed one, else over the framework's own probe."""
+        ceiling = self.machine_peak_gflops or self.peak_gflops
+        return self.flops / samples.median_s / 1e9 / ceiling if samples and ceiling else None
 
     @classmethod
     def measured(
@@ -356,7 +361,9 @@ class Record:
     ) -> Record:
         """A record fresh from the timing engine (`noisy` judged here against `noise_threshold`)."""
         noisy = samples.noisy(noise_threshold if noise_threshold is not None else 0.05) if samples else None
+        fraction = case.flops / samples.median_s / 1e9 / peak_gflops if samples and peak_gflops else None
         return cls(
+            peak_fraction=fraction,
             case=case, status=status, error=error, samples=samples, number=number, compile_s=compile_s,
             timed_s=timed_s, peak_gflops=peak_gflops, max_abs_error=max_abs_error, max_rel_error=max_rel_error,
             noisy=noisy, noise_threshold=noise_threshold, threads=threads, timestamp=timestamp,
@@ -366,22 +373,35 @@ class Record:
         """This record with a later round of the same case added.
 
         A later round that did not measure (its worker died, the case failed)
-        adds no samples; its error is appended, numbered by round.
+        fails the case: the earlier rounds' samples stay, `failed_round` (in
+        `extra`) says which round failed, and its error is appended, numbered
+        by round. The GPU state fields the runner files per round are merged:
+        first and last reading, throttle reasons of every round.
         """
         if later.key != self.key:
             raise ValueError(f"cannot merge rounds of different cases: {self.key} and {later.key}")
         done = len(self.samples.rounds) if self.samples else 1
+        extra = dict(self.extra)
+        if "gpu_throttled" in later.extra:
+            extra |= _merge_gpu(self.extra, later.extra)
         if later.status != "ok" or later.samples is None or self.samples is None:
             note = f"round {done + 1}: {later.error}"
-            return replace(self, error=f"{self.error}; {note}" if self.error else note)
+            return replace(
+                self,
+                status="failed",
+                error=f"{self.error}; {note}" if self.error else note,
+                extra=extra | {"failed_round": done + 1},
+            )
         samples = self.samples.merge(later.samples)
         threshold = self.noise_threshold if self.noise_threshold is not None else 0.05
         return replace(
             self,
             samples=samples,
+            peak_fraction=self._fraction(samples),
             noisy=samples.noisy(threshold),
             timed_s=(self.timed_s or 0.0) + (later.timed_s or 0.0),
             wall_s=(self.wall_s or 0.0) + (later.wall_s or 0.0),
+            extra=extra,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -410,7 +430,10 @@ class Record:
             "timestamp": self.timestamp,
         }
         out = {name: q[name] if name in q else d[name] for name in RECORD_FIELDS}
+        out |= {k: v for k, v in d.items() if k not in out}  # case fields added after RECORD_FIELDS was fixed
         out |= {"timed_s": self.timed_s, "wall_s": self.wall_s, "noise_threshold": self.noise_threshold}
+        if self.machine_peak_gflops is not None or self.bandwidth_gbps is not None:
+            out |= {"machine_peak_gflops": self.machine_peak_gflops, "bandwidth_gbps": self.bandwidth_gbps}
         if s is not None:
             out |= {
                 "rounds": len(s.rounds),
@@ -471,9 +494,10 @@ class Record:
             if flops is not None and stats["gflops"] is not None:
                 gflops = flops / samples.median_s / 1e9
                 _close(stats["gflops"], gflops, "gflops", gflops)
-                if peak is not None and stats["peak_fraction"] is not None:
-                    _close(stats["peak_fraction"], gflops / peak, "peak_fraction", gflops / peak)
-        extra = {k: v for k, v in d.items() if k not in _OWN_FIELDS}
+                ceiling = _real(d, "machine_peak_gflops", positive=True) or peak
+                if ceiling is not None and stats["peak_fraction"] is not None:
+                    _close(stats["peak_fraction"], gflops / ceiling, "peak_fraction", gflops / ceiling)
+        extra = {k: v for k, v in d.items() if k not in _OWN_FIELDS and k not in _CASE_FIELDS}
         if flops is not None and flops != case.flops:
             extra["flops"] = flops  # counted by an older FLOP model: keep what was written
         return cls(
@@ -486,6 +510,9 @@ class Record:
             timed_s=_real(d, "timed_s", nonnegative=True),
             wall_s=_real(d, "wall_s", nonnegative=True),
             peak_gflops=peak,
+            peak_fraction=stats["peak_fraction"],
+            machine_peak_gflops=_real(d, "machine_peak_gflops", positive=True),
+            bandwidth_gbps=_real(d, "bandwidth_gbps", positive=True),
             max_abs_error=_real(d, "max_abs_error", nonnegative=True),
             max_rel_error=_real(d, "max_rel_error", nonnegative=True),
             noisy=_flag(d, "noisy"),
@@ -504,6 +531,19 @@ def _check_times(values: Sequence[object], name: str) -> None:
             return
     for s in values:  # slow path: name the first offender
         _number(s, name, positive=True)
+
+
+def _merge_gpu(first: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+    """GPU state over rounds: the first round's first reading, the last round's last, throttled if any round was."""
+    out: dict[str, Any] = {}
+    for name in ("gpu_temp_c", "gpu_sm_mhz"):
+        a, b = first.get(name, later.get(name)), later.get(name)
+        if isinstance(a, list) and isinstance(b, list) and a and b:
+            out[name] = [a[0], b[-1]]
+    throttle = [*(first.get("gpu_throttle") or []), *(later.get("gpu_throttle") or [])]
+    out["gpu_throttle"] = sorted({str(t) for t in throttle})
+    out["gpu_throttled"] = bool(first.get("gpu_throttled")) or bool(later.get("gpu_throttled"))
+    return out
 
 
 def _float_list(v: object, name: str) -> tuple[float, ...]:

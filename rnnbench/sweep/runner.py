@@ -10,16 +10,29 @@ or virtual machine the level drifts by several percent over minutes; samples
 from one instant hide that drift and make `compare` see changes that are not
 there. A worker that crashes or exceeds the per-case timeout is killed,
 its case is recorded as failed with the reason, and a fresh worker takes the
-rest of the group, so the sweep always completes.
+rest of the group, so the sweep always completes. The same happens after a
+CUDA error that poisons the process (the worker's reply says so). A failure
+in a later round fails the case; the samples of its earlier rounds stay in
+the record, and `failed_round` says which round failed. A peak probe that
+fails is retried once in a fresh worker; a second failure is kept in the
+document's `peak_failures`, and `run` exits non-zero.
+
+Interrupts: workers start with SIGINT ignored (a terminal's Ctrl-C goes to
+the whole process group), and on any exception, KeyboardInterrupt included,
+the runner kills its worker at once rather than waiting for the case to end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
+import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +40,8 @@ from typing import Any
 from tqdm import tqdm
 
 from rnnbench.case import Case
+from rnnbench.measure.machine import GpuMonitor
+from rnnbench.measure.roofline import apply_machine_peaks
 from rnnbench.measure.timing import TimingConfig
 from rnnbench.sweep.records import Record, RecordError
 from rnnbench.sweep.store import RunWriter
@@ -40,7 +55,10 @@ class RunOptions:
     results_dir: Path
     threads: int
     timing: TimingConfig = field(default_factory=TimingConfig)
-    peak_timing: TimingConfig = field(default_factory=lambda: TimingConfig(budget_s=0.3, warmup_budget_s=0.2))
+    # per ladder size of the peak probe (measure/roofline.py): a peak is a best, 5 samples suffice
+    peak_timing: TimingConfig = field(
+        default_factory=lambda: TimingConfig(budget_s=0.2, warmup_budget_s=0.1, min_samples=5)
+    )
     timeout_s: float = 600.0
     rounds: int = 2
     progress: bool = True
@@ -51,14 +69,32 @@ class RunOptions:
     worker_target: Callable[..., None] = worker_main
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while a worker starts: the ignored disposition survives exec, so the new
+    interpreter never installs its KeyboardInterrupt handler and a Ctrl-C during its imports
+    prints nothing (the worker ignores SIGINT itself once it runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _Worker:
     """A worker process and its end of the pipe."""
 
     def __init__(self, opts: RunOptions) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=opts.worker_target, args=(child, opts.threads, opts.timing), daemon=True)
-        self.proc.start()
+        self.proc = ctx.Process(
+            target=opts.worker_target, args=(child, opts.threads, opts.timing, os.getpid()), daemon=True
+        )
+        with _sigint_ignored():
+            self.proc.start()
         child.close()
 
     def ask(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -82,6 +118,7 @@ class _Worker:
         if self.proc.is_alive():
             self.proc.kill()
         self.proc.join(5)
+        self.conn.close()
 
     def close(self) -> None:
         try:
@@ -92,8 +129,17 @@ class _Worker:
         self.kill()
 
 
-def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) -> RunWriter:
-    """Verify and time every case; returns the writer whose document holds the whole run."""
+def run_cases(
+    cases: Sequence[Case],
+    machine: dict[str, Any],
+    opts: RunOptions,
+    extra_records: Sequence[dict[str, Any]] = (),
+) -> RunWriter:
+    """Verify and time every case; returns the writer whose document holds the whole run.
+
+    `extra_records` (the grid's not-applicable cases) are appended after the measured ones, while
+    the document is still locked; the writer is closed (its lock released) when this returns.
+    """
     writer = RunWriter(opts.results_dir, machine, command=opts.command, preset=opts.preset, shard=opts.shard)
     bar = tqdm(
         total=len(cases) * opts.rounds, unit="case", file=sys.stderr, disable=not opts.progress, dynamic_ncols=True
@@ -101,19 +147,26 @@ def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) 
     groups = itertools.groupby(
         sorted(cases, key=lambda c: (c.framework, c.device)), key=lambda c: (c.framework, c.device)
     )
+    monitor = GpuMonitor() if any(c.device == "cuda" for c in cases) else None
     try:
         for (framework, device), group in groups:
-            _run_group(list(group), framework, device, writer, opts, bar)
+            _run_group(list(group), framework, device, writer, opts, bar, monitor if device == "cuda" else None)
+            apply_machine_peaks(writer.doc)  # after every group, so an interrupted run is consistent too
+        writer.doc["records"].extend(extra_records)
         writer.finish()
     finally:
         bar.close()
+        writer.close()
+        if monitor is not None:
+            monitor.close()
     return writer
 
 
 def merge_round(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """`record` with a later round added (`records.Record.merge`: statistics recomputed over every round).
 
-    A reply that is not a valid record counts as a round that failed, with the reason as its error.
+    A later round that failed fails the case: its earlier rounds' samples stay, and `failed_round` marks
+    them as partial. A reply that is not a valid record counts as such a failed round, with the reason.
     """
     first = Record.from_json(record)
     try:
@@ -123,7 +176,56 @@ def merge_round(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return first.merge(later).to_json()
 
 
-def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter, opts: RunOptions, bar: tqdm) -> None:  # type: ignore[type-arg]
+def _probe_peak(
+    worker: _Worker | None, framework: str, device: str, dtype: str, writer: RunWriter, opts: RunOptions
+) -> tuple[float | None, _Worker | None]:
+    """The peak GEMM rate of (framework, device, dtype), retried once in a fresh worker."""
+    msg = {"op": "peak", "framework": framework, "device": device, "dtype": dtype, "config": opts.peak_timing}
+    errors: list[str] = []
+    for _attempt in range(2):
+        if worker is None:
+            worker = _Worker(opts)
+        try:
+            peak = worker.ask(msg, opts.timeout_s)
+        except RuntimeError as exc:
+            peak, worker = {"error": str(exc)}, None
+        if "error" not in peak:
+            peak.pop("poisoned", None)
+            writer.add_peak(peak)
+            return float(peak["gflops"]), worker
+        errors.append(str(peak["error"]))
+        if worker is not None:  # it answered, but may be unhealthy: the retry gets a fresh process
+            worker.kill()
+            worker = None
+    error = "; retry: ".join(errors)
+    writer.add_peak_failure({"framework": framework, "device": device, "dtype": dtype, "error": error})
+    print(f"rnnbench: warning: peak GEMM {framework}/{device}/{dtype} failed twice: {error}", file=sys.stderr)
+    return None, worker
+
+
+def _record_runtime(worker: _Worker, framework: str, writer: RunWriter, opts: RunOptions) -> None:
+    """File the framework's CUDA runtime and cuDNN (known only inside the worker) in the fingerprint."""
+    machine = writer.doc["machine"]
+    if framework in machine.setdefault("runtimes", {}):
+        return
+    try:
+        runtime = worker.ask({"op": "runtime", "framework": framework}, opts.timeout_s)
+    except RuntimeError as exc:
+        runtime = {"error": str(exc)}
+    machine["runtimes"][framework] = runtime
+    if machine.get("cudnn") is None and runtime.get("cudnn"):
+        machine["cudnn"] = runtime["cudnn"]
+
+
+def _run_group(
+    cases: list[Case],
+    framework: str,
+    device: str,
+    writer: RunWriter,
+    opts: RunOptions,
+    bar: tqdm,  # type: ignore[type-arg]
+    monitor: GpuMonitor | None = None,
+) -> None:
     worker: _Worker | None = None
     peaks: dict[str, float | None] = {}
     position: dict[str, int] = {}  # case key -> index of its record in the document
@@ -131,37 +233,20 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
     try:
         for r, case in rounds:
             if r > 0 and writer.doc["records"][position[case.key]]["status"] != "ok":
-                bar.update(1)  # failed or skipped in round 1: nothing to add
+                bar.update(1)  # failed or skipped in an earlier round: nothing to add
                 continue
             bar.set_postfix_str(f"{case.key} (round {r + 1}/{opts.rounds})", refresh=False)
             if worker is None:
                 worker = _Worker(opts)
+                _record_runtime(worker, framework, writer, opts)
             if case.dtype not in peaks:
                 bar.set_postfix_str(f"peak GEMM {framework}/{device}/{case.dtype}")
-                msg = {
-                    "op": "peak",
-                    "framework": framework,
-                    "device": device,
-                    "dtype": case.dtype,
-                    "config": opts.peak_timing,
-                }
-                try:
-                    peak = worker.ask(msg, opts.timeout_s)
-                except RuntimeError as exc:
-                    peak, worker = {"error": str(exc)}, None
-                if "error" in peak:
-                    print(
-                        f"rnnbench: warning: peak GEMM {framework}/{device}/{case.dtype}: {peak['error']}",
-                        file=sys.stderr,
-                    )
-                    peaks[case.dtype] = None
-                else:
-                    writer.add_peak(peak)
-                    peaks[case.dtype] = peak["gflops"]
-                if worker is None:
-                    worker = _Worker(opts)
+                peaks[case.dtype], worker = _probe_peak(worker, framework, device, case.dtype, writer, opts)
                 bar.set_postfix_str(case.key, refresh=False)
+            if worker is None:
+                worker = _Worker(opts)
             start = time.perf_counter()
+            before = monitor.sample() if monitor else None
             try:
                 record = worker.ask(
                     {"op": "case", "case": case.to_dict(), "peak_gflops": peaks[case.dtype]}, opts.timeout_s
@@ -169,7 +254,13 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
             except RuntimeError as exc:
                 record = make_record(case, "failed", threads=opts.threads, error=str(exc))
                 worker = None  # it is dead or killed; the next case gets a fresh one
+            if record.pop("poisoned", False) and worker is not None:
+                # a CUDA error that leaves the context unusable: every later case in it would fail too
+                worker.kill()
+                worker = None
+                record["error"] = f"{record['error']} (worker replaced)"
             record["wall_s"] = time.perf_counter() - start
+            record |= GpuMonitor.case_fields(before, monitor.sample() if monitor else None)
             if r == 0:
                 position[case.key] = len(writer.doc["records"])
                 writer.add(record)
@@ -177,6 +268,12 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
                 i = position[case.key]
                 writer.replace(i, merge_round(writer.doc["records"][i], record))
             bar.update(1)
+    except BaseException:
+        # Ctrl-C, a full disk, a bug: stop the worker now instead of waiting for its case to end
+        if worker is not None:
+            worker.kill()
+            worker = None
+        raise
     finally:
         if worker is not None:
             worker.close()

@@ -4,7 +4,7 @@ Each group (framework / cell / pass / shape) holds the four formulations, so
 pytest-benchmark's table compares them side by side. Every kernel is verified
 against the numpy reference before it is timed. `make test` runs this file
 with `--benchmark-disable` (in pyproject's addopts): each benchmark then runs
-once, as a test. Time for real with `--benchmark-enable` (see README).
+once, as a test. Time for real with `--benchmark-enable` (see docs/asv.md).
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ import pytest
 from rnnbench import asvsuite, backends
 from rnnbench.case import FORMULATIONS, FRAMEWORKS, PASSES
 
+# 75 kernels built, verified and run once each: part of `make test`, not of `make test-fast`
+pytestmark = pytest.mark.slow
+
 SHAPE = asvsuite.shapes()[0]
 
 
-# Only combinations a backend can build: numpy has no train pass and neither
-# numpy nor JAX a native layer, so those are not benchmarks at all (not skips).
+# Only combinations a backend can build: numpy has no train pass and no native
+# layer, JAX's native (flax) has no GRU, so those are not benchmarks at all (not skips).
 COMBOS = [
     (framework, cell, pass_, formulation)
     for framework in FRAMEWORKS
