@@ -51,10 +51,11 @@ def test_worker_record_and_rounds_merge_keep_every_round_apart() -> None:
     assert merged["median_s"] == 3e-3 and merged["round_medians_s"] == [2e-3, 5e-3]
     assert merged["gflops"] == pytest.approx(CASE.flops / 3e-3 / 1e9) and merged["compile_s"] == 0.5
     assert merged["timed_s"] == pytest.approx(0.3)
-    # a later round that failed adds no samples, only its numbered error
+    # a later round that failed fails the case: the earlier samples stay, marked by the round that failed
     failed = merge_round(merged, make_record(CASE, "failed", threads=1, error="worker died"))
     assert failed["samples_s"] == merged["samples_s"] and failed["error"] == "round 3: worker died"
-    assert failed["status"] == "ok"
+    assert failed["status"] == "failed" and failed["failed_round"] == 3
+    assert Record.from_json(failed).to_json() == failed
     # the stored form reads back to the same record
     assert Record.from_json(json.loads(json.dumps(merged))).to_json() == merged
 
