@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rnnbench.display import format_markdown, format_table
+from rnnbench.display import format_markdown, format_table, format_time
 from rnnbench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -268,15 +268,6 @@ def resolve(spec: str, store: str | Path = "results") -> pd.DataFrame:
 # -- output -----------------------------------------------------------------------------------------
 
 
-def _time(s: float) -> str:
-    if s != s:
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if s >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
-
-
 def _finite(v: object) -> object:
     """JSON has no NaN: an undefined interval or MDE is null."""
     return None if isinstance(v, float) and not math.isfinite(v) else v
@@ -311,7 +302,16 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
         )
     headers = ["verdict", "new/base", f"{cmp.confidence:.0%} CI", "MDE", "base", "new", "case", "note"]
     rows = [
-        [c.verdict, f"{c.ratio:.3f}", _ci(c), _pct(c.mde), _time(c.base_median_s), _time(c.new_median_s), c.key, c.note]
+        [
+            c.verdict,
+            f"{c.ratio:.3f}",
+            _ci(c),
+            _pct(c.mde),
+            format_time(c.base_median_s),
+            format_time(c.new_median_s),
+            c.key,
+            c.note,
+        ]
         for c in cmp.cases
     ]
     summary = ", ".join(f"{n} {v}" for v, n in counts.items()) + f" (threshold {cmp.threshold:.0%})"

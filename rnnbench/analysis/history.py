@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.display import format_markdown, format_table
+from rnnbench.display import format_markdown, format_table, format_time
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,8 +108,8 @@ def format_steps(steps: list[StepChange], fmt: str = "table", threshold: float =
         [
             s.kind,
             f"{s.ratio - 1:+.1%}",
-            f"{s.before_s * 1e6:.1f} µs",
-            f"{s.after_s * 1e6:.1f} µs",
+            format_time(s.before_s),
+            format_time(s.after_s),
             (s.commit or "-")[:8],
             s.date[:19],
             s.key,

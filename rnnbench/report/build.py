@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rnnbench.analysis.history import StepChange, detect, series
+from rnnbench.display import format_time
 from rnnbench.report import charts
 
 if TYPE_CHECKING:
@@ -364,8 +365,8 @@ def _history(
                     [
                         s.kind,
                         f"{s.ratio - 1:+.1%}",
-                        f"{s.before_s * 1e6:.3g} µs",
-                        f"{s.after_s * 1e6:.3g} µs",
+                        format_time(s.before_s),
+                        format_time(s.after_s),
                         (s.commit or "")[:8],
                         (s.commit_before or "")[:8],
                         s.date[:19],

@@ -5,21 +5,26 @@ and JAX never share a process (or a GPU context), thread settings apply
 before any framework starts, and a crash, out-of-memory or hang takes down
 only the worker: the runner records that case as failed and starts a new one.
 Messages are plain dicts over a `multiprocessing` pipe:
-`{"op": "case", "case": {...}}` -> a result record; `{"op": "peak", ...}` ->
-a peak record; `{"op": "exit"}` ends the loop.
+`{"op": "prepare", "case": {...}}` builds, verifies and warms a case's kernel
+and keeps it (the runner's warm-up pass; the reply is a record whose samples
+are discarded); `{"op": "case", "case": {...}}` -> a result record (timing
+the kept kernel when there is one); `{"op": "peak", ...}` -> a peak record;
+`{"op": "exit"}` ends the loop. Every case reply carries the load average and
+CPU steal around it (`rnnbench.measure.load`).
 """
 
 from __future__ import annotations
 
 import time
 import traceback
+from dataclasses import replace
 from typing import Any
 
 from rnnbench.case import Case
-from rnnbench.measure.timing import Measurement, TimingConfig, measure
+from rnnbench.measure.timing import Measurement, TimingConfig, measure, measure_kernel
 from rnnbench.sweep.store import now_iso
 
-__all__ = ["make_record", "measure_case", "measure_peak", "worker_main"]
+__all__ = ["make_record", "measure_case", "measure_peak", "timing_fields", "worker_main"]
 
 # Peak probe sizes: the GEMM grows until the rate stops improving by 5%.
 PEAK_SIZES = {"cpu": (512, 1024, 2048), "cuda": (2048, 4096, 8192, 16384)}
@@ -65,6 +70,11 @@ def make_record(
     return d
 
 
+def timing_fields(m: Measurement) -> dict[str, Any]:
+    """Optional record fields from the engine: the clock, host launch time per call, stalled samples."""
+    return {"clock": m.clock, "launch_s": m.launch_s, "stalls": m.stalls}
+
+
 def measure_peak(framework: str, device: str, dtype: str, config: TimingConfig) -> dict[str, Any]:
     """Peak GEMM rate of (framework, device, dtype), calibrated over growing sizes."""
     from rnnbench import backends
@@ -93,21 +103,23 @@ def measure_case(
     threads: int,
     peak_gflops: float | None,
     cache: dict[str, Any] | None = None,
+    references: Any = None,
 ) -> dict[str, Any]:
     """Verify `case` against the reference, then time it; never raises for a case-level problem.
 
     With a `cache` holding this case's kernel (a later round), the kernel is
     timed again without rebuilding; `compile_s` is then None (it belongs to
-    the round that built it).
+    the round that built it). `references`: a `verify.ReferenceCache` shared
+    by the cases of this worker.
     """
     from rnnbench import backends
     from rnnbench.errors import Unsupported
-    from rnnbench.measure.verify import compare, make_inputs, reference
+    from rnnbench.measure.verify import ReferenceCache, compare
 
     if cache is not None and case.key in cache:
         kernel, check = cache[case.key]
         try:
-            m = measure(kernel.call, config)
+            m = measure_kernel(kernel, config)
         except Exception as exc:
             return make_record(case, "failed", threads=threads, error=f"{type(exc).__name__}: {exc}"[:500])
         record = make_record(
@@ -115,16 +127,16 @@ def measure_case(
             max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
         )  # fmt: skip
         record["compile_s"] = None
-        return record
+        return record | timing_fields(m)
     try:
         backend = backends.get(case.framework)
-        weights, x, state0 = make_inputs(case)
+        ref, (weights, x, state0) = (references or ReferenceCache()).get(case)
         kernel = backend.build(case, weights, x, state0)
         # the first call compiles (torch.compile, tf.function, jit): clock it, and verify its output
         t0 = time.perf_counter()
         result = kernel.call()
         first_call_s = time.perf_counter() - t0
-        check = compare(case, kernel.fetch(result), reference(case, weights, x, state0))
+        check = compare(case, kernel.fetch(result), ref)
         del result
         if not check.ok:
             return make_record(
@@ -132,7 +144,7 @@ def measure_case(
                 max_rel_error=check.max_rel_error,
                 error=f"does not match the reference: {check.worst} rel error {check.max_rel_error:.3g} > {check.tolerance}",
             )  # fmt: skip
-        m = measure(kernel.call, config, first_call_s=first_call_s)
+        m = measure_kernel(kernel, config, first_call_s=first_call_s)
         if cache is not None:
             while len(cache) >= CACHE_SIZE:
                 cache.pop(next(iter(cache)))
@@ -146,15 +158,22 @@ def measure_case(
     return make_record(
         case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
         max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
-    )  # fmt: skip
+    ) | timing_fields(m)  # fmt: skip
+
+
+# The warm-up pass times each case briefly: enough to compile, warm and verify, not a sample set.
+PREPARE_TIMING = TimingConfig(budget_s=0.0, min_samples=1, max_samples=1)
 
 
 def worker_main(conn: Any, threads: int, config: TimingConfig) -> None:
     """Loop of the worker process (entry point of `multiprocessing` spawn)."""
+    from rnnbench.measure import load
     from rnnbench.measure.threads import apply_threads
+    from rnnbench.measure.verify import ReferenceCache
 
     apply_threads(threads)
     cache: dict[str, Any] = {}
+    references = ReferenceCache()
     while True:
         try:
             msg = conn.recv()
@@ -163,8 +182,15 @@ def worker_main(conn: Any, threads: int, config: TimingConfig) -> None:
         op = msg.get("op")
         if op == "exit":
             return
-        if op == "case":
-            reply = measure_case(Case.from_dict(msg["case"]), config, threads, msg.get("peak_gflops"), cache)
+        if op in ("case", "prepare"):
+            case = Case.from_dict(msg["case"])
+            cfg = config
+            if op == "prepare":  # always a fresh build: its first call is the compile time the record keeps
+                cfg = replace(PREPARE_TIMING, warmup_budget_s=config.warmup_budget_s, flush_l2=config.flush_l2)
+                cache.pop(case.key, None)
+            before = load.sample()
+            reply = measure_case(case, cfg, threads, msg.get("peak_gflops"), cache, references)
+            reply |= load.load_fields(before, load.sample())
         elif op == "peak":
             try:
                 reply = measure_peak(msg["framework"], msg["device"], msg["dtype"], msg["config"])
