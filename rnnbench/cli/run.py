@@ -49,10 +49,13 @@ def run(args: argparse.Namespace) -> int:
     if not cases and not args.resume:
         raise UsageError("the grid is empty after filters (is the framework installed?)")
     # the per-case budget and minimum sample count are split across the rounds
-    timing = TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)))
+    timing = TimingConfig(
+        budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)), flush_l2=args.flush_l2
+    )
     opts = RunOptions(
         results_dir=results, threads=n_threads, timing=timing, timeout_s=args.timeout, progress=not args.no_progress,
         command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text, rounds=args.rounds,
+        seed=args.seed,
     )  # fmt: skip
     writer = run_cases(cases, machine, opts)
     for case, why in skipped:
@@ -95,6 +98,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--timeout", type=positive_float(7 * 24 * 3600), default=600.0,
         help="seconds before a case's worker is killed (default 600)",
+    )  # fmt: skip
+    p.add_argument(
+        "--seed", type=int_range(0, 2**32 - 1), default=None,
+        help="seed of the rounds' random case order (default: a fresh one; stored in the document as order_seed)",
+    )  # fmt: skip
+    p.add_argument(
+        "--flush-l2", action="store_true",
+        help="write a buffer larger than the cache before every sample; samples are then single cold-cache calls",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
