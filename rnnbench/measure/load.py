@@ -12,6 +12,7 @@ before a run starts.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,11 +73,12 @@ def busy_warning(threads: int, cores: int | None = None, load1: float | None = N
     load1 = _load1() if load1 is None else load1
     if load1 is None:
         return None
-    free = cores - load1
+    # the load average counts runnable threads, time-averaged: a core is busy once it is half used
+    free = cores - math.floor(load1 + 0.5)
     if free >= threads:
         return None
     return (
-        f"load average {load1:.2f} on {cores} cores leaves {max(free, 0):.1f} free for {threads} compute thread(s): "
+        f"load average {load1:.2f} on {cores} cores leaves {max(free, 0)} free for {threads} compute thread(s): "
         "other work will stall the threads and distort timings (cases with stalled samples are flagged); "
         "benchmark on an idle machine or lower --threads"
     )

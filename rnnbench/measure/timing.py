@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STALL_IQRS",
     "STALL_RATIO",
+    "CacheFlush",
     "CudaEventTimer",
     "HostTimer",
     "Measurement",
@@ -194,26 +195,34 @@ class CudaEventTimer:
         return float(self.begin.elapsed_time(self.end)) / 1e3  # ms -> s
 
 
-def cache_flush(device: str) -> Callable[[], None]:
-    """A call that writes a buffer twice the size of the device's last-level cache (L2 on a GPU)."""
-    if device == "cuda":
-        import torch
+class CacheFlush:
+    """A call that writes a buffer twice the size of the device's last-level cache (L2 on a GPU), evicting the kernel's data."""
 
-        size = 2 * max(int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0)), 64 << 20)
-        buf = torch.empty(size // 4, dtype=torch.int32, device="cuda")
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.buffer: Any
+        if device == "cuda":
+            import torch
 
-        def flush_device() -> None:
-            buf.zero_()
+            l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0))
+            self.nbytes = 2 * max(l2, 64 << 20)
+            self.buffer = torch.empty(self.nbytes // 4, dtype=torch.int32, device="cuda")
+        else:
+            import numpy as np
 
-        return flush_device
-    import numpy as np
+            self.nbytes = 2 * _cpu_cache_bytes()
+            self.buffer = np.empty(self.nbytes // 8, dtype=np.float64)
 
-    cpu_buf = np.empty(2 * _cpu_cache_bytes() // 8, dtype=np.float64)
+    def __call__(self) -> None:
+        if self.device == "cuda":
+            self.buffer.zero_()
+        else:
+            self.buffer.fill(1.0)
 
-    def flush() -> None:
-        cpu_buf.fill(1.0)
 
-    return flush
+def cache_flush(device: str) -> CacheFlush:
+    """The cache flush for `device` ('cuda' or a CPU)."""
+    return CacheFlush(device)
 
 
 def _cpu_cache_bytes() -> int:
