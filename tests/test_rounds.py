@@ -123,3 +123,26 @@ def test_busy_warning_when_load_leaves_too_few_cores():
     text = load.busy_warning(2, cores=2, load1=1.5)
     assert text is not None and "1.50" in text and "0 free" in text
     assert load.busy_warning(1, cores=4, load1=3.4) is None and load.busy_warning(2, cores=4, load1=2.6) is not None
+
+
+def test_round_bias_is_later_rounds_over_the_first_per_case():
+    from rnnbench.measure.harness import round_bias
+
+    recs = [
+        {"status": "ok", "round_medians_s": [2.0, 1.0, 1.0]},  # first round twice as slow: 0.5
+        {"status": "ok", "round_medians_s": [1.0, 1.0, 1.2]},  # median of later rounds 1.1
+        {"status": "ok", "round_medians_s": [1.0, 1.0]},
+        {"status": "ok", "round_medians_s": [1.0]},  # one round: no ratio
+        {"status": "failed", "round_medians_s": [None]},
+    ]
+    bias = round_bias(recs)
+    assert bias["cases"] == 3
+    assert bias["median"] == pytest.approx(1.0) and bias["p5"] == pytest.approx(0.5)
+    assert bias["p95"] == pytest.approx(1.1)
+
+
+def test_harness_needs_two_rounds_for_the_bias(capsys):
+    from rnnbench.cli import main
+
+    assert main(["harness", "--rounds", "1", "--skip-torch", "--skip-quick"]) == 2
+    assert "--rounds" in capsys.readouterr().err
