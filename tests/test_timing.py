@@ -286,6 +286,9 @@ def test_cuda_kernels_launch_then_sync_once_per_sample(framework):
     # the synchronised call under the host clock measures the same work (plus one sync per call)
     host = measure(kernel.call, TimingConfig(budget_s=0.2, warmup_budget_s=0.1))
     assert 0.3 < m.median_s / host.median_s < 1.5
+    # the L2 flush goes through the case's own framework; every sample is then one cold call
+    cold = measure_kernel(kernel, TimingConfig(budget_s=0.2, warmup_budget_s=0.1, flush_l2=True))
+    assert cold.number == 1 and cold.median_s > 0
 
 
 @pytest.mark.cuda

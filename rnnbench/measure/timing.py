@@ -195,34 +195,71 @@ class CudaEventTimer:
         return float(self.begin.elapsed_time(self.end)) / 1e3  # ms -> s
 
 
+# Where the framework cannot tell the L2 size: more than twice the largest L2 of current GPUs (B200: 126 MB).
+_GPU_FLUSH_BYTES = 256 << 20
+
+
 class CacheFlush:
-    """A call that writes a buffer twice the size of the device's last-level cache (L2 on a GPU), evicting the kernel's data."""
+    """Writes a buffer at least twice the device's last-level cache (L2 on a GPU) and waits for the write.
 
-    def __init__(self, device: str) -> None:
-        self.device = device
-        self.buffer: Any
-        if device == "cuda":
-            import torch
+    On CUDA the write goes through the case's own framework (torch, JAX or
+    TensorFlow), so no second framework starts in a worker; it is
+    synchronised, so the flush never overlaps the sample that follows.
+    """
 
-            l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0))
-            self.nbytes = 2 * max(l2, 64 << 20)
-            self.buffer = torch.empty(self.nbytes // 4, dtype=torch.int32, device="cuda")
-        else:
+    def __init__(self, device: str, framework: str = "torch") -> None:
+        self.device, self.framework = device, framework
+        self.buffer: Any = None
+        self._write: Callable[[], None]
+        if device != "cuda":
             import numpy as np
 
             self.nbytes = 2 * _cpu_cache_bytes()
             self.buffer = np.empty(self.nbytes // 8, dtype=np.float64)
+            self._write = lambda: self.buffer.fill(1.0)
+        elif framework == "torch":
+            import torch
+
+            l2 = int(getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "L2_cache_size", 0))
+            self.nbytes = max(2 * l2, 64 << 20)
+            self.buffer = torch.empty(self.nbytes // 4, dtype=torch.int32, device="cuda")
+
+            def write_torch() -> None:
+                self.buffer.zero_()
+                torch.cuda.synchronize()
+
+            self._write = write_torch
+        elif framework == "jax":
+            import jax
+
+            self.nbytes = _GPU_FLUSH_BYTES
+            fill = jax.jit(lambda: jax.numpy.zeros(_GPU_FLUSH_BYTES // 4, dtype=jax.numpy.int32))
+
+            def write_jax() -> None:
+                fill().block_until_ready()
+
+            self._write = write_jax
+        else:
+            import tensorflow as tf
+
+            self.nbytes = _GPU_FLUSH_BYTES
+            sync = getattr(tf.test.experimental, "sync_devices", None)
+
+            def write() -> None:
+                with tf.device("/GPU:0"):
+                    tf.zeros([_GPU_FLUSH_BYTES // 4], dtype=tf.int32)
+                if sync is not None:
+                    sync()
+
+            self._write = write
 
     def __call__(self) -> None:
-        if self.device == "cuda":
-            self.buffer.zero_()
-        else:
-            self.buffer.fill(1.0)
+        self._write()
 
 
-def cache_flush(device: str) -> CacheFlush:
-    """The cache flush for `device` ('cuda' or a CPU)."""
-    return CacheFlush(device)
+def cache_flush(device: str, framework: str = "torch") -> CacheFlush:
+    """The cache flush for `device` ('cuda' or a CPU), written through `framework` on CUDA."""
+    return CacheFlush(device, framework)
 
 
 def _cpu_cache_bytes() -> int:
@@ -395,7 +432,7 @@ def measure_kernel(
     """
     cfg = config or TimingConfig()
     device = kernel.case.device
-    flush = cache_flush(device) if cfg.flush_l2 else None
+    flush = cache_flush(device, kernel.case.framework) if cfg.flush_l2 else None
     if device == "cpu" or kernel.launch is None or kernel.sync is None:
         return measure(kernel.call, cfg, first_call_s=first_call_s, flush=flush)
     timer: SampleTimer | None = CudaEventTimer() if kernel.case.framework == "torch" else None
