@@ -304,3 +304,21 @@ def test_cuda_event_timer_and_l2_flush():
     assert m.clock == "cuda-event" and len(m.samples_s) == 5
     # 2 * 2048^3 FLOP in well under 100 ms and above 1 µs on any CUDA GPU
     assert 1e-6 < m.median_s < 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework, mode", [("torch", "eager"), ("tensorflow", "compiled"), ("jax", "compiled")])
+@pytest.mark.parametrize("pass_", ["forward", "train"])
+def test_launch_then_sync_computes_what_call_does(framework, mode, pass_):
+    import numpy as np
+
+    kernel = _kernel(framework, "cpu", mode=mode, pass_=pass_, cell="lstm")
+    assert kernel.launch is not None and kernel.sync is not None
+    result = kernel.launch()
+    kernel.sync(result)
+    got, want = kernel.fetch(result), kernel.fetch(kernel.call())
+    np.testing.assert_allclose(got.y, want.y, rtol=1e-6, atol=1e-6)
+    if pass_ == "train":
+        assert got.grads is not None and want.grads is not None
+        for name, g in want.grads.items():
+            np.testing.assert_allclose(got.grads[name], g, rtol=1e-5, atol=1e-6)
