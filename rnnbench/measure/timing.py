@@ -295,8 +295,8 @@ def timer_overhead(clock: Clock = time.perf_counter, repeats: int = 2000) -> flo
 class _Sampler:
     """Takes samples of one call: `number` calls between the timer's marks, then one sync.
 
-    Keeps the wall time spent inside samples (`total`) and the host time spent
-    issuing calls per sample (`launched`, only meaningful with a separate sync).
+    Keeps the wall time spent inside samples (`total`) and, with a separate
+    sync, the host time spent issuing calls per sample (`launched`).
     """
 
     def __init__(
@@ -324,17 +324,16 @@ class _Sampler:
         for _ in range(number):
             result = call()
         timer.stop()
-        issued = self.clock()
-        if self.sync is not None:
+        if self.sync is not None:  # the host clock is read between issuing and syncing only when they differ
+            self.launched.append((self.clock() - h0) / number)
             self.sync(result)
         elapsed = timer.elapsed()
         self.total += self.clock() - h0
-        self.launched.append((issued - h0) / number)
         return elapsed
 
     def launch_s(self, last: int) -> float | None:
         """Median issue time per call over the last `last` samples, when calls are issued apart from the sync."""
-        if self.sync is None or last < 1:
+        if self.sync is None or last < 1 or not self.launched:
             return None
         return statistics.median(self.launched[-last:])
 
