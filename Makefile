@@ -4,9 +4,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINT_DIRS := rnnbench tests $(wildcard benchmarks)
+LINT_DIRS := rnnbench tests scripts $(wildcard benchmarks)
+SHELL_SCRIPTS := $(wildcard scripts/*.sh scripts/slurm/*.sh scripts/slurm/*.sbatch)
 
-.PHONY: bench test lint typecheck pytest verify clean chromium
+.PHONY: bench test lint typecheck pytest verify clean chromium slurm
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +24,8 @@ verify: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
+	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/shellcheck $(SHELL_SCRIPTS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -31,8 +34,12 @@ typecheck: $(STAMP)
 chromium:
 	test -x /usr/bin/chromium || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
-pytest: $(STAMP) chromium
-	RNNBENCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
+# the pipeline test runs scripts/slurm/*.sbatch on a one-node SLURM it starts (Debian's slurm-wlm and munge)
+slurm:
+	command -v slurmctld >/dev/null && command -v munged >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge)
+
+pytest: $(STAMP) chromium slurm
+	RNNBENCH_REQUIRE_BROWSER=1 RNNBENCH_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
 

@@ -24,7 +24,7 @@ def default_results_dir() -> Path:
 def run(args: argparse.Namespace) -> int:
     from rnnbench.measure.machine import fingerprint, gpu_info
     from rnnbench.measure.timing import TimingConfig
-    from rnnbench.sweep.grid import expand, shard
+    from rnnbench.sweep.grid import expand, shard, shard_of
     from rnnbench.sweep.runner import RunOptions, run_cases, summary_rows
     from rnnbench.sweep.store import done_keys
     from rnnbench.sweep.worker import make_record
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.shard:
         k, n = args.shard
         cases, shard_text = shard(cases, k, n), f"{k}/{n}"
-        skipped = [(c, why) for i, (c, why) in enumerate(skipped) if i % n == k - 1]
+        skipped = [(c, why) for c, why in skipped if shard_of(c.key, n) == k]
     results = Path(args.results) if args.results is not None else default_results_dir()
     machine = fingerprint(n_threads)
     if args.resume:

@@ -11,20 +11,77 @@ are discarded); `{"op": "case", "case": {...}}` -> a result record (timing
 the kept kernel when there is one); `{"op": "peak", ...}` -> a peak record;
 `{"op": "exit"}` ends the loop. Every case reply carries the load average and
 CPU steal around it (`rnnbench.measure.load`).
+
+Self-test switch: `RNNBENCH_SELFTEST_SLOWDOWN=FORMULATION:FACTOR[,...]` (or
+`all:FACTOR`) makes every timed call of those formulations take FACTOR times
+as long (the worker busy-waits after the call for the extra time), and the
+record says so in `selftest_slowdown`. It exists so the pipeline's own tests
+(and a user checking their alerting) can plant a known regression; never set
+it for real measurements.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from rnnbench.backends import Kernel
 from rnnbench.case import Case
 from rnnbench.measure.timing import Measurement, TimingConfig, measure, measure_kernel
 from rnnbench.sweep.store import now_iso
 
-__all__ = ["make_record", "measure_case", "measure_peak", "timing_fields", "worker_main"]
+__all__ = [
+    "SELFTEST_SLOWDOWN",
+    "make_record",
+    "measure_case",
+    "measure_peak",
+    "selftest_factor",
+    "timing_fields",
+    "worker_main",
+]
+
+SELFTEST_SLOWDOWN = "RNNBENCH_SELFTEST_SLOWDOWN"
+
+
+def selftest_factor(formulation: str) -> float:
+    """The slowdown `RNNBENCH_SELFTEST_SLOWDOWN` asks for on `formulation` (1.0: none; malformed entries ignored)."""
+    factor = 1.0
+    for item in os.environ.get(SELFTEST_SLOWDOWN, "").split(","):
+        name, _, value = item.strip().partition(":")
+        if name in (formulation, "all"):
+            try:
+                factor = max(1.0, float(value))
+            except ValueError:
+                continue
+    return factor
+
+
+def _slowed(call: Callable[[], Any], factor: float) -> Callable[[], Any]:
+    """`call`, made `factor` times slower by spinning after it (a sleep would free the core and time less reliably)."""
+    if factor == 1.0:
+        return call
+
+    def slow() -> Any:
+        start = time.perf_counter()
+        result = call()
+        until = start + (time.perf_counter() - start) * factor
+        while time.perf_counter() < until:
+            pass
+        return result
+
+    return slow
+
+
+def _slowed_kernel(kernel: Kernel, factor: float) -> Kernel:
+    """`kernel` with its call slowed; a slowed kernel is timed synchronously, so the factor applies to device work."""
+    if factor == 1.0:
+        return kernel
+    return replace(kernel, call=_slowed(kernel.call, factor), launch=None, sync=None)
+
 
 # Peak probe sizes: the GEMM grows until the rate stops improving by 5%.
 PEAK_SIZES = {"cpu": (512, 1024, 2048), "cuda": (2048, 4096, 8192, 16384)}
@@ -112,6 +169,17 @@ def measure_case(
     the round that built it). `references`: a `verify.ReferenceCache` shared
     by the cases of this worker.
     """
+    slowdown = selftest_factor(case.formulation)
+    record = _measure_case(case, config, threads, peak_gflops, cache, slowdown, references)
+    if slowdown != 1.0:
+        record["selftest_slowdown"] = slowdown
+    return record
+
+
+def _measure_case(
+    case: Case, config: TimingConfig, threads: int, peak_gflops: float | None, cache: dict[str, Any] | None,
+    slowdown: float, references: Any,
+) -> dict[str, Any]:  # fmt: skip
     from rnnbench import backends
     from rnnbench.errors import Unsupported
     from rnnbench.measure.verify import ReferenceCache, compare
@@ -119,7 +187,7 @@ def measure_case(
     if cache is not None and case.key in cache:
         kernel, check = cache[case.key]
         try:
-            m = measure_kernel(kernel, config)
+            m = measure_kernel(_slowed_kernel(kernel, slowdown), config)
         except Exception as exc:
             return make_record(case, "failed", threads=threads, error=f"{type(exc).__name__}: {exc}"[:500])
         record = make_record(
@@ -144,7 +212,7 @@ def measure_case(
                 max_rel_error=check.max_rel_error,
                 error=f"does not match the reference: {check.worst} rel error {check.max_rel_error:.3g} > {check.tolerance}",
             )  # fmt: skip
-        m = measure_kernel(kernel, config, first_call_s=first_call_s)
+        m = measure_kernel(_slowed_kernel(kernel, slowdown), config, first_call_s=first_call_s)
         if cache is not None:
             while len(cache) >= CACHE_SIZE:
                 cache.pop(next(iter(cache)))
