@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from rnnbench.cli import (
+    ab,
     compare,
     doctor,
     env,
@@ -30,7 +31,7 @@ from rnnbench.errors import UsageError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (verify, run, env, listing, harness, export, report, compare, regressions, doctor, merge, landing)
+COMMANDS = (verify, run, env, listing, harness, export, report, compare, ab, regressions, doctor, merge, landing)
 
 
 def build_parser() -> argparse.ArgumentParser:

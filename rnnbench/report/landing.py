@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rnnbench.display import format_time
 from rnnbench.errors import UsageError
 from rnnbench.sweep.merge import machine_class
 from rnnbench.sweep.store import iter_documents, read_document
@@ -90,18 +91,25 @@ def _group(key: str, formulation: str) -> str:
     return key.replace(f"/{formulation}/", "/*/", 1)
 
 
-def _winners(records: Sequence[dict[str, Any]]) -> dict[str, tuple[str, float | None]]:
-    """group -> (fastest formulation, runner-up/winner time ratio) over the ok records."""
-    groups: dict[str, dict[str, float]] = {}
+def _winners(records: Sequence[dict[str, Any]]) -> dict[str, tuple[str | None, float | None]]:
+    """group -> (fastest formulation, or None for a tie; runner-up/winner time ratio) over the ok records.
+
+    A winner is named only when its lead is resolved (`resolve_winner`: the
+    interval of each other formulation's time over its own excludes 1).
+    """
+    from rnnbench.analysis.compare import resolve_winner
+
+    groups: dict[str, dict[str, list[list[float]]]] = {}
     for r in records:
         if r["status"] == "ok" and r.get("median_s"):
-            groups.setdefault(_group(r["key"], r["formulation"]), {})[r["formulation"]] = r["median_s"]
-    out: dict[str, tuple[str, float | None]] = {}
-    for group, times in groups.items():
-        if len(times) < 2:
+            rounds = r.get("round_samples_s") or [r.get("samples_s") or [r["median_s"]]]
+            groups.setdefault(_group(r["key"], r["formulation"]), {})[r["formulation"]] = rounds
+    out: dict[str, tuple[str | None, float | None]] = {}
+    for group, samples in groups.items():
+        if len(samples) < 2:
             continue
-        ranked = sorted(times, key=lambda f: times[f])
-        out[group] = (ranked[0], times[ranked[1]] / times[ranked[0]])
+        w = resolve_winner(samples)
+        out[group] = (w.winner, w.lead)
     return out
 
 
@@ -152,9 +160,10 @@ def last_night(
     if previous:
         before, after = _winners(previous[0]["records"]), _winners(newest["records"])
         for group in sorted(set(before) & set(after)):
-            # SWITCH(verdicts): report a change only when both winners' leads are resolved (issue 9's ties)
-            if before[group][0] != after[group][0]:
-                winners.append(WinnerChange(group, before[group][0], after[group][0], after[group][1]))
+            # a change only when both winners' leads are resolved: a tie on either side is no change of winner
+            b, a = before[group][0], after[group][0]
+            if b is not None and a is not None and b != a:
+                winners.append(WinnerChange(group, b, a, after[group][1]))
     failed = [(r["key"], r.get("error") or "") for r in newest["records"] if r["status"] == "failed"]
     return Night(newest_path, newest, previous, findings, winners, failed, threshold)
 
@@ -177,18 +186,9 @@ def _table(headers: list[str], rows: list[list[object]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _time(s: float | None) -> str:
-    if s is None or s != s:
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if s >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
-
-
 def _findings(findings: list[Finding]) -> str:
     rows: list[list[object]] = [
-        [f"{f.ratio - 1:+.1%}", f"[{f.ci_low:.3f}, {f.ci_high:.3f}]", _time(f.baseline_s), _time(f.newest_s),
+        [f"{f.ratio - 1:+.1%}", f"[{f.ci_low:.3f}, {f.ci_high:.3f}]", format_time(f.baseline_s), format_time(f.newest_s),
          f.baseline_runs, f.key]
         for f in findings
     ]  # fmt: skip

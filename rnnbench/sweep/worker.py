@@ -9,6 +9,8 @@ Messages are plain dicts over a `multiprocessing` pipe:
 and keeps it (the runner's warm-up pass; the reply is a record whose samples
 are discarded); `{"op": "case", "case": {...}}` -> a result record (timing
 the kept kernel when there is one); `{"op": "peak", ...}` -> a peak record;
+`{"op": "runtime", "framework": ...}` -> the CUDA runtime and cuDNN the
+framework was built with (only the worker imports frameworks);
 `{"op": "exit"}` ends the loop. Every case reply carries the load average and
 CPU steal around it (`rnnbench.measure.load`).
 
@@ -31,7 +33,7 @@ from typing import Any
 
 from rnnbench.backends import Kernel
 from rnnbench.case import Case
-from rnnbench.measure.timing import Measurement, TimingConfig, measure, measure_kernel
+from rnnbench.measure.timing import Measurement, TimingConfig, measure_kernel
 from rnnbench.sweep.store import now_iso
 
 __all__ = [
@@ -83,10 +85,6 @@ def _slowed_kernel(kernel: Kernel, factor: float) -> Kernel:
     return replace(kernel, call=_slowed(kernel.call, factor), launch=None, sync=None)
 
 
-# Peak probe sizes: the GEMM grows until the rate stops improving by 5%.
-PEAK_SIZES = {"cpu": (512, 1024, 2048), "cuda": (2048, 4096, 8192, 16384)}
-
-
 def make_record(
     case: Case,
     status: str,
@@ -133,20 +131,20 @@ def timing_fields(m: Measurement) -> dict[str, Any]:
 
 
 def measure_peak(framework: str, device: str, dtype: str, config: TimingConfig) -> dict[str, Any]:
-    """Peak GEMM rate of (framework, device, dtype), calibrated over growing sizes."""
+    """The roofline's ceilings for (framework, device, dtype): best GEMM over a size ladder, STREAM bandwidth.
+
+    A failing bandwidth probe does not lose the GEMM peak: its error is kept as `bandwidth_error`.
+    """
     from rnnbench import backends
+    from rnnbench.measure.roofline import gemm_peak, stream_bandwidth
 
     backend = backends.get(framework)
-    best: dict[str, Any] = {}
-    for n in PEAK_SIZES[device]:
-        m = measure(backend.gemm(device, dtype, n), config)
-        gflops = 2 * n**3 / m.median_s / 1e9
-        if best and gflops < 1.05 * best["gflops"]:
-            if gflops > best["gflops"]:
-                best = {"n": n, "median_s": m.median_s, "gflops": gflops}
-            break
-        best = {"n": n, "median_s": m.median_s, "gflops": gflops}
-    return {"framework": framework, "device": device, "dtype": dtype, **best}
+    peak = gemm_peak(lambda n: backend.gemm(device, dtype, n), device, config)
+    try:
+        peak |= stream_bandwidth(framework, device, dtype, config)
+    except Exception as exc:
+        peak["bandwidth_error"] = f"{type(exc).__name__}: {exc}"[:300]
+    return {"framework": framework, "device": device, "dtype": dtype, **peak}
 
 
 # Kernels kept for later rounds of the same case; bounded so a long GPU sweep
@@ -264,6 +262,10 @@ def worker_main(conn: Any, threads: int, config: TimingConfig) -> None:
                 reply = measure_peak(msg["framework"], msg["device"], msg["dtype"], msg["config"])
             except Exception as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        elif op == "runtime":
+            from rnnbench.measure.machine import framework_runtime
+
+            reply = framework_runtime(msg["framework"])
         else:
             reply = {"error": f"unknown op {op!r}"}
         conn.send(reply)
