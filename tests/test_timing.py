@@ -307,12 +307,22 @@ def test_cuda_event_timer_and_l2_flush():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework, mode", [("torch", "eager"), ("tensorflow", "compiled"), ("jax", "compiled")])
+@pytest.mark.parametrize(
+    "framework, mode, formulation",
+    [
+        ("torch", "eager", "separate"),
+        ("torch", "eager", "native"),
+        ("tensorflow", "compiled", "separate"),
+        ("tensorflow", "compiled", "native"),
+        ("jax", "compiled", "separate"),
+        ("jax", "compiled", "native"),
+    ],
+)
 @pytest.mark.parametrize("pass_", ["forward", "train"])
-def test_launch_then_sync_computes_what_call_does(framework, mode, pass_):
+def test_launch_then_sync_computes_what_call_does(framework, mode, formulation, pass_):
     import numpy as np
 
-    kernel = _kernel(framework, "cpu", mode=mode, pass_=pass_, cell="lstm")
+    kernel = _kernel(framework, "cpu", mode=mode, pass_=pass_, cell="lstm", formulation=formulation)
     assert kernel.launch is not None and kernel.sync is not None
     result = kernel.launch()
     kernel.sync(result)
