@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rnnbench.cli.options import int_range, threads
+from rnnbench.cli.options import int_range, output_dir, threads
 from rnnbench.display import format_table, format_time
 
 __all__ = ["add_parser", "run"]
@@ -74,7 +74,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--threads", type=threads, default=None)
     p.add_argument("--skip-quick", action="store_true", help="skip the quick-preset wall-time run")
     p.add_argument("--skip-torch", action="store_true", help="skip the torch.utils.benchmark comparison")
-    p.add_argument("--results", help="keep the quick run's document here (default: a temporary directory)")
+    p.add_argument(
+        "--results", type=output_dir, help="keep the quick run's document here (default: a temporary directory)"
+    )
     p.add_argument(
         "--rounds", type=int_range(2, 100), default=3,
         help="rounds of the quick run; the first-round bias compares later rounds with the first (default 3)",

@@ -8,7 +8,15 @@ import os
 import sys
 from pathlib import Path
 
-from rnnbench.cli.options import add_grid_flags, grid_from_args, int_range, positive_float, shard_spec, threads
+from rnnbench.cli.options import (
+    add_grid_flags,
+    grid_from_args,
+    int_range,
+    output_dir,
+    positive_float,
+    shard_spec,
+    threads,
+)
 from rnnbench.display import format_table
 from rnnbench.errors import UsageError
 
@@ -32,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from rnnbench.measure.machine import fingerprint
     from rnnbench.measure.timing import TimingConfig
     from rnnbench.sweep.grid import expand, shard, shard_of
+    from rnnbench.sweep.memory import check_fits
     from rnnbench.sweep.runner import RunOptions, run_cases, summary_rows
-    from rnnbench.sweep.store import done_keys
+    from rnnbench.sweep.store import done_keys, live_writers
     from rnnbench.sweep.worker import make_record
 
     grid = grid_from_args(args)
@@ -49,15 +58,24 @@ def run(args: argparse.Namespace) -> int:
         k, n = args.shard
         cases, shard_text = shard(cases, k, n), f"{k}/{n}"
         skipped = [(c, why) for c, why in skipped if shard_of(c.key, n) == k]
-    results = Path(args.results) if args.results is not None else default_results_dir()
+    if not cases and not args.resume:
+        raise UsageError("the grid is empty after filters (is the framework installed?)")
+    check_fits(cases)
+    results: Path = args.results if args.results is not None else default_results_dir()
     machine = fingerprint(n_threads)
     if args.resume:
+        live = live_writers(results, machine["machine"], machine["git_commit"])
+        if live:
+            path, pid = live[0]
+            holder = f"process {pid}" if pid > 0 else "another process"
+            raise UsageError(f"cannot resume: {holder} is still writing {path}; wait for it to end")
         done = done_keys(results, machine["machine"], machine["git_commit"])
         before = len(cases)
         cases = [c for c in cases if c.key not in done]
         print(f"rnnbench: --resume: {before - len(cases)} cases already recorded, {len(cases)} to go", file=sys.stderr)
-    if not cases and not args.resume:
-        raise UsageError("the grid is empty after filters (is the framework installed?)")
+        if not cases:
+            print("rnnbench: --resume: nothing left to run; no new document written", file=sys.stderr)
+            return 0
     # the per-case budget and minimum sample count are split across the rounds
     timing = TimingConfig(
         budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)), flush_l2=args.flush_l2
@@ -67,10 +85,8 @@ def run(args: argparse.Namespace) -> int:
         command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text, rounds=args.rounds,
         seed=args.seed,
     )  # fmt: skip
-    writer = run_cases(cases, machine, opts)
-    for case, why in skipped:
-        writer.doc["records"].append(make_record(case, "skipped", threads=n_threads, error=why))
-    writer.flush()
+    not_applicable = [make_record(case, "skipped", threads=n_threads, error=why) for case, why in skipped]
+    writer = run_cases(cases, machine, opts, extra_records=not_applicable)
     records = writer.doc["records"]
     out = sys.stderr if args.json else sys.stdout
     headers, rows = summary_rows(records)
@@ -79,12 +95,21 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:
         print(f"FAILED {r['key']}: {r['error']}", file=out)
+    peak_failures = writer.doc.get("peak_failures", [])
+    for p in peak_failures:
+        print(
+            f"PEAK FAILED {p['framework']}/{p['device']}/{p['dtype']}: {p['error']} (peak_fraction left null)", file=out
+        )
     ok = sum(r["status"] == "ok" for r in records)
-    print(f"\n{ok} measured, {len(failed)} failed, {len(skipped)} not applicable; results: {writer.path}", file=out)
+    peak_note = f", {len(peak_failures)} peak probe(s) failed" if peak_failures else ""
+    print(
+        f"\n{ok} measured, {len(failed)} failed, {len(skipped)} not applicable{peak_note}; results: {writer.path}",
+        file=out,
+    )
     if args.json:
         json.dump(writer.doc, sys.stdout, indent=1)
         print()
-    return 1 if failed else 0
+    return 1 if failed or peak_failures else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -95,7 +120,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--shard", type=shard_spec, help="K/N: run the K-th of N disjoint parts of the grid")
     p.add_argument("--resume", action="store_true", help="skip cases already recorded for this machine and commit")
-    p.add_argument("--results", help="results directory (default: results/ in the repo)")
+    p.add_argument("--results", type=output_dir, help="results directory (default: results/ in the repo)")
     p.add_argument("--json", action="store_true", help="print the run document to stdout (the table goes to stderr)")
     p.add_argument(
         "--budget", type=positive_float(3600), default=1.0,

@@ -19,9 +19,12 @@ __all__ = ["add_parser", "run", "verify_grid"]
 
 def verify_grid(grid: Grid, quiet: bool = False) -> int:
     """Verify every case of `grid`; print a table; 0 if all agree, 1 otherwise."""
+    from rnnbench.sweep.memory import check_fits
+
     cases, skipped = expand(grid)
     if not cases:
         raise UsageError("the grid is empty after filters (is the framework installed?)")
+    check_fits(cases)
     for device in grid.devices:
         if device == "cpu":
             continue

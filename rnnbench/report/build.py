@@ -7,6 +7,12 @@ numbers, and writing a self-contained site: `index.html` with inline CSS and
 system on a machine with no internet. Everything that comes from result
 files (machine names, errors, keys) is HTML-escaped before it is written.
 Drawing itself lives in `rnnbench.charts`.
+
+The output folder is the report's own: `build_report` writes only into a
+new or empty folder, or one holding the `.rnnbench-report` marker an earlier
+report left there (only then does it remove the old `img/*.png`), and
+refuses anything else, so a typo in `--out` cannot delete someone's files.
+`index.html` is replaced atomically.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import html
 import itertools
 import json
 import math
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,12 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 from rnnbench.analysis.compare import WINNER_CONFIDENCE, Winner, format_value, resolve_winner, rounds_of
 from rnnbench.analysis.history import StepChange, detect, series, version_change
+from rnnbench.errors import UsageError
 from rnnbench.report import charts
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MAX_CHARTS", "Section", "build_report"]
+__all__ = ["MARKER", "MAX_CHARTS", "Section", "build_report", "check_out_dir"]
+
+MARKER = ".rnnbench-report"  # in a folder a report wrote, so a later report may replace its files
 
 MAX_CHARTS = 24  # per section: more charts than this is a wall nobody reads
 MAX_GRID = 10  # rows/columns per heatmap, and shapes per bar chart, so labels stay readable
@@ -675,7 +686,12 @@ def build_report(
     from tqdm import tqdm
 
     out = Path(out)
-    (out / "img").mkdir(parents=True, exist_ok=True)
+    check_out_dir(out)
+    try:
+        (out / "img").mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text("written by rnnbench report; a later report may replace this folder's files\n")
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write to {out}: {exc.strerror or exc}", str(out)) from None
     for old in (out / "img").glob("*.png"):
         old.unlink()  # a chart that is no longer drawn must not linger next to the new page
     latest = _latest(frame)
@@ -696,5 +712,39 @@ def build_report(
         job()
     page = out / "index.html"
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page.write_text(_page(sections, frame, generated), encoding="utf-8")
+    _replace(page, _page(sections, frame, generated))
     return page
+
+
+def check_out_dir(out: Path) -> None:
+    """UsageError unless `out` is missing, empty, or a folder an earlier report wrote (it has the marker)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if (out / MARKER).is_file():
+        return
+    try:
+        with os.scandir(out) as it:
+            first = next(it, None)
+    except OSError as exc:
+        raise UsageError(f"cannot read --out {out}: {exc.strerror or exc}") from None
+    if first is not None:
+        raise UsageError(
+            f"--out {out} is not empty and no earlier report was written there (no {MARKER}); "
+            "give a new or empty folder"
+        )
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `path` all at once, so a full disk or a kill leaves the previous page, not half of one."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}", str(path)) from None

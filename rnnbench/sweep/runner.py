@@ -20,17 +20,30 @@ clock ramp-up) that later rounds do not; and every round visits the chunk's
 cases in a fresh random order drawn from the run's `order_seed` (stored in
 the document), so drift and order effects spread evenly over the cases. A worker that crashes or exceeds the per-case timeout is killed,
 its case is recorded as failed with the reason, and a fresh worker takes the
-rest of the group, so the sweep always completes.
+rest of the group, so the sweep always completes. The same happens after a
+CUDA error that poisons the process (the worker's reply says so). A failure
+in a later round fails the case; the samples of its earlier rounds stay in
+the record, and `failed_round` says which round failed. A peak probe that
+fails is retried once in a fresh worker; a second failure is kept in the
+document's `peak_failures`, and `run` exits non-zero.
+
+Interrupts: workers start with SIGINT ignored (a terminal's Ctrl-C goes to
+the whole process group), and on any exception, KeyboardInterrupt included,
+the runner kills its worker at once rather than waiting for the case to end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
+import os
 import random
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,14 +84,32 @@ class RunOptions:
     worker_target: Callable[..., None] = worker_main
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while a worker starts: the ignored disposition survives exec, so the new
+    interpreter never installs its KeyboardInterrupt handler and a Ctrl-C during its imports
+    prints nothing (the worker ignores SIGINT itself once it runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _Worker:
     """A worker process and its end of the pipe."""
 
     def __init__(self, opts: RunOptions) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=opts.worker_target, args=(child, opts.threads, opts.timing), daemon=True)
-        self.proc.start()
+        self.proc = ctx.Process(
+            target=opts.worker_target, args=(child, opts.threads, opts.timing, os.getpid()), daemon=True
+        )
+        with _sigint_ignored():
+            self.proc.start()
         child.close()
 
     def ask(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -102,6 +133,7 @@ class _Worker:
         if self.proc.is_alive():
             self.proc.kill()
         self.proc.join(5)
+        self.conn.close()
 
     def close(self) -> None:
         try:
@@ -112,8 +144,17 @@ class _Worker:
         self.kill()
 
 
-def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) -> RunWriter:
-    """Verify and time every case; returns the writer whose document holds the whole run."""
+def run_cases(
+    cases: Sequence[Case],
+    machine: dict[str, Any],
+    opts: RunOptions,
+    extra_records: Sequence[dict[str, Any]] = (),
+) -> RunWriter:
+    """Verify and time every case; returns the writer whose document holds the whole run.
+
+    `extra_records` (the grid's not-applicable cases) are appended after the measured ones, while
+    the document is still locked; the writer is closed (its lock released) when this returns.
+    """
     writer = RunWriter(opts.results_dir, machine, command=opts.command, preset=opts.preset, shard=opts.shard)
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(2**32)
     writer.doc["order_seed"] = seed  # rounds' case order is reproducible from it
@@ -131,9 +172,11 @@ def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) 
             rng = random.Random(f"{seed}/{framework}/{device}")
             _run_group(list(group), framework, device, writer, opts, bar, rng, monitor if device == "cuda" else None)
             apply_machine_peaks(writer.doc)  # after every group, so an interrupted run is consistent too
+        writer.doc["records"].extend(extra_records)
         writer.finish()
     finally:
         bar.close()
+        writer.close()
         if monitor is not None:
             monitor.close()
     return writer
@@ -142,8 +185,14 @@ def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) 
 def merge_round(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """`record` with a later round's samples added (statistics recomputed over all of them)."""
     if new["status"] != "ok":
-        note = f"round {record.get('rounds', 1) + 1}: {new['error']}"
-        return record | {"error": f"{record['error']}; {note}" if record.get("error") else note}
+        # the case failed: its earlier rounds' samples stay, and `failed_round` marks them as partial
+        failed_round = record.get("rounds", 1) + 1
+        note = f"round {failed_round}: {new['error']}"
+        return record | {
+            "status": "failed",
+            "failed_round": failed_round,
+            "error": f"{record['error']}; {note}" if record.get("error") else note,
+        }
     samples = tuple(record["samples_s"]) + tuple(new["samples_s"])
     m = Measurement(samples, record["number"], record["compile_s"] or 0.0, 0, record.get("noise_threshold", 0.05))
     merged = record | {
@@ -166,6 +215,33 @@ def merge_round(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     if record.get("peak_gflops"):
         merged["peak_fraction"] = merged["gflops"] / record["peak_gflops"]
     return merged
+
+
+def _probe_peak(
+    worker: _Worker | None, framework: str, device: str, dtype: str, writer: RunWriter, opts: RunOptions
+) -> tuple[float | None, _Worker | None]:
+    """The peak GEMM rate of (framework, device, dtype), retried once in a fresh worker."""
+    msg = {"op": "peak", "framework": framework, "device": device, "dtype": dtype, "config": opts.peak_timing}
+    errors: list[str] = []
+    for _attempt in range(2):
+        if worker is None:
+            worker = _Worker(opts)
+        try:
+            peak = worker.ask(msg, opts.timeout_s)
+        except RuntimeError as exc:
+            peak, worker = {"error": str(exc)}, None
+        if "error" not in peak:
+            peak.pop("poisoned", None)
+            writer.add_peak(peak)
+            return float(peak["gflops"]), worker
+        errors.append(str(peak["error"]))
+        if worker is not None:  # it answered, but may be unhealthy: the retry gets a fresh process
+            worker.kill()
+            worker = None
+    error = "; retry: ".join(errors)
+    writer.add_peak_failure({"framework": framework, "device": device, "dtype": dtype, "error": error})
+    print(f"rnnbench: warning: peak GEMM {framework}/{device}/{dtype} failed twice: {error}", file=sys.stderr)
+    return None, worker
 
 
 @dataclass
@@ -202,23 +278,11 @@ def _ask_case(
         _record_runtime(state.worker, state.framework, writer, opts)
     if case.dtype not in state.peaks:
         bar.set_postfix_str(f"peak GEMM {state.framework}/{state.device}/{case.dtype}")
-        msg = {"op": "peak", "framework": state.framework, "device": state.device, "dtype": case.dtype,
-               "config": opts.peak_timing}  # fmt: skip
-        try:
-            peak = state.worker.ask(msg, opts.timeout_s)
-        except RuntimeError as exc:
-            peak, state.worker = {"error": str(exc)}, None
-        if "error" in peak:
-            print(
-                f"rnnbench: warning: peak GEMM {state.framework}/{state.device}/{case.dtype}: {peak['error']}",
-                file=sys.stderr,
-            )
-            state.peaks[case.dtype] = None
-        else:
-            writer.add_peak(peak)
-            state.peaks[case.dtype] = peak["gflops"]
-        if state.worker is None:
-            state.worker = _Worker(opts)
+        state.peaks[case.dtype], state.worker = _probe_peak(
+            state.worker, state.framework, state.device, case.dtype, writer, opts
+        )
+    if state.worker is None:
+        state.worker = _Worker(opts)
     start = time.perf_counter()
     before = state.monitor.sample() if state.monitor else None
     try:
@@ -228,6 +292,11 @@ def _ask_case(
     except RuntimeError as exc:
         record = make_record(case, "failed", threads=opts.threads, error=str(exc))
         state.worker = None  # it is dead or killed; the next case gets a fresh one
+    if record.pop("poisoned", False) and state.worker is not None:
+        # a CUDA error that leaves the context unusable: every later case in it would fail too
+        state.worker.kill()
+        state.worker = None
+        record["error"] = f"{record['error']} (worker replaced)"
     record["wall_s"] = time.perf_counter() - start
     record |= GpuMonitor.case_fields(before, state.monitor.sample() if state.monitor else None)
     return record
@@ -252,6 +321,12 @@ def _run_group(
     try:
         for start in range(0, len(cases), opts.chunk_size):
             _run_chunk(cases[start : start + opts.chunk_size], state, writer, opts, bar, rng)
+    except BaseException:
+        # Ctrl-C, a full disk, a bug: stop the worker now instead of waiting for its case to end
+        if state.worker is not None:
+            state.worker.kill()
+            state.worker = None
+        raise
     finally:
         if state.worker is not None:
             state.worker.close()

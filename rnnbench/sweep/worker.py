@@ -14,6 +14,14 @@ framework was built with (only the worker imports frameworks);
 `{"op": "exit"}` ends the loop. Every case reply carries the load average and
 CPU steal around it (`rnnbench.measure.load`).
 
+A worker never outlives the run: it ignores SIGINT (a Ctrl-C in the terminal
+reaches the whole process group; the runner decides and kills it), asks Linux
+to SIGKILL it when its parent dies (`prctl(PR_SET_PDEATHSIG)`), and a watcher
+thread polls the parent's pid as a fallback elsewhere. A reply marks the
+worker `poisoned` after a CUDA error other than out-of-memory (an illegal
+address or a device-side assert leaves the CUDA context unusable), and the
+runner then replaces it.
+
 Self-test switch: `RNNBENCH_SELFTEST_SLOWDOWN=FORMULATION:FACTOR[,...]` (or
 `all:FACTOR`) makes every timed call of those formulations take FACTOR times
 as long (the worker busy-waits after the call for the extra time), and the
@@ -25,6 +33,10 @@ it for real measurements.
 from __future__ import annotations
 
 import os
+import re
+import signal
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -38,6 +50,8 @@ from rnnbench.sweep.store import now_iso
 
 __all__ = [
     "SELFTEST_SLOWDOWN",
+    "die_with_parent",
+    "is_poisoning",
     "make_record",
     "measure_case",
     "measure_peak",
@@ -45,6 +59,21 @@ __all__ = [
     "timing_fields",
     "worker_main",
 ]
+
+# CUDA errors after which the process's CUDA context is unusable (every later call fails);
+# out-of-memory is not one of them: the allocator recovers and the next, smaller case runs.
+_POISON = re.compile(
+    r"illegal (memory )?address|device-side assert|unspecified launch failure|cudaErrorIllegal|"
+    r"CUDA_ERROR_ILLEGAL|misaligned address|illegal instruction|CUBLAS_STATUS_EXECUTION_FAILED|"
+    r"CUDA error: (an )?(illegal|unspecified|misaligned|invalid program counter)",
+    re.IGNORECASE,
+)
+
+
+def is_poisoning(error: str) -> bool:
+    """True for an error text that leaves the CUDA context unusable (not an out-of-memory)."""
+    return bool(_POISON.search(error)) and "out of memory" not in error.lower()
+
 
 SELFTEST_SLOWDOWN = "RNNBENCH_SELFTEST_SLOWDOWN"
 
@@ -187,7 +216,7 @@ def _measure_case(
         try:
             m = measure_kernel(_slowed_kernel(kernel, slowdown), config)
         except Exception as exc:
-            return make_record(case, "failed", threads=threads, error=f"{type(exc).__name__}: {exc}"[:500])
+            return _failed(case, threads, f"{type(exc).__name__}: {exc}"[:500])
         record = make_record(
             case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
             max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
@@ -220,7 +249,7 @@ def _measure_case(
     except Exception as exc:  # a framework error fails this case only
         last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""
-        return make_record(case, "failed", threads=threads, error=f"{type(exc).__name__}: {exc}"[:500] + where)
+        return _failed(case, threads, f"{type(exc).__name__}: {exc}"[:500] + where)
     return make_record(
         case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
         max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
@@ -231,20 +260,58 @@ def _measure_case(
 PREPARE_TIMING = TimingConfig(budget_s=0.0, min_samples=1, max_samples=1)
 
 
-def worker_main(conn: Any, threads: int, config: TimingConfig) -> None:
+def _failed(case: Case, threads: int, error: str) -> dict[str, Any]:
+    record = make_record(case, "failed", threads=threads, error=error)
+    if is_poisoning(error):
+        record["poisoned"] = True  # the runner replaces this worker; not stored
+    return record
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """End this process when `parent_pid` goes away: a kernel parent-death signal on Linux,
+    and on every platform a daemon thread that polls the parent's pid (the fallback, and the
+    cover for a parent that died before the prctl call)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the polling thread still covers it
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)  # the parent is gone: nobody will read what this worker measures
+            time.sleep(poll_s)
+
+    if os.getppid() != parent_pid:
+        os._exit(0)
+    threading.Thread(target=watch, name="rnnbench-parent-watch", daemon=True).start()
+
+
+def worker_main(conn: Any, threads: int, config: TimingConfig, parent_pid: int | None = None) -> None:
     """Loop of the worker process (entry point of `multiprocessing` spawn)."""
     from rnnbench.measure import load
     from rnnbench.measure.threads import apply_threads
     from rnnbench.measure.verify import ReferenceCache
 
+    # the runner shuts its workers down; a terminal's Ctrl-C must not print their tracebacks
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     apply_threads(threads)
     cache: dict[str, Any] = {}
     references = ReferenceCache()
     while True:
         try:
             msg = conn.recv()
-        except EOFError:
-            return
+        except (EOFError, OSError):
+            return  # the runner closed the pipe or died
         op = msg.get("op")
         if op == "exit":
             return
@@ -262,10 +329,14 @@ def worker_main(conn: Any, threads: int, config: TimingConfig) -> None:
                 reply = measure_peak(msg["framework"], msg["device"], msg["dtype"], msg["config"])
             except Exception as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+                reply["poisoned"] = is_poisoning(reply["error"])
         elif op == "runtime":
             from rnnbench.measure.machine import framework_runtime
 
             reply = framework_runtime(msg["framework"])
         else:
             reply = {"error": f"unknown op {op!r}"}
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            return  # the runner is gone: nothing to report to, and no traceback to print
