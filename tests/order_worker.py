@@ -30,5 +30,5 @@ class _Logging:
         self.conn.send(obj)
 
 
-def order_worker(conn: Any, threads: int, config: TimingConfig) -> None:
-    worker_main(_Logging(conn), threads, config)
+def order_worker(conn: Any, threads: int, config: TimingConfig, parent_pid: int | None = None) -> None:
+    worker_main(_Logging(conn), threads, config, parent_pid)
