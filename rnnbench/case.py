@@ -79,12 +79,8 @@ class Case:
 
     @property
     def flops(self) -> int:
-        """Useful FLOPs of one call (see `cells.useful_flops`)."""
+        """Useful FLOPs of one call (see `reference.useful_flops`)."""
         return useful_flops(self.spec, self.batch, self.input_size, self.hidden, self.seq_len, self.layers, self.train)
-
-    @property
-    def shape_label(self) -> str:
-        return f"B{self.batch} I{self.input_size} H{self.hidden} T{self.seq_len} L{self.layers}"
 
     @property
     def key(self) -> str:

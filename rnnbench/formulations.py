@@ -7,7 +7,7 @@ knows one framework's formulation knows all four. This module owns:
 
 - `pack`: canonical weights -> the parameters a formulation trains on
   (transposed so a step is `x @ W^T`; `concat` builds `W_m = [W | U]` with
-  `b = b_i + b_h`, and for GRU the block matrices of DESIGN.md);
+  `b = b_i + b_h`, and for GRU the block matrices of docs/formulations.md);
 - `run_layers`: the forward of a stack of layers for one formulation;
 - `unpack_grads`: gradients w.r.t. packed parameters -> canonical names
   (so `concat`'s dW_m is compared with `separate`'s dW and dU).
@@ -25,9 +25,7 @@ import numpy as np
 
 from rnnbench.reference import Array, CellSpec
 
-__all__ = ["CUSTOM_FORMULATIONS", "Ops", "pack", "run_layers", "unpack_grads"]
-
-CUSTOM_FORMULATIONS = ("separate", "concat", "hoisted")
+__all__ = ["Ops", "pack", "run_layers", "unpack_grads"]
 
 # (carry, x_t) -> (carry, y_t); carry is (h,) or (h, c)
 Step = Callable[[tuple[Any, ...], Any], tuple[tuple[Any, ...], Any]]

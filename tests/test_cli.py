@@ -20,6 +20,28 @@ def test_verify_numpy_passes():
     assert "gru[take_new,before]" in p.stdout
 
 
+def test_verify_counts_a_build_time_unsupported_once(monkeypatch, capsys):
+    """A case the backend refuses only when building it is 'not applicable', not also 'passed'."""
+    from rnnbench import backends
+    from rnnbench.cli.verify import verify_grid
+    from rnnbench.errors import Unsupported
+    from rnnbench.sweep.grid import Grid
+
+    numpy_backend = type(backends.get("numpy"))
+    build = numpy_backend._build
+
+    def refuse_concat(self, case, *args):
+        if case.formulation == "concat":
+            raise Unsupported("concat refused at build time (test)")
+        return build(self, case, *args)
+
+    monkeypatch.setattr(numpy_backend, "_build", refuse_concat)
+    grid = Grid(frameworks=("numpy",), cells=("rnn", "lstm"), formulations=("separate", "concat", "hoisted"),
+                passes=("forward",), shapes=((2, 3, 4, 5),))  # fmt: skip
+    assert verify_grid(grid) == 0
+    assert "4 passed, 0 failed, 2 not applicable (numpy)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -31,17 +31,18 @@ def verify_grid(grid: Grid, quiet: bool = False) -> int:
         for fw in sorted({c.framework for c in cases if c.device == device}):
             if device not in backends.get(fw).devices():
                 raise UsageError(f"device {device!r} is not available to {fw} here (no CUDA GPU visible)")
-    rows, failures = [], 0
+    rows, passed, failures = [], 0, 0
     for case in tqdm(cases, desc="verify", unit="case", file=sys.stderr, disable=None):
         weights, x, state0 = make_inputs(case)
         try:
             check = verify_kernel(backends.get(case.framework).build(case, weights, x, state0), weights, x, state0)
             ok, abs_err, rel_err, note = check.ok, check.max_abs_error, check.max_rel_error, check.worst
-        except Unsupported as exc:
+        except Unsupported as exc:  # refused at build time: not applicable, and only that (not also passed)
             skipped.append((case, str(exc)))
             continue
         except Exception as exc:  # a backend bug is a failed check, reported, not a crash
             ok, abs_err, rel_err, note = False, float("nan"), float("nan"), f"{type(exc).__name__}: {exc}"[:120]
+        passed += ok
         failures += not ok
         if ok and quiet:
             continue
@@ -67,7 +68,7 @@ def verify_grid(grid: Grid, quiet: bool = False) -> int:
     if rows:
         print(format_table(headers, rows))
     frameworks = ", ".join(sorted({c.framework for c in cases}))
-    print(f"\n{len(cases) - failures} passed, {failures} failed, {len(skipped)} not applicable ({frameworks})")
+    print(f"\n{passed} passed, {failures} failed, {len(skipped)} not applicable ({frameworks})")
     return 1 if failures else 0
 
 

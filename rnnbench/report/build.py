@@ -356,6 +356,19 @@ def _roofline(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, lis
 # -- history ----------------------------------------------------------------------------------------
 
 
+def _chart_of(key: str, formulation: object) -> tuple[str, str]:
+    """(line label, chart id) of a series: its formulation, and its key with the formulation replaced by `*`.
+
+    The formulation comes from its column, not from a position in the key; a series
+    with none (an asv benchmark that is not an rnnbench case) is a chart of its own.
+    """
+    parts = key.split("/")
+    if not isinstance(formulation, str) or formulation not in parts:
+        return key, key
+    i = parts.index(formulation)
+    return formulation, "/".join([*parts[:i], "*", *parts[i + 1 :]])
+
+
 def _history(
     frame: pd.DataFrame, steps: list[StepChange], img: Path, limit: int, threshold: float
 ) -> tuple[Section, list[Job]]:
@@ -374,12 +387,12 @@ def _history(
     long = [(ident, g) for ident, g in series(frame) if len(g) >= 2]
     # one chart per case shape on one machine and source: its formulations share the axes
     charts_by: dict[tuple[str, str, str], list[tuple[str, pd.DataFrame]]] = {}
+    shape_of: dict[str, str] = {}
     for (machine, key, source), g in long:
-        parts = key.split("/")
-        form = parts[3] if len(parts) > 3 else key
-        shape_key = "/".join([*parts[:3], "*", *parts[4:]]) if len(parts) > 3 else key
+        form, shape_key = _chart_of(key, g["formulation"].iloc[0])
+        shape_of[key] = shape_key
         charts_by.setdefault((machine, shape_key, source), []).append((form, g))
-    has_step = {(s.machine, s.source, "/".join([*s.key.split("/")[:3], "*", *s.key.split("/")[4:]])) for s in steps}
+    has_step = {(s.machine, s.source, shape_of.get(s.key, s.key)) for s in steps}
     order = sorted(
         charts_by, key=lambda k: ((k[0], k[2], k[1]) not in has_step, -max(len(g) for _, g in charts_by[k]), k)
     )
