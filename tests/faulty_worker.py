@@ -47,7 +47,7 @@ class _Faulty:
             os._exit(7)
         if hidden == 17:
             time.sleep(3600)
-        if hidden == 29:
+        if hidden == 29 and msg.get("op") == "case":  # timed rounds only, not the runner's warm-up pass
             key = msg["case"]["formulation"]
             if key in self.seen:
                 os._exit(5)  # the second round of this case

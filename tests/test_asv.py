@@ -211,9 +211,12 @@ def test_pytest_benchmark_suite_collects_every_formulation() -> None:
     ids = [line for line in p.stdout.splitlines() if "::" in line]
     for formulation in ("separate", "concat", "hoisted", "native"):
         assert any(i.endswith(f"/{formulation}]") for i in ids), f"no {formulation} benchmark collected"
-    # torch and TF: 4 formulations x 3 cells x 2 passes; JAX: 3 x 3 x 2 (no native); numpy: 3 x 3 forward only
-    assert len(ids) == 2 * 4 * 3 * 2 + 3 * 3 * 2 + 3 * 3
+    # torch and TF: 4 formulations x 3 cells x 2 passes; JAX: 3 x 3 x 2 plus flax native for rnn and lstm
+    # (flax's GRUCell has no b_hn, so JAX has no native gru); numpy: 3 x 3 forward only
+    assert len(ids) == 2 * 4 * 3 * 2 + (3 * 3 * 2 + 2 * 2) + 3 * 3
     assert any(i.endswith("[torch/gru/train/native]") for i in ids)
+    assert any(i.endswith("[jax/lstm/train/native]") for i in ids)
+    assert not any(i.endswith("[jax/gru/forward/native]") for i in ids)
 
 
 def test_grid_env_vars_narrow_and_widen(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -111,16 +111,19 @@ class JaxBackend(Backend):
 
             grad_fn = jax.jit(jax.grad(loss, has_aux=True))
 
-            def call() -> Any:
+            def launch() -> Any:
                 grads, (ys, finals) = grad_fn(params, xs, st)
-                return jax.block_until_ready((ys, finals, grads))
+                return ys, finals, grads
 
         else:
             fwd = jax.jit(forward)
 
-            def call() -> Any:
+            def launch() -> Any:
                 ys, finals = fwd(params, xs, st)
-                return jax.block_until_ready((ys, finals, None))
+                return ys, finals, None
+
+        def call() -> Any:
+            return jax.block_until_ready(launch())
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
@@ -130,7 +133,7 @@ class JaxBackend(Backend):
                 canon = unpack_grads(case.spec, case.formulation, numpy_grads)
             return Outputs(_numpy(ys), stack_states([tuple(c) for c in finals], _numpy), canon)
 
-        return Kernel(case, call, fetch)
+        return Kernel(case, call, fetch, launch=launch, sync=jax.block_until_ready)
 
     def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         """flax.nnx cells scanned by `nnx.RNN`, one per layer, under jit (and jax.grad for train).
@@ -196,16 +199,19 @@ class JaxBackend(Backend):
 
             grad_fn = jax.jit(jax.grad(loss, has_aux=True))
 
-            def call() -> Any:
+            def launch() -> Any:
                 grads, (ys, finals) = grad_fn(params, xs, st)
-                return jax.block_until_ready((ys, finals, grads))
+                return ys, finals, grads
 
         else:
             fwd = jax.jit(forward)
 
-            def call() -> Any:
+            def launch() -> Any:
                 ys, finals = fwd(params, xs, st)
-                return jax.block_until_ready((ys, finals, None))
+                return ys, finals, None
+
+        def call() -> Any:
+            return jax.block_until_ready(launch())
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
@@ -224,7 +230,7 @@ class JaxBackend(Backend):
                     }
             return Outputs(_numpy(ys), stack_states([tuple(c) for c in finals], _numpy), canon)
 
-        return Kernel(case, call, fetch, keep=(graphdef, params, rest))
+        return Kernel(case, call, fetch, keep=(graphdef, params, rest), launch=launch, sync=jax.block_until_ready)
 
 
 BACKEND = JaxBackend()

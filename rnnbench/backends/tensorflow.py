@@ -151,13 +151,16 @@ class TensorflowBackend(Backend):
                 body, fetch, keep = self._custom(tf, case, weights, x, state0, dtype)
         fn = tf.function(body) if case.mode == "compiled" else body
 
-        def call() -> Any:
+        def launch() -> Any:
             with tf.device(device):
-                out = fn()
+                return fn()
+
+        def call() -> Any:
+            out = launch()
             sync()
             return out
 
-        return Kernel(case, call, fetch, keep=(fn, *keep))
+        return Kernel(case, call, fetch, keep=(fn, *keep), launch=launch, sync=lambda _: sync())
 
     def _custom(
         self, tf: Any, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...], dtype: Any

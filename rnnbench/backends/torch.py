@@ -118,19 +118,20 @@ class TorchBackend(Backend):
 
         if case.train:
 
-            def call() -> Any:
+            def launch() -> Any:
                 ys, finals = forward()
-                grads = torch.autograd.grad(ys.sum(), flat)
-                sync()
-                return ys, finals, grads
+                return ys, finals, torch.autograd.grad(ys.sum(), flat)
 
         else:
 
-            def call() -> Any:
+            def launch() -> Any:
                 with torch.no_grad():
-                    out = forward()
-                sync()
-                return out
+                    return forward()
+
+        def call() -> Any:
+            out = launch()
+            sync()
+            return out
 
         def fetch(result: Any) -> Outputs:
             ys, finals = result[0], result[1]
@@ -141,7 +142,7 @@ class TorchBackend(Backend):
                 grads = unpack_grads(case.spec, case.formulation, packed)
             return Outputs(_numpy(ys), stack_states(finals, _numpy), grads)
 
-        return Kernel(case, call, fetch)
+        return Kernel(case, call, fetch, launch=launch, sync=lambda _: sync())
 
     def _build_native(self, case: Case, weights: dict[str, Array], xs: Any, st: list[Any], sync: Any) -> Kernel:
         torch = _torch()
@@ -161,19 +162,21 @@ class TorchBackend(Backend):
 
         if case.train:
 
-            def call() -> Any:
+            def launch() -> Any:
                 ys, state = run(xs, hx)
-                grads = torch.autograd.grad(ys.sum(), params)
-                sync()
-                return ys, state, grads
+                return ys, state, torch.autograd.grad(ys.sum(), params)
 
         else:
 
-            def call() -> Any:
+            def launch() -> Any:
                 with torch.no_grad():
                     ys, state = run(xs, hx)
-                sync()
                 return ys, state, None
+
+        def call() -> Any:
+            out = launch()
+            sync()
+            return out
 
         def fetch(result: Any) -> Outputs:
             ys, state, grads = result
@@ -185,7 +188,7 @@ class TorchBackend(Backend):
                     canon = negate_update_gate(case.spec, canon)
             return Outputs(_numpy(ys), states, canon)
 
-        return Kernel(case, call, fetch, keep=(module, run))
+        return Kernel(case, call, fetch, keep=(module, run), launch=launch, sync=lambda _: sync())
 
 
 BACKEND = TorchBackend()

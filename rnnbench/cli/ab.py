@@ -9,13 +9,13 @@ from pathlib import Path
 
 from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.options import (
+    add_budget_flags,
     add_grid_flags,
     fraction,
     grid_from_args,
     int_range,
     nonempty,
     output_dir,
-    positive_float,
     threads,
 )
 
@@ -85,17 +85,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="results directory for both sides' run documents (default: results/ in the repo)",
     )
     p.add_argument(
-        "--budget", type=positive_float(3600), default=1.0,
-        help="sampling seconds per case and side, all rounds together (default 1.0)",
-    )  # fmt: skip
-    p.add_argument(
         "--rounds", type=int_range(2, 100), default=3,
         help="interleaved rounds; the paired statistics resample them (default 3)",
     )  # fmt: skip
     p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="seed of the visiting order (default 0)")
-    p.add_argument(
-        "--timeout", type=positive_float(7 * 24 * 3600), default=600.0,
-        help="seconds before a case's worker is killed (default 600)",
-    )  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_budget_flags(p, " and side")
     p.set_defaults(func=run)

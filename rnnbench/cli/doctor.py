@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rnnbench.cli.options import (
+    add_budget_flags,
     add_grid_flags,
     fraction,
     grid_from_args,
@@ -69,13 +70,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add_grid_flags(cal, None)  # type: ignore[arg-type]
     cal.add_argument("--slowed", default="concat", help="formulation the A/B sweeps slow down (default concat)")
     cal.add_argument(
-        "--budget", type=positive_float(3600), default=1.0,
-        help="sampling seconds per case and sweep, all rounds together (default 1.0)",
-    )  # fmt: skip
-    cal.add_argument(
         "--results", type=output_dir, help="where the calibration's run documents go (default: a temporary folder)"
     )
-    cal.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_budget_flags(cal, " and sweep", timeout=False)
     p.set_defaults(func=run)
 
 

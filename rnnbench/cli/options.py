@@ -255,3 +255,17 @@ def grid_from_args(args: argparse.Namespace, check_installed: bool = True) -> Gr
         if missing:
             raise UsageError(f"framework {missing[0]!r} is not installed (pip install -e '.[{missing[0]}]')")
     return grid
+
+
+def add_budget_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup, per: str, timeout: bool = True) -> None:
+    """--budget (sampling seconds per case `per`, all rounds together), --timeout and --no-progress."""
+    p.add_argument(
+        "--budget", type=positive_float(3600), default=1.0,
+        help=f"sampling seconds per case{per}, all rounds together (default 1.0)",
+    )  # fmt: skip
+    if timeout:
+        p.add_argument(
+            "--timeout", type=positive_float(7 * 24 * 3600), default=600.0,
+            help="seconds before a case's worker is killed (default 600)",
+        )  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 from rnnbench.cli.options import (
+    add_budget_flags,
     add_grid_flags,
     grid_from_args,
     int_range,
     output_dir,
-    positive_float,
     shard_spec,
     threads,
 )
@@ -77,10 +77,13 @@ def run(args: argparse.Namespace) -> int:
             print("rnnbench: --resume: nothing left to run; no new document written", file=sys.stderr)
             return 0
     # the per-case budget and minimum sample count are split across the rounds
-    timing = TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)))
+    timing = TimingConfig(
+        budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)), flush_l2=args.flush_l2
+    )
     opts = RunOptions(
         results_dir=results, threads=n_threads, timing=timing, timeout_s=args.timeout, progress=not args.no_progress,
         command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text, rounds=args.rounds,
+        seed=args.seed,
     )  # fmt: skip
     not_applicable = [make_record(case, "skipped", threads=n_threads, error=why) for case, why in skipped]
     writer = run_cases(cases, machine, opts, extra_records=not_applicable)
@@ -120,16 +123,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--results", type=output_dir, help="results directory (default: results/ in the repo)")
     p.add_argument("--json", action="store_true", help="print the run document to stdout (the table goes to stderr)")
     p.add_argument(
-        "--budget", type=positive_float(3600), default=1.0,
-        help="sampling seconds per case, all rounds together (default 1.0)",
-    )  # fmt: skip
-    p.add_argument(
         "--rounds", type=int_range(1, 100), default=2,
         help="sweeps over each group; a case's samples span them (default 2)",
     )  # fmt: skip
+    add_budget_flags(p, "")
     p.add_argument(
-        "--timeout", type=positive_float(7 * 24 * 3600), default=600.0,
-        help="seconds before a case's worker is killed (default 600)",
+        "--seed", type=int_range(0, 2**32 - 1), default=None,
+        help="seed of the rounds' random case order (default: a fresh one; stored in the document as order_seed)",
     )  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--flush-l2", action="store_true",
+        help="write a buffer larger than the cache before every sample; samples are then single cold-cache calls",
+    )  # fmt: skip
     p.set_defaults(func=run)

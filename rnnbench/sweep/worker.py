@@ -5,10 +5,14 @@ and JAX never share a process (or a GPU context), thread settings apply
 before any framework starts, and a crash, out-of-memory or hang takes down
 only the worker: the runner records that case as failed and starts a new one.
 Messages are plain dicts over a `multiprocessing` pipe:
-`{"op": "case", "case": {...}}` -> a result record; `{"op": "peak", ...}` ->
-a peak record; `{"op": "runtime", "framework": ...}` -> the CUDA runtime and
-cuDNN the framework was built with (only the worker imports frameworks);
-`{"op": "exit"}` ends the loop.
+`{"op": "prepare", "case": {...}}` builds, verifies and warms a case's kernel
+and keeps it (the runner's warm-up pass; the reply is a record whose samples
+are discarded); `{"op": "case", "case": {...}}` -> a result record (timing
+the kept kernel when there is one); `{"op": "peak", ...}` -> a peak record;
+`{"op": "runtime", "framework": ...}` -> the CUDA runtime and cuDNN the
+framework was built with (only the worker imports frameworks);
+`{"op": "exit"}` ends the loop. Every case reply carries the load average and
+CPU steal around it (`rnnbench.measure.load`).
 
 A worker never outlives the run: it ignores SIGINT (a Ctrl-C in the terminal
 reaches the whole process group; the runner decides and kills it), asks Linux
@@ -36,10 +40,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from rnnbench.backends import Kernel
 from rnnbench.case import Case
-from rnnbench.measure.timing import Measurement, TimingConfig, measure
+from rnnbench.measure.timing import Measurement, TimingConfig, measure_kernel
 from rnnbench.sweep.records import Record, RecordError, Samples
 from rnnbench.sweep.store import now_iso
 
@@ -51,6 +57,7 @@ __all__ = [
     "measure_case",
     "measure_peak",
     "selftest_factor",
+    "timing_fields",
     "worker_main",
 ]
 
@@ -101,6 +108,13 @@ def _slowed(call: Callable[[], Any], factor: float) -> Callable[[], Any]:
     return slow
 
 
+def _slowed_kernel(kernel: Kernel, factor: float) -> Kernel:
+    """`kernel` with its call slowed; a slowed kernel is timed synchronously, so the factor applies to device work."""
+    if factor == 1.0:
+        return kernel
+    return replace(kernel, call=_slowed(kernel.call, factor), launch=None, sync=None)
+
+
 def make_record(
     case: Case,
     status: str,
@@ -131,6 +145,11 @@ def make_record(
     return record.to_json()
 
 
+def timing_fields(m: Measurement) -> dict[str, Any]:
+    """Optional record fields from the engine: the clock, host launch time per call, stalled samples."""
+    return {"clock": m.clock, "launch_s": m.launch_s, "stalls": m.stalls}
+
+
 def measure_peak(framework: str, device: str, dtype: str, config: TimingConfig) -> dict[str, Any]:
     """The roofline's ceilings for (framework, device, dtype): best GEMM over a size ladder, STREAM bandwidth.
 
@@ -159,15 +178,17 @@ def measure_case(
     threads: int,
     peak_gflops: float | None,
     cache: dict[str, Any] | None = None,
+    references: Any = None,
 ) -> dict[str, Any]:
     """Verify `case` against the reference, then time it; never raises for a case-level problem.
 
     With a `cache` holding this case's kernel (a later round), the kernel is
     timed again without rebuilding; `compile_s` is then None (it belongs to
-    the round that built it).
+    the round that built it). `references`: a `verify.ReferenceCache` shared
+    by the cases of this worker.
     """
     slowdown = selftest_factor(case.formulation)
-    record = _measure_case(case, config, threads, peak_gflops, cache, slowdown)
+    record = _measure_case(case, config, threads, peak_gflops, cache, slowdown, references)
     if slowdown != 1.0:
         record["selftest_slowdown"] = slowdown
     return record
@@ -175,16 +196,16 @@ def measure_case(
 
 def _measure_case(
     case: Case, config: TimingConfig, threads: int, peak_gflops: float | None, cache: dict[str, Any] | None,
-    slowdown: float,
+    slowdown: float, references: Any,
 ) -> dict[str, Any]:  # fmt: skip
     from rnnbench import backends
     from rnnbench.errors import Unsupported
-    from rnnbench.measure.verify import compare, make_inputs, reference
+    from rnnbench.measure.verify import ReferenceCache, compare
 
     if cache is not None and case.key in cache:
         kernel, check = cache[case.key]
         try:
-            m = measure(_slowed(kernel.call, slowdown), config)
+            m = measure_kernel(_slowed_kernel(kernel, slowdown), config)
         except Exception as exc:
             return _failed(case, threads, f"{type(exc).__name__}: {exc}"[:500])
         record = make_record(
@@ -192,16 +213,16 @@ def _measure_case(
             max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
         )  # fmt: skip
         record["compile_s"] = None
-        return record
+        return record | timing_fields(m)
     try:
         backend = backends.get(case.framework)
-        weights, x, state0 = make_inputs(case)
+        ref, (weights, x, state0) = (references or ReferenceCache()).get(case)
         kernel = backend.build(case, weights, x, state0)
         # the first call compiles (torch.compile, tf.function, jit): clock it, and verify its output
         t0 = time.perf_counter()
         result = kernel.call()
         first_call_s = time.perf_counter() - t0
-        check = compare(case, kernel.fetch(result), reference(case, weights, x, state0))
+        check = compare(case, kernel.fetch(result), ref)
         del result
         if not check.ok:
             return make_record(
@@ -209,7 +230,7 @@ def _measure_case(
                 max_rel_error=check.max_rel_error,
                 error=f"does not match the reference: {check.worst} rel error {check.max_rel_error:.3g} > {check.tolerance}",
             )  # fmt: skip
-        m = measure(_slowed(kernel.call, slowdown), config, first_call_s=first_call_s)
+        m = measure_kernel(_slowed_kernel(kernel, slowdown), config, first_call_s=first_call_s)
         if cache is not None:
             while len(cache) >= CACHE_SIZE:
                 cache.pop(next(iter(cache)))
@@ -223,7 +244,11 @@ def _measure_case(
     return make_record(
         case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
         max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
-    )  # fmt: skip
+    ) | timing_fields(m)  # fmt: skip
+
+
+# The warm-up pass times each case briefly: enough to compile, warm and verify, not a sample set.
+PREPARE_TIMING = TimingConfig(budget_s=0.0, min_samples=1, max_samples=1)
 
 
 def _failed(case: Case, threads: int, error: str) -> dict[str, Any]:
@@ -262,7 +287,9 @@ def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
 
 def worker_main(conn: Any, threads: int, config: TimingConfig, parent_pid: int | None = None) -> None:
     """Loop of the worker process (entry point of `multiprocessing` spawn)."""
+    from rnnbench.measure import load
     from rnnbench.measure.threads import apply_threads
+    from rnnbench.measure.verify import ReferenceCache
 
     # the runner shuts its workers down; a terminal's Ctrl-C must not print their tracebacks
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -270,6 +297,7 @@ def worker_main(conn: Any, threads: int, config: TimingConfig, parent_pid: int |
         die_with_parent(parent_pid)
     apply_threads(threads)
     cache: dict[str, Any] = {}
+    references = ReferenceCache()
     while True:
         try:
             msg = conn.recv()
@@ -278,8 +306,15 @@ def worker_main(conn: Any, threads: int, config: TimingConfig, parent_pid: int |
         op = msg.get("op")
         if op == "exit":
             return
-        if op == "case":
-            reply = measure_case(Case.from_dict(msg["case"]), config, threads, msg.get("peak_gflops"), cache)
+        if op in ("case", "prepare"):
+            case = Case.from_dict(msg["case"])
+            cfg = config
+            if op == "prepare":  # always a fresh build: its first call is the compile time the record keeps
+                cfg = replace(PREPARE_TIMING, warmup_budget_s=config.warmup_budget_s, flush_l2=config.flush_l2)
+                cache.pop(case.key, None)
+            before = load.sample()
+            reply = measure_case(case, cfg, threads, msg.get("peak_gflops"), cache, references)
+            reply |= load.load_fields(before, load.sample())
         elif op == "peak":
             try:
                 reply = measure_peak(msg["framework"], msg["device"], msg["dtype"], msg["config"])
