@@ -9,6 +9,8 @@ knows one framework's formulation knows all four. This module owns:
   (transposed so a step is `x @ W^T`; `concat` builds `W_m = [W | U]` with
   `b = b_i + b_h`, and for GRU the block matrices of DESIGN.md);
 - `run_layers`: the forward of a stack of layers for one formulation;
+- `python_scan`: the time loop run op by op from Python (numpy, eager
+  torch and TensorFlow; JAX and tf.function use their own loop primitives);
 - `unpack_grads`: gradients w.r.t. packed parameters -> canonical names
   (so `concat`'s dW_m is compared with `separate`'s dW and dU).
 
@@ -25,12 +27,24 @@ import numpy as np
 
 from rnnbench.reference import Array, CellSpec
 
-__all__ = ["CUSTOM_FORMULATIONS", "Ops", "pack", "run_layers", "unpack_grads"]
-
-CUSTOM_FORMULATIONS = ("separate", "concat", "hoisted")
+__all__ = ["Ops", "pack", "python_scan", "run_layers", "unpack_grads"]
 
 # (carry, x_t) -> (carry, y_t); carry is (h,) or (h, c)
 Step = Callable[[tuple[Any, ...], Any], tuple[tuple[Any, ...], Any]]
+Scan = Callable[[Step, tuple[Any, ...], Any], tuple[tuple[Any, ...], Any]]
+
+
+def python_scan(stack: Callable[[list[Any]], Any]) -> Scan:
+    """A scan that loops over axis 0 in Python and joins the outputs with `stack` (e.g. np.stack)."""
+
+    def scan(step: Step, carry: tuple[Any, ...], xs: Any) -> tuple[tuple[Any, ...], Any]:
+        ys = []
+        for t in range(int(xs.shape[0])):
+            carry, y = step(carry, xs[t])
+            ys.append(y)
+        return carry, stack(ys)
+
+    return scan
 
 
 @dataclass(frozen=True)
@@ -43,7 +57,7 @@ class Ops:
     relu: Callable[[Any], Any]
     reshape: Callable[[Any, tuple[int, ...]], Any]
     # scan(step, carry, xs) -> (carry, ys stacked on axis 0)
-    scan: Callable[[Step, tuple[Any, ...], Any], tuple[tuple[Any, ...], Any]]
+    scan: Scan
 
 
 def pack(spec: CellSpec, formulation: str, weights: Mapping[str, Array], layers: int) -> list[dict[str, Array]]:

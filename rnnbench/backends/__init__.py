@@ -1,8 +1,14 @@
 """The backend interface and registry: one small class per framework, chosen by name.
 
 Every backend module (`numpy.py`, `torch.py`, `tensorflow.py`, `jax.py`)
-defines a `Backend` subclass with the same four methods and exports it as
-`BACKEND`. Importing a backend module never imports its framework (the
+defines a `Backend` subclass and exports it as `BACKEND`. The private names
+are the same in every backend, so one reads like the next:
+`_build_formulation` (the shared formulations of `rnnbench.formulations`),
+`_build_native` (the framework's own layer), `_pass_fn` (the zero-argument
+forward or forward+gradients call around a `forward()` closure) and
+`_to_numpy` (a framework tensor -> float32 numpy). `_build` (here, shared)
+picks one of the two builders and owns the one place where the take-new GRU
+is mapped onto a framework's keep-old layer. Importing a backend module never imports its framework (the
 framework is imported inside `build`/`devices`), and `installed` asks
 `importlib.util.find_spec`, so listing what is available costs nothing.
 
@@ -18,14 +24,14 @@ import importlib
 import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from rnnbench.case import FRAMEWORKS, Case
 from rnnbench.errors import Unsupported, UsageError
-from rnnbench.reference import Array
+from rnnbench.reference import Array, negate_update_gate
 
 __all__ = ["Backend", "Kernel", "Outputs", "available", "get"]
 
@@ -49,13 +55,17 @@ class Kernel:
 
 
 class Backend(ABC):
-    """One framework. Subclasses set `name`, `module`, `modes`, `dtypes` and `native`."""
+    """One framework. Subclasses set `name`, `module`, `modes` and `dtypes`, and override the builders."""
 
     name: str = ""
     module: str = ""  # the import name whose presence means "installed"
     modes: tuple[str, ...] = ("eager",)
     dtypes: tuple[str, ...] = ("float32",)
-    native: bool = False  # has a framework RNN layer of its own
+
+    @property
+    def native(self) -> bool:
+        """Whether the framework has an RNN layer of its own here (the backend overrides `_build_native`)."""
+        return type(self)._build_native is not Backend._build_native
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -81,8 +91,38 @@ class Backend(ABC):
     def gemm(self, device: str, dtype: str, n: int) -> Callable[[], Any]:
         """A synchronised zero-argument call computing one (n x n) @ (n x n) matmul: the peak probe."""
 
+    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        if case.formulation != "native":
+            return self._build_formulation(case, weights, x, state0)
+        if not (case.cell == "gru" and case.gru_update == "take_new"):
+            return self._build_native(case, weights, x, state0)
+        # Framework GRU layers implement keep-old only; take-new is the same function with the
+        # z rows negated, and the chain rule through that negation negates their gradients back.
+        kernel = self._build_native(case, negate_update_gate(case.spec, weights), x, state0)
+        fetch = kernel.fetch
+
+        def fetch_take_new(result: Any) -> Outputs:
+            out = fetch(result)
+            grads = negate_update_gate(case.spec, out.grads) if out.grads is not None else None
+            return Outputs(out.y, out.state, grads)
+
+        return replace(kernel, fetch=fetch_take_new)
+
     @abstractmethod
-    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel: ...
+    def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        """The kernel of a `separate`/`concat`/`hoisted` case."""
+
+    def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        """The kernel of a `native` case (keep-old GRU weights; `_build` maps take-new)."""
+        raise Unsupported(f"{self.name} has no RNN layer of its own")
+
+    @abstractmethod
+    def _to_numpy(self, t: Any) -> Array:
+        """A framework tensor -> float32 numpy (outside any timed region)."""
+
+    def _stack_states(self, finals: list[tuple[Any, ...]]) -> tuple[Array, ...]:
+        """Per-layer final carries -> (h_n,) or (h_n, c_n), each (L, B, H) numpy."""
+        return tuple(np.stack([self._to_numpy(carry[j]) for carry in finals]) for j in range(len(finals[0])))
 
     def build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         """A kernel computing `case` on `x` from canonical float32 `weights` and initial state."""
@@ -110,8 +150,3 @@ def get(name: str) -> Backend:
 def available() -> list[str]:
     """Frameworks installed here, found without importing them."""
     return [name for name in FRAMEWORKS if importlib.import_module(_MODULES[name]).BACKEND.installed()]
-
-
-def stack_states(finals: list[tuple[Any, ...]], to_numpy: Callable[[Any], Array]) -> tuple[Array, ...]:
-    """Per-layer final carries -> (h_n,) or (h_n, c_n), each (L, B, H) numpy."""
-    return tuple(np.stack([to_numpy(carry[j]) for carry in finals]) for j in range(len(finals[0])))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench.backends import Backend, Kernel, Outputs, stack_states
+from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
 from rnnbench.formulations import Ops, pack, run_layers, unpack_grads
 from rnnbench.reference import Array
@@ -43,16 +43,11 @@ def _ops(jax: Any) -> Ops:
     )
 
 
-def _numpy(t: Any) -> Array:
-    return np.asarray(t, dtype=np.float32)
-
-
 class JaxBackend(Backend):
     name = "jax"
     module = "jax"
     modes = ("compiled",)
     dtypes = ("float32", "float16", "bfloat16")
-    native = False
 
     def devices(self) -> list[str]:
         jax = _jax()
@@ -70,7 +65,34 @@ class JaxBackend(Backend):
         matmul = jax.jit(jax.numpy.matmul)
         return lambda: jax.block_until_ready(matmul(a, b))
 
-    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+    def _to_numpy(self, t: Any) -> Array:
+        return np.asarray(t, dtype=np.float32)
+
+    def _pass_fn(self, case: Case, forward: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        """One synchronised call: jit(forward)(*args), or jit(grad) of sum(y) w.r.t. args[0]."""
+        jax = _jax()
+        if case.train:
+
+            def loss(*args: Any) -> Any:
+                ys, finals = forward(*args)
+                return jax.numpy.sum(ys), (ys, finals)
+
+            grad_fn = jax.jit(jax.grad(loss, has_aux=True))
+
+            def call() -> Any:
+                grads, (ys, finals) = grad_fn(*args)
+                return jax.block_until_ready((ys, finals, grads))
+
+            return call
+        fwd = jax.jit(forward)
+
+        def call_forward() -> Any:
+            ys, finals = fwd(*args)
+            return jax.block_until_ready((ys, finals, None))
+
+        return call_forward
+
+    def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         jax = _jax()
         jnp = jax.numpy
         device = jax.devices("gpu" if case.device == "cuda" else "cpu")[0]
@@ -87,34 +109,15 @@ class JaxBackend(Backend):
         def forward(params: Any, xs: Any, st: Any) -> Any:
             return run_layers(ops, case.spec, case.formulation, params, xs, st, shape)
 
-        if case.train:
-
-            def loss(params: Any, xs: Any, st: Any) -> Any:
-                ys, finals = forward(params, xs, st)
-                return jnp.sum(ys), (ys, finals)
-
-            grad_fn = jax.jit(jax.grad(loss, has_aux=True))
-
-            def call() -> Any:
-                grads, (ys, finals) = grad_fn(params, xs, st)
-                return jax.block_until_ready((ys, finals, grads))
-
-        else:
-            fwd = jax.jit(forward)
-
-            def call() -> Any:
-                ys, finals = fwd(params, xs, st)
-                return jax.block_until_ready((ys, finals, None))
-
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
             canon = None
             if grads is not None:
-                numpy_grads = [{n: _numpy(a) for n, a in g.items()} for g in grads]
+                numpy_grads = [{n: self._to_numpy(a) for n, a in g.items()} for g in grads]
                 canon = unpack_grads(case.spec, case.formulation, numpy_grads)
-            return Outputs(_numpy(ys), stack_states([tuple(c) for c in finals], _numpy), canon)
+            return Outputs(self._to_numpy(ys), self._stack_states([tuple(c) for c in finals]), canon)
 
-        return Kernel(case, call, fetch)
+        return Kernel(case, self._pass_fn(case, forward, params, xs, st), fetch)
 
 
 BACKEND = JaxBackend()

@@ -13,19 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench.backends import Backend, Kernel, Outputs, stack_states
+from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
-from rnnbench.formulations import Ops, Step, pack, run_layers
+from rnnbench.formulations import Ops, pack, python_scan, run_layers
 from rnnbench.reference import Array
-
-
-def _scan(step: Step, carry: tuple[Any, ...], xs: Any) -> tuple[tuple[Any, ...], Any]:
-    ys = []
-    for t in range(xs.shape[0]):
-        carry, y = step(carry, xs[t])
-        ys.append(y)
-    return carry, np.stack(ys)
-
 
 OPS = Ops(
     concat=lambda arrays: np.concatenate(arrays, axis=-1),
@@ -34,7 +25,7 @@ OPS = Ops(
     tanh=np.tanh,
     relu=lambda a: np.maximum(a, 0),
     reshape=np.reshape,
-    scan=_scan,
+    scan=python_scan(np.stack),
 )
 
 
@@ -43,7 +34,6 @@ class NumpyBackend(Backend):
     module = "numpy"
     modes = ("eager",)
     dtypes = ("float32",)
-    native = False
 
     def _unsupported(self, case: Case) -> str | None:
         if case.train:
@@ -58,7 +48,10 @@ class NumpyBackend(Backend):
         a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
         return lambda: a @ b
 
-    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+    def _to_numpy(self, t: Any) -> Array:
+        return np.asarray(t)
+
+    def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         params = pack(case.spec, case.formulation, weights, case.layers)
         shape = (case.seq_len, case.batch, case.input_size, case.hidden)
         xs = np.ascontiguousarray(x, dtype=np.float32)
@@ -69,7 +62,7 @@ class NumpyBackend(Backend):
 
         def fetch(result: Any) -> Outputs:
             ys, finals = result
-            return Outputs(np.asarray(ys), stack_states(finals, np.asarray))
+            return Outputs(self._to_numpy(ys), self._stack_states(finals))
 
         return Kernel(case, call, fetch)
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from rnnbench.backends import Backend, Kernel, Outputs, stack_states
+from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
-from rnnbench.formulations import Ops, Step, pack, run_layers, unpack_grads
-from rnnbench.reference import Array, CellSpec, negate_update_gate
+from rnnbench.formulations import Ops, Step, pack, python_scan, run_layers, unpack_grads
+from rnnbench.reference import Array, CellSpec
 
 
 @functools.cache
@@ -44,13 +44,9 @@ def _tf() -> Any:
 
 def _ops(tf: Any) -> Ops:
     def scan(step: Step, carry: tuple[Any, ...], xs: Any) -> tuple[tuple[Any, ...], Any]:
-        steps = int(xs.shape[0])
         if tf.executing_eagerly():
-            ys = []
-            for t in range(steps):
-                carry, y = step(carry, xs[t])
-                ys.append(y)
-            return carry, tf.stack(ys)
+            return python_scan(tf.stack)(step, carry, xs)
+        steps = int(xs.shape[0])
         out = tf.TensorArray(xs.dtype, size=steps)
 
         def body(t: Any, carry: tuple[Any, ...], out: Any) -> Any:
@@ -67,14 +63,6 @@ def _ops(tf: Any) -> Ops:
         relu=tf.nn.relu,
         reshape=tf.reshape,
         scan=scan,
-    )
-
-
-def _numpy(t: Any) -> Array:
-    return (
-        np.asarray(t.numpy(), dtype=np.float32)
-        if t.dtype.name != "bfloat16"
-        else np.asarray(t.numpy().astype(np.float32))
     )
 
 
@@ -112,7 +100,6 @@ class TensorflowBackend(Backend):
     module = "tensorflow"
     modes = ("eager", "compiled")
     dtypes = ("float32", "float16", "bfloat16")
-    native = True
 
     def devices(self) -> list[str]:
         tf = _tf()
@@ -134,44 +121,16 @@ class TensorflowBackend(Backend):
 
         return call
 
-    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+    def _to_numpy(self, t: Any) -> Array:
+        # numpy cannot convert TF's bfloat16 directly with dtype=; go through astype
+        return np.asarray(t.numpy().astype(np.float32))
+
+    def _device(self, case: Case) -> str:
+        return "/GPU:0" if case.device == "cuda" else "/CPU:0"
+
+    def _pass_fn(self, case: Case, forward: Callable[[], Any], variables: Sequence[Any]) -> Callable[[], Any]:
+        """`forward()` alone, or under a GradientTape with d sum(y) / d variables: what tf.function wraps."""
         tf = _tf()
-        device = "/GPU:0" if case.device == "cuda" else "/CPU:0"
-        dtype = getattr(tf, case.dtype)
-        sync_devices = getattr(tf.test.experimental, "sync_devices", None)
-
-        def sync() -> None:
-            if case.device == "cuda" and sync_devices is not None:
-                sync_devices()
-
-        with tf.device(device):
-            if case.formulation == "native":
-                body, fetch, keep = self._native(tf, case, weights, x, state0, dtype)
-            else:
-                body, fetch, keep = self._custom(tf, case, weights, x, state0, dtype)
-        fn = tf.function(body) if case.mode == "compiled" else body
-
-        def call() -> Any:
-            with tf.device(device):
-                out = fn()
-            sync()
-            return out
-
-        return Kernel(case, call, fetch, keep=(fn, *keep))
-
-    def _custom(
-        self, tf: Any, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...], dtype: Any
-    ) -> Any:
-        packed = pack(case.spec, case.formulation, weights, case.layers)
-        params = [{n: tf.Variable(tf.cast(a, dtype), name=n) for n, a in p.items()} for p in packed]
-        flat = [v for p in params for v in p.values()]
-        xs = tf.cast(x, dtype)
-        st = [tf.cast(s, dtype) for s in state0]
-        ops = _ops(tf)
-        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
-
-        def forward() -> Any:
-            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape)
 
         def body() -> Any:
             if not case.train:
@@ -180,43 +139,83 @@ class TensorflowBackend(Backend):
             with tf.GradientTape() as tape:
                 ys, finals = forward()
                 loss = tf.reduce_sum(ys)
-            return ys, finals, tape.gradient(loss, flat)
+            return ys, finals, tape.gradient(loss, variables)
+
+        return body
+
+    def _kernel(
+        self,
+        case: Case,
+        forward: Callable[[], Any],
+        variables: Sequence[Any],
+        fetch: Callable[[Any], Outputs],
+        keep: tuple[Any, ...],
+    ) -> Kernel:
+        """A synchronised call on the case's device, through tf.function in `compiled` mode."""
+        tf = _tf()
+        device = self._device(case)
+        body = self._pass_fn(case, forward, variables)
+        fn = tf.function(body) if case.mode == "compiled" else body
+        sync_devices = getattr(tf.test.experimental, "sync_devices", None)
+
+        def call() -> Any:
+            with tf.device(device):
+                out = fn()
+            if case.device == "cuda" and sync_devices is not None:
+                sync_devices()
+            return out
+
+        return Kernel(case, call, fetch, keep=(fn, *keep))
+
+    def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        tf = _tf()
+        dtype = getattr(tf, case.dtype)
+        packed = pack(case.spec, case.formulation, weights, case.layers)
+        with tf.device(self._device(case)):
+            params = [{n: tf.Variable(tf.cast(a, dtype), name=n) for n, a in p.items()} for p in packed]
+            xs = tf.cast(x, dtype)
+            st = [tf.cast(s, dtype) for s in state0]
+        ops = _ops(tf)
+        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
+
+        def forward() -> Any:
+            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape)
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
             canon = None
             if case.train:
                 it = iter(grads)
-                canon = unpack_grads(case.spec, case.formulation, [{n: _numpy(next(it)) for n in p} for p in params])
-            return Outputs(_numpy(ys), stack_states(finals, _numpy), canon)
+                numpy_grads = [{n: self._to_numpy(next(it)) for n in p} for p in params]
+                canon = unpack_grads(case.spec, case.formulation, numpy_grads)
+            return Outputs(self._to_numpy(ys), self._stack_states(finals), canon)
 
-        return body, fetch, (params,)
+        flat = [v for p in params for v in p.values()]
+        return self._kernel(case, forward, flat, fetch, keep=(params,))
 
-    def _native(
-        self, tf: Any, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...], dtype: Any
-    ) -> Any:
+    def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        tf = _tf()
         import keras
 
         spec = case.spec
-        take_new = spec.cell == "gru" and spec.gru_update == "take_new"
-        if take_new:
-            weights = negate_update_gate(spec, weights)
+        dtype = getattr(tf, case.dtype)
         layers = []
-        for k in range(case.layers):
-            kw: dict[str, Any] = {"return_sequences": True, "return_state": True, "dtype": case.dtype}
-            # the weights are overwritten below; Keras's orthogonal init has no bfloat16 QR
-            kw |= {"kernel_initializer": "zeros", "recurrent_initializer": "zeros"}
-            if spec.cell == "rnn":
-                layer = keras.layers.SimpleRNN(case.hidden, activation=spec.nonlinearity, **kw)
-            elif spec.cell == "gru":
-                layer = keras.layers.GRU(case.hidden, reset_after=spec.gru_reset == "after", **kw)
-            else:
-                layer = keras.layers.LSTM(case.hidden, **kw)
-            layer.build((case.batch, case.seq_len, case.input_size if k == 0 else case.hidden))
-            layer.set_weights(_keras_weights(spec, weights, k))
-            layers.append(layer)
-        xb = tf.cast(np.ascontiguousarray(x.transpose(1, 0, 2)), dtype)  # batch-major, outside the clock
-        st = [tf.cast(s, dtype) for s in state0]
+        with tf.device(self._device(case)):
+            for k in range(case.layers):
+                kw: dict[str, Any] = {"return_sequences": True, "return_state": True, "dtype": case.dtype}
+                # the weights are overwritten below; Keras's orthogonal init has no bfloat16 QR
+                kw |= {"kernel_initializer": "zeros", "recurrent_initializer": "zeros"}
+                if spec.cell == "rnn":
+                    layer = keras.layers.SimpleRNN(case.hidden, activation=spec.nonlinearity, **kw)
+                elif spec.cell == "gru":
+                    layer = keras.layers.GRU(case.hidden, reset_after=spec.gru_reset == "after", **kw)
+                else:
+                    layer = keras.layers.LSTM(case.hidden, **kw)
+                layer.build((case.batch, case.seq_len, case.input_size if k == 0 else case.hidden))
+                layer.set_weights(_keras_weights(spec, weights, k))
+                layers.append(layer)
+            xb = tf.cast(np.ascontiguousarray(x.transpose(1, 0, 2)), dtype)  # batch-major, outside the clock
+            st = [tf.cast(s, dtype) for s in state0]
         variables = [w for layer in layers for w in layer.trainable_weights]
 
         def forward() -> Any:
@@ -226,26 +225,15 @@ class TensorflowBackend(Backend):
                 finals.append(tuple(state))
             return seq, finals
 
-        def body() -> Any:
-            if not case.train:
-                seq, finals = forward()
-                return seq, finals, []
-            with tf.GradientTape() as tape:
-                seq, finals = forward()
-                loss = tf.reduce_sum(seq)
-            return seq, finals, tape.gradient(loss, variables)
-
         def fetch(result: Any) -> Outputs:
             seq, finals, grads = result
             canon = None
             if case.train:
-                g = [_numpy(t).astype(np.float64) for t in grads]
+                g = [self._to_numpy(t).astype(np.float64) for t in grads]
                 canon = _canonical_grads(spec, [g[3 * k : 3 * k + 3] for k in range(case.layers)])
-                if take_new:
-                    canon = negate_update_gate(spec, canon)
-            return Outputs(_numpy(seq).transpose(1, 0, 2), stack_states(finals, _numpy), canon)
+            return Outputs(self._to_numpy(seq).transpose(1, 0, 2), self._stack_states(finals), canon)
 
-        return body, fetch, (layers,)
+        return self._kernel(case, forward, variables, fetch, keep=(layers,))
 
 
 BACKEND = TensorflowBackend()

@@ -13,15 +13,15 @@ torch is imported inside the methods, never at module import.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from rnnbench.backends import Backend, Kernel, Outputs, stack_states
+from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
-from rnnbench.formulations import Ops, Step, pack, run_layers, unpack_grads
-from rnnbench.reference import Array, negate_update_gate, weight_names
+from rnnbench.formulations import Ops, pack, python_scan, run_layers, unpack_grads
+from rnnbench.reference import Array, weight_names
 
 
 @functools.cache
@@ -37,25 +37,14 @@ def _torch() -> Any:
 
 
 def _ops(torch: Any) -> Ops:
-    def scan(step: Step, carry: tuple[Any, ...], xs: Any) -> tuple[tuple[Any, ...], Any]:
-        ys = []
-        for t in range(xs.shape[0]):
-            carry, y = step(carry, xs[t])
-            ys.append(y)
-        return carry, torch.stack(ys)
-
     return Ops(
         concat=lambda ts: torch.cat(list(ts), dim=-1),
         sigmoid=torch.sigmoid,
         tanh=torch.tanh,
         relu=torch.relu,
         reshape=torch.reshape,
-        scan=scan,
+        scan=python_scan(torch.stack),
     )
-
-
-def _numpy(t: Any) -> Array:
-    return np.asarray(t.detach().float().cpu().numpy())
 
 
 class TorchBackend(Backend):
@@ -63,7 +52,6 @@ class TorchBackend(Backend):
     module = "torch"
     modes = ("eager", "compiled")
     dtypes = ("float32", "float16", "bfloat16")
-    native = True
 
     def _unsupported(self, case: Case) -> str | None:
         if case.formulation == "native" and case.cell == "gru" and case.gru_reset == "before":
@@ -87,82 +75,26 @@ class TorchBackend(Backend):
 
         return call
 
-    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+    def _to_numpy(self, t: Any) -> Array:
+        return np.asarray(t.detach().float().cpu().numpy())
+
+    def _tensor(self, case: Case, a: Array, grad: bool = False) -> Any:
+        torch = _torch()
+        return torch.tensor(a, device=torch.device(case.device), dtype=getattr(torch, case.dtype), requires_grad=grad)
+
+    def _pass_fn(self, case: Case, forward: Callable[[], Any], params: Sequence[Any]) -> Callable[[], Any]:
+        """One synchronised call: `forward()` without autograd, or forward plus d sum(y) / d params."""
         torch = _torch()
         device = torch.device(case.device)
-        dtype = getattr(torch, case.dtype)
 
         def sync() -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
 
-        def tensor(a: Array, grad: bool = False) -> Any:
-            return torch.tensor(a, device=device, dtype=dtype, requires_grad=grad)
-
-        xs = tensor(x)
-        st = [tensor(s) for s in state0]
-        if case.formulation == "native":
-            return self._build_native(case, weights, xs, st, sync)
-
-        params = [
-            {n: tensor(a, case.train) for n, a in p.items()}
-            for p in pack(case.spec, case.formulation, weights, case.layers)
-        ]
-        flat = [t for p in params for t in p.values()]
-        ops = _ops(torch)
-        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
-        wrapper = (lambda step: torch.compile(step, dynamic=False)) if case.mode == "compiled" else None
-
-        def forward() -> Any:
-            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, wrapper)
-
         if case.train:
 
             def call() -> Any:
-                ys, finals = forward()
-                grads = torch.autograd.grad(ys.sum(), flat)
-                sync()
-                return ys, finals, grads
-
-        else:
-
-            def call() -> Any:
-                with torch.no_grad():
-                    out = forward()
-                sync()
-                return out
-
-        def fetch(result: Any) -> Outputs:
-            ys, finals = result[0], result[1]
-            grads = None
-            if case.train:
-                it = iter(result[2])
-                packed = [{n: _numpy(next(it)) for n in p} for p in params]
-                grads = unpack_grads(case.spec, case.formulation, packed)
-            return Outputs(_numpy(ys), stack_states(finals, _numpy), grads)
-
-        return Kernel(case, call, fetch)
-
-    def _build_native(self, case: Case, weights: dict[str, Array], xs: Any, st: list[Any], sync: Any) -> Kernel:
-        torch = _torch()
-        take_new = case.cell == "gru" and case.gru_update == "take_new"
-        if take_new:
-            weights = negate_update_gate(case.spec, weights)
-        cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[case.cell]
-        extra = {"nonlinearity": case.nonlinearity} if case.cell == "rnn" else {}
-        module = cls(case.input_size, case.hidden, case.layers, **extra)
-        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
-        module = module.to(device=xs.device, dtype=xs.dtype)
-        module.requires_grad_(case.train)
-        run = torch.compile(module, dynamic=False) if case.mode == "compiled" else module
-        hx = tuple(st) if case.cell == "lstm" else st[0]
-        names = weight_names(case.layers)
-        params = [dict(module.named_parameters())[n] for n in names]
-
-        if case.train:
-
-            def call() -> Any:
-                ys, state = run(xs, hx)
+                ys, state = forward()
                 grads = torch.autograd.grad(ys.sum(), params)
                 sync()
                 return ys, state, grads
@@ -171,21 +103,63 @@ class TorchBackend(Backend):
 
             def call() -> Any:
                 with torch.no_grad():
-                    ys, state = run(xs, hx)
+                    ys, state = forward()
                 sync()
                 return ys, state, None
 
+        return call
+
+    def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        torch = _torch()
+        xs = self._tensor(case, x)
+        st = [self._tensor(case, s) for s in state0]
+        params = [
+            {n: self._tensor(case, a, case.train) for n, a in p.items()}
+            for p in pack(case.spec, case.formulation, weights, case.layers)
+        ]
+        ops = _ops(torch)
+        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
+        wrapper = (lambda step: torch.compile(step, dynamic=False)) if case.mode == "compiled" else None
+
+        def forward() -> Any:
+            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, wrapper)
+
         def fetch(result: Any) -> Outputs:
-            ys, state, grads = result
-            states = tuple(_numpy(s) for s in (state if case.cell == "lstm" else (state,)))
+            ys, finals, grads = result
             canon = None
             if grads is not None:
-                canon = {n: _numpy(g).astype(np.float64) for n, g in zip(names, grads)}
-                if take_new:  # chain rule through the z-row negation
-                    canon = negate_update_gate(case.spec, canon)
-            return Outputs(_numpy(ys), states, canon)
+                it = iter(grads)
+                packed = [{n: self._to_numpy(next(it)) for n in p} for p in params]
+                canon = unpack_grads(case.spec, case.formulation, packed)
+            return Outputs(self._to_numpy(ys), self._stack_states(finals), canon)
 
-        return Kernel(case, call, fetch, keep=(module, run))
+        call = self._pass_fn(case, forward, [t for p in params for t in p.values()])
+        return Kernel(case, call, fetch)
+
+    def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        torch = _torch()
+        cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[case.cell]
+        extra = {"nonlinearity": case.nonlinearity} if case.cell == "rnn" else {}
+        module = cls(case.input_size, case.hidden, case.layers, **extra)
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+        module = module.to(device=torch.device(case.device), dtype=getattr(torch, case.dtype))
+        module.requires_grad_(case.train)
+        run = torch.compile(module, dynamic=False) if case.mode == "compiled" else module
+        xs = self._tensor(case, x)
+        st = [self._tensor(case, s) for s in state0]
+        hx = tuple(st) if case.cell == "lstm" else st[0]
+        names = weight_names(case.layers)
+        params = [dict(module.named_parameters())[n] for n in names]
+
+        def fetch(result: Any) -> Outputs:
+            ys, state, grads = result
+            states = tuple(self._to_numpy(s) for s in (state if case.cell == "lstm" else (state,)))
+            canon = None
+            if grads is not None:
+                canon = {n: self._to_numpy(g).astype(np.float64) for n, g in zip(names, grads)}
+            return Outputs(self._to_numpy(ys), states, canon)
+
+        return Kernel(case, self._pass_fn(case, lambda: run(xs, hx), params), fetch, keep=(module, run))
 
 
 BACKEND = TorchBackend()
