@@ -2,7 +2,8 @@
 
 A `Case` is a frozen, hashable, JSON-friendly description of one thing to
 build and time: framework, device, cell variant, formulation, execution mode,
-pass, shape and dtype. Validation of names and sizes happens here, so every
+pass, shape, dtype and numeric policy (`precision`: how a low-precision
+dtype is used; `fp32`: whether float32 matmuls may run in TF32). Validation of names and sizes happens here, so every
 entry point (CLI, asv, pytest-benchmark, the Python API) rejects bad input
 the same way, with a one-line `UsageError`.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from rnnbench.errors import UsageError
 from rnnbench.reference import CellSpec, useful_flops
 
-__all__ = ["DEVICES", "DTYPES", "FORMULATIONS", "FRAMEWORKS", "MODES", "PASSES", "Case"]
+__all__ = ["DEVICES", "DTYPES", "FORMULATIONS", "FP32_MODES", "FRAMEWORKS", "MODES", "PASSES", "PRECISIONS", "Case"]
 
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 FORMULATIONS = ("separate", "concat", "hoisted", "native")
@@ -24,6 +25,13 @@ MODES = ("eager", "compiled")
 PASSES = ("forward", "train")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float16", "bfloat16")
+# How a low-precision dtype is used. `mixed`: float32 master weights, computed in `dtype` the way
+# people train (torch autocast, a Keras mixed policy, JAX casting f32 parameters to bf16 per step),
+# so gradients accumulate in float32. `pure`: weights, activations and gradients all stored in
+# `dtype`. float32 cases are always `pure`.
+PRECISIONS = ("mixed", "pure")
+# float32 matmuls: `strict` full FP32; `tf32` lets tensor cores round inputs to TF32 (GPU only matters).
+FP32_MODES = ("strict", "tf32")
 
 
 def check_choice(what: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -55,6 +63,8 @@ class Case:
     nonlinearity: str = "tanh"
     gru_update: str = "keep_old"
     gru_reset: str = "after"
+    precision: str = ""  # "" -> "pure" for float32, "mixed" for float16/bfloat16
+    fp32: str = "strict"
 
     def __post_init__(self) -> None:
         check_choice("framework", self.framework, FRAMEWORKS)
@@ -63,6 +73,12 @@ class Case:
         check_choice("mode", self.mode, MODES)
         check_choice("pass", self.pass_, PASSES)
         check_choice("dtype", self.dtype, DTYPES)
+        if not self.precision:
+            object.__setattr__(self, "precision", "pure" if self.dtype == "float32" else "mixed")
+        check_choice("precision", self.precision, PRECISIONS)
+        if self.dtype == "float32" and self.precision != "pure":
+            raise UsageError("precision 'mixed' applies to float16/bfloat16 only")
+        check_choice("fp32 mode", self.fp32, FP32_MODES)
         for name in ("batch", "input_size", "hidden", "seq_len", "layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -83,8 +99,9 @@ class Case:
         return useful_flops(self.spec, self.batch, self.input_size, self.hidden, self.seq_len, self.layers, self.train)
 
     @property
-    def shape_label(self) -> str:
-        return f"B{self.batch} I{self.input_size} H{self.hidden} T{self.seq_len} L{self.layers}"
+    def param_dtype(self) -> str:
+        """The dtype weights are stored (and gradients returned) in."""
+        return "float32" if self.precision == "mixed" else self.dtype
 
     @property
     def key(self) -> str:
@@ -92,6 +109,9 @@ class Case:
         return (
             f"{self.framework}/{self.device}/{self.spec.label}/{self.formulation}/{self.mode}/{self.pass_}/"
             f"b{self.batch}/i{self.input_size}/h{self.hidden}/t{self.seq_len}/l{self.layers}/{self.dtype}"
+            # suffixes only off the defaults of float32, so keys written before these fields still match
+            + (f"-{self.precision}" if self.dtype != "float32" else "")
+            + ("/tf32" if self.fp32 == "tf32" else "")
         )
 
     def replace(self, **changes: Any) -> Case:

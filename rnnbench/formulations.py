@@ -19,7 +19,7 @@ knows one framework's formulation knows all four. This module owns:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from rnnbench.reference import Array, CellSpec
 
-__all__ = ["Ops", "pack", "python_scan", "run_layers", "unpack_grads"]
+__all__ = ["CastOnRead", "Ops", "make_step", "pack", "python_scan", "run_layers", "unpack_grads"]
 
 # (carry, x_t) -> (carry, y_t); carry is (h,) or (h, c)
 Step = Callable[[tuple[Any, ...], Any], tuple[tuple[Any, ...], Any]]
@@ -206,6 +206,28 @@ def hoist(ops: Ops, xs: Any, p: Mapping[str, Any], shape: tuple[int, int, int]) 
     return ops.reshape(proj, (t, b, proj.shape[-1]))
 
 
+class CastOnRead(Mapping[str, Any]):
+    """A view of one layer's parameters that casts each on every read (a Keras AutoCastVariable).
+
+    Mixed precision keeps float32 master weights and computes in a low dtype.
+    Casting where a step reads a weight (inside the scan body, once per step)
+    makes each step's weight gradient flow back through the cast into float32,
+    so the sum of gradients over the sequence accumulates in float32.
+    """
+
+    def __init__(self, params: Mapping[str, Any], cast: Callable[[Any], Any]) -> None:
+        self._params, self._cast = params, cast
+
+    def __getitem__(self, name: str) -> Any:
+        return self._cast(self._params[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+
 def run_layers(
     ops: Ops,
     spec: CellSpec,
@@ -214,20 +236,23 @@ def run_layers(
     xs: Any,
     state0: Sequence[Any],
     shape: tuple[int, int, int, int],
-    step_wrapper: Callable[[Step], Step] | None = None,
+    steps: Sequence[Step] | None = None,
+    cast: Callable[[Any], Any] | None = None,
 ) -> tuple[Any, list[tuple[Any, ...]]]:
     """Forward through every layer: returns (ys of the last layer, final carry per layer).
 
     `shape` is (T, B, I, H). `state0[j]` is the j-th state tensor (h0, c0),
-    each (L, B, H). `step_wrapper` lets a backend compile the step function.
+    each (L, B, H). `steps` are per-layer step functions built (and compiled)
+    once by the backend, by default `make_step`'s. `cast`, for mixed
+    precision, is applied to every parameter read (see `CastOnRead`).
     """
     t, b, i, hid = shape
     finals = []
     for k, p in enumerate(params):
+        if cast is not None:
+            p = CastOnRead(p, cast)
         carry = tuple(s[k] for s in state0)
-        step = make_step(ops, spec, formulation, p, hid)
-        if step_wrapper is not None:
-            step = step_wrapper(step)
+        step = steps[k] if steps is not None else make_step(ops, spec, formulation, p, hid)
         seq = hoist(ops, xs, p, (t, b, i if k == 0 else hid)) if formulation == "hoisted" else xs
         carry, xs = ops.scan(step, carry, seq)
         finals.append(carry)

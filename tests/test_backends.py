@@ -13,7 +13,7 @@ import pytest
 import rnnbench
 from rnnbench import backends
 from rnnbench.case import FRAMEWORKS, Case
-from rnnbench.measure.verify import make_inputs, verify_kernel
+from rnnbench.measure.verify import make_inputs, tolerance, verify_kernel
 from rnnbench.reference import negate_update_gate
 from rnnbench.sweep.grid import PRESETS, expand
 
@@ -51,16 +51,21 @@ def test_a_wrong_kernel_fails_verification():
 
 
 LOW_PRECISION = [
-    Case(framework=fw, cell=cell, formulation=form, mode=mode, pass_=p, dtype=dtype, seq_len=4)
-    for fw, mode, forms in (
-        ("torch", "eager", ("separate", "concat", "hoisted", "native")),
-        ("tensorflow", "compiled", ("separate", "concat", "native")),
-        ("jax", "compiled", ("separate", "concat", "hoisted")),
+    case
+    for case in (
+        Case(framework=fw, cell=cell, formulation=form, mode=mode, pass_=p, dtype=dtype, precision=prec, seq_len=4)
+        for fw, mode, forms in (
+            ("torch", "eager", ("separate", "concat", "hoisted", "native")),
+            ("tensorflow", "compiled", ("separate", "concat", "native")),
+            ("jax", "compiled", ("separate", "concat", "hoisted")),
+        )
+        for form in forms
+        for cell in ("gru", "lstm")
+        for p in ("forward", "train")
+        for dtype in ("bfloat16", "float16")
+        for prec in ("mixed", "pure")
     )
-    for form in forms
-    for cell in ("gru", "lstm")
-    for p in ("forward", "train")
-    for dtype in ("bfloat16", "float16")
+    if not backends.get(case.framework).unsupported(case)
 ]
 
 
@@ -122,3 +127,73 @@ def test_cuda_matches_reference(framework, dtype):
             weights, x, state0 = make_inputs(case)
             check = verify_kernel(b.build(case, weights, x, state0), weights, x, state0)
             assert check.ok, case.key
+
+
+LONG_BF16 = [("torch", "eager", "separate"), ("tensorflow", "compiled", "native"), ("jax", "compiled", "hoisted")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework,mode,formulation", LONG_BF16)
+def test_bfloat16_train_over_375_steps_needs_float32_master_weights(framework, mode, formulation):
+    """Pure bf16 sums 375 x 16 bias gradients in bf16 and stalls (inaccurate); the mixed policy passes."""
+    checks = {}
+    for precision in ("pure", "mixed"):
+        case = Case(framework=framework, mode=mode, formulation=formulation, cell="gru", pass_="train",
+                    dtype="bfloat16", precision=precision, seq_len=375, batch=16, input_size=16, hidden=16)  # fmt: skip
+        weights, x, state0 = make_inputs(case)
+        checks[precision] = verify_kernel(backends.get(framework).build(case, weights, x, state0), weights, x, state0)
+    assert not checks["pure"].ok and checks["pure"].worst.startswith("dbias")
+    assert checks["mixed"].ok, (checks["mixed"].worst, checks["mixed"].worst_rel_error)
+
+
+def test_mixed_precision_keeps_float32_weights_and_gradients():
+    case = Case(framework="torch", cell="lstm", pass_="train", dtype="bfloat16")
+    assert (case.precision, case.param_dtype) == ("mixed", "float32")
+    assert Case(dtype="bfloat16", precision="pure").param_dtype == "bfloat16"
+    assert Case().precision == "pure"
+    with pytest.raises(rnnbench.UsageError):
+        Case(precision="mixed")  # float32 has no mixed policy
+    assert case.key.endswith("bfloat16-mixed") and Case().key.endswith("/float32")
+
+
+def test_tolerance_follows_dtype_fp32_mode_and_reduction_length():
+    short = Case(dtype="bfloat16", pass_="train", seq_len=4, batch=4)
+    long = short.replace(seq_len=375, batch=16)
+    assert tolerance(long, "dbias_hh_l0") > tolerance(short, "dbias_hh_l0") == tolerance(short, "y")
+    assert tolerance(long, "y") == tolerance(short, "y")  # 375 steps is within the base length
+    gpu = Case(device="cuda")
+    assert tolerance(gpu.replace(fp32="tf32")) > tolerance(gpu) > tolerance(Case())
+    assert tolerance(Case(dtype="bfloat16")) > tolerance(Case(dtype="float16")) > tolerance(Case())
+
+
+def test_an_inaccurate_case_is_recorded_apart_from_a_crash():
+    from rnnbench.measure.timing import TimingConfig
+    from rnnbench.sweep.worker import measure_case
+
+    case = Case(framework="jax", mode="compiled", cell="gru", pass_="train", dtype="bfloat16", precision="pure",
+                seq_len=375, batch=16, input_size=16, hidden=16)  # fmt: skip
+    record = measure_case(case, TimingConfig(), threads=1, peak_gflops=None)
+    assert record["status"] == "inaccurate" and "dbias" in record["error"]
+    assert (record["precision"], record["fp32"], record["median_s"]) == ("pure", "strict", None)
+
+
+@pytest.mark.parametrize("framework", ["torch", "tensorflow"])
+def test_every_call_sets_its_own_fp32_matmul_precision(framework):
+    """Kernels of both fp32 modes in one process: each call leaves the mode it was built for."""
+    import tensorflow as tf
+    import torch
+
+    def tf32_enabled():
+        if framework == "torch":
+            return (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                    torch.get_float32_matmul_precision() == "high")  # fmt: skip
+        return (tf.config.experimental.tensor_float_32_execution_enabled(),)
+
+    b = backends.get(framework)
+    case = Case(framework=framework, mode="eager")
+    weights, x, state0 = make_inputs(case)
+    strict, loose = (b.build(case.replace(fp32=m), weights, x, state0) for m in ("strict", "tf32"))
+    loose.call()
+    assert all(tf32_enabled())
+    strict.call()
+    assert not any(tf32_enabled())

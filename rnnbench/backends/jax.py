@@ -69,8 +69,13 @@ class JaxBackend(Backend):
         return np.asarray(t, dtype=np.float32)
 
     def _pass_fn(self, case: Case, forward: Callable[..., Any], *args: Any) -> Callable[[], Any]:
-        """One synchronised call: jit(forward)(*args), or jit(grad) of sum(y) w.r.t. args[0]."""
+        """One synchronised call: jit(forward)(*args), or jit(grad) of sum(y) w.r.t. args[0].
+
+        The float32 matmul precision is part of what jit traces; it is set around every call
+        (JAX's default lets the GPU use TF32).
+        """
         jax = _jax()
+        precision = jax.default_matmul_precision("tensorfloat32" if case.fp32 == "tf32" else "highest")
         if case.train:
 
             def loss(*args: Any) -> Any:
@@ -80,14 +85,16 @@ class JaxBackend(Backend):
             grad_fn = jax.jit(jax.grad(loss, has_aux=True))
 
             def call() -> Any:
-                grads, (ys, finals) = grad_fn(*args)
+                with precision:
+                    grads, (ys, finals) = grad_fn(*args)
                 return jax.block_until_ready((ys, finals, grads))
 
             return call
         fwd = jax.jit(forward)
 
         def call_forward() -> Any:
-            ys, finals = fwd(*args)
+            with precision:
+                ys, finals = fwd(*args)
             return jax.block_until_ready((ys, finals, None))
 
         return call_forward
@@ -98,16 +105,19 @@ class JaxBackend(Backend):
         device = jax.devices("gpu" if case.device == "cuda" else "cpu")[0]
         dtype = getattr(jnp, case.dtype)
 
-        def put(a: Array) -> Any:
+        def put(a: Array, dtype: Any = dtype) -> Any:
             return jax.device_put(jnp.asarray(a, dtype=dtype), device)
 
-        params = [{n: put(a) for n, a in p.items()} for p in pack(case.spec, case.formulation, weights, case.layers)]
+        packed = pack(case.spec, case.formulation, weights, case.layers)
+        params = [{n: put(a, getattr(jnp, case.param_dtype)) for n, a in p.items()} for p in packed]
         xs, st = put(x), [put(s) for s in state0]
         ops = _ops(jax)
         shape = (case.seq_len, case.batch, case.input_size, case.hidden)
+        # mixed: float32 parameters cast to the compute dtype inside the scan body, once per step
+        cast = (lambda a: a.astype(dtype)) if case.precision == "mixed" else None
 
         def forward(params: Any, xs: Any, st: Any) -> Any:
-            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape)
+            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, cast=cast)
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result

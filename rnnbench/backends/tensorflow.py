@@ -128,6 +128,13 @@ class TensorflowBackend(Backend):
     def _device(self, case: Case) -> str:
         return "/GPU:0" if case.device == "cuda" else "/CPU:0"
 
+    def _set_fp32(self, case: Case) -> None:
+        """Process-wide float32 matmul precision for `case` (TF's default is TF32 on Ampere and later)."""
+        tf = _tf()
+        tf32 = case.fp32 == "tf32"
+        if tf.config.experimental.tensor_float_32_execution_enabled() != tf32:
+            tf.config.experimental.enable_tensor_float_32_execution(tf32)
+
     def _pass_fn(self, case: Case, forward: Callable[[], Any], variables: Sequence[Any]) -> Callable[[], Any]:
         """`forward()` alone, or under a GradientTape with d sum(y) / d variables: what tf.function wraps."""
         tf = _tf()
@@ -158,7 +165,10 @@ class TensorflowBackend(Backend):
         fn = tf.function(body) if case.mode == "compiled" else body
         sync_devices = getattr(tf.test.experimental, "sync_devices", None)
 
+        self._set_fp32(case)
+
         def call() -> Any:
+            self._set_fp32(case)  # another kernel in this process may have changed it
             with tf.device(device):
                 out = fn()
             if case.device == "cuda" and sync_devices is not None:
@@ -169,17 +179,19 @@ class TensorflowBackend(Backend):
 
     def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         tf = _tf()
-        dtype = getattr(tf, case.dtype)
+        dtype, param_dtype = getattr(tf, case.dtype), getattr(tf, case.param_dtype)
         packed = pack(case.spec, case.formulation, weights, case.layers)
         with tf.device(self._device(case)):
-            params = [{n: tf.Variable(tf.cast(a, dtype), name=n) for n, a in p.items()} for p in packed]
+            params = [{n: tf.Variable(tf.cast(a, param_dtype), name=n) for n, a in p.items()} for p in packed]
             xs = tf.cast(x, dtype)
             st = [tf.cast(s, dtype) for s in state0]
         ops = _ops(tf)
         shape = (case.seq_len, case.batch, case.input_size, case.hidden)
+        # mixed: float32 variables cast to the compute dtype where they are read, as Keras's policy does
+        cast = (lambda v: tf.cast(v, dtype)) if case.precision == "mixed" else None
 
         def forward() -> Any:
-            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape)
+            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, cast=cast)
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
@@ -202,7 +214,9 @@ class TensorflowBackend(Backend):
         layers = []
         with tf.device(self._device(case)):
             for k in range(case.layers):
-                kw: dict[str, Any] = {"return_sequences": True, "return_state": True, "dtype": case.dtype}
+                # a mixed policy keeps float32 variables and computes in the low dtype
+                policy = f"mixed_{case.dtype}" if case.precision == "mixed" else case.dtype
+                kw: dict[str, Any] = {"return_sequences": True, "return_state": True, "dtype": policy}
                 # the weights are overwritten below; Keras's orthogonal init has no bfloat16 QR
                 kw |= {"kernel_initializer": "zeros", "recurrent_initializer": "zeros"}
                 if spec.cell == "rnn":

@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
-from rnnbench.formulations import Ops, pack, python_scan, run_layers, unpack_grads
+from rnnbench.formulations import Ops, make_step, pack, python_scan, run_layers, unpack_grads
 from rnnbench.reference import Array, weight_names
 
 
@@ -56,6 +56,9 @@ class TorchBackend(Backend):
     def _unsupported(self, case: Case) -> str | None:
         if case.formulation == "native" and case.cell == "gru" and case.gru_reset == "before":
             return "torch.nn.GRU implements the reset-after GRU only"
+        if case.formulation == "native" and case.cell == "lstm" and case.precision == "mixed" and case.device == "cpu":
+            # torch 2.13: autocast sends nn.LSTM to oneDNN, which cannot create its bf16/fp16 primitive
+            return "torch.nn.LSTM fails under CPU autocast (oneDNN has no primitive for it)"
         return None
 
     def devices(self) -> list[str]:
@@ -79,13 +82,34 @@ class TorchBackend(Backend):
         return np.asarray(t.detach().float().cpu().numpy())
 
     def _tensor(self, case: Case, a: Array, grad: bool = False) -> Any:
+        """`a` on the case's device in `param_dtype` (float32 under autocast, which casts per op)."""
         torch = _torch()
-        return torch.tensor(a, device=torch.device(case.device), dtype=getattr(torch, case.dtype), requires_grad=grad)
+        dtype = getattr(torch, case.param_dtype)
+        return torch.tensor(a, device=torch.device(case.device), dtype=dtype, requires_grad=grad)
+
+    def _set_fp32(self, case: Case) -> None:
+        """Process-wide float32 matmul precision for `case` (cheap when already set)."""
+        torch = _torch()
+        tf32 = case.fp32 == "tf32"
+        if torch.backends.cuda.matmul.allow_tf32 != tf32 or torch.backends.cudnn.allow_tf32 != tf32:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32  # cuDNN RNNs and convolutions
+            torch.set_float32_matmul_precision("high" if tf32 else "highest")
 
     def _pass_fn(self, case: Case, forward: Callable[[], Any], params: Sequence[Any]) -> Callable[[], Any]:
-        """One synchronised call: `forward()` without autograd, or forward plus d sum(y) / d params."""
+        """One synchronised call: `forward()` without autograd, or forward plus d sum(y) / d params.
+
+        Mixed precision runs the forward under autocast and the backward outside it, as torch's AMP recipe does.
+        """
         torch = _torch()
         device = torch.device(case.device)
+        self._set_fp32(case)
+        run = forward
+        if case.precision == "mixed":
+
+            def run() -> Any:
+                with torch.autocast(device_type=device.type, dtype=getattr(torch, case.dtype)):
+                    return forward()
 
         def sync() -> None:
             if device.type == "cuda":
@@ -94,7 +118,8 @@ class TorchBackend(Backend):
         if case.train:
 
             def call() -> Any:
-                ys, state = forward()
+                self._set_fp32(case)  # another kernel in this process may have changed it
+                ys, state = run()
                 grads = torch.autograd.grad(ys.sum(), params)
                 sync()
                 return ys, state, grads
@@ -102,8 +127,9 @@ class TorchBackend(Backend):
         else:
 
             def call() -> Any:
+                self._set_fp32(case)
                 with torch.no_grad():
-                    ys, state = forward()
+                    ys, state = run()
                 sync()
                 return ys, state, None
 
@@ -119,10 +145,12 @@ class TorchBackend(Backend):
         ]
         ops = _ops(torch)
         shape = (case.seq_len, case.batch, case.input_size, case.hidden)
-        wrapper = (lambda step: torch.compile(step, dynamic=False)) if case.mode == "compiled" else None
+        steps = [make_step(ops, case.spec, case.formulation, p, case.hidden) for p in params]
+        if case.mode == "compiled":  # once, here: a new torch.compile wrapper per call costs far more than a step
+            steps = [torch.compile(step, dynamic=False) for step in steps]
 
         def forward() -> Any:
-            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, wrapper)
+            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, steps)
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
@@ -142,7 +170,7 @@ class TorchBackend(Backend):
         extra = {"nonlinearity": case.nonlinearity} if case.cell == "rnn" else {}
         module = cls(case.input_size, case.hidden, case.layers, **extra)
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
-        module = module.to(device=torch.device(case.device), dtype=getattr(torch, case.dtype))
+        module = module.to(device=torch.device(case.device), dtype=getattr(torch, case.param_dtype))
         module.requires_grad_(case.train)
         run = torch.compile(module, dynamic=False) if case.mode == "compiled" else module
         xs = self._tensor(case, x)

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the command ran and found a problem (a failed case, a
 regression with `--fail-on-regression`); 2 bad input (a `UsageError`,
-printed as one line); 130 interrupted.
+printed as one line); 3 (`run` only) every case ran but some were numerically
+inaccurate; 130 interrupted.
 """
 
 from __future__ import annotations

@@ -129,6 +129,10 @@ def add_grid_flags(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--mode", type=names, help="comma list: eager,compiled")
     p.add_argument("--pass", dest="pass_", type=names, help="comma list: forward,train")
     p.add_argument("--dtype", type=names, help="comma list: float32,float16,bfloat16")
+    p.add_argument(
+        "--precision", type=names, help="comma list: mixed (float32 master weights; default), pure (all in dtype)"
+    )
+    p.add_argument("--fp32", type=names, help="comma list: strict (full FP32 matmuls; default), tf32")
     p.add_argument("--batch", type=positive_ints)
     p.add_argument("--input-size", type=positive_ints)
     p.add_argument("--hidden", type=positive_ints)
@@ -150,6 +154,8 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         modes=args.mode,
         passes=args.pass_,
         dtypes=args.dtype,
+        precisions=args.precision,
+        fp32=args.fp32,
         layers=args.layers,
         batch=args.batch,
         input_size=args.input_size,

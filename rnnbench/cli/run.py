@@ -12,6 +12,9 @@ from rnnbench.cli.options import add_grid_flags, grid_from_args, int_range, posi
 from rnnbench.display import format_table
 from rnnbench.errors import UsageError
 
+# run's exit code when every case ran but some were numerically inaccurate (and none crashed)
+EXIT_INACCURATE = 3
+
 __all__ = ["add_parser", "default_results_dir", "run"]
 
 
@@ -66,12 +69,19 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:
         print(f"FAILED {r['key']}: {r['error']}", file=out)
+    inaccurate = [r for r in records if r["status"] == "inaccurate"]
+    for r in inaccurate:
+        print(f"INACCURATE {r['key']}: {r['error']}", file=out)
     ok = sum(r["status"] == "ok" for r in records)
-    print(f"\n{ok} measured, {len(failed)} failed, {len(skipped)} not applicable; results: {writer.path}", file=out)
+    print(
+        f"\n{ok} measured, {len(failed)} failed, {len(inaccurate)} inaccurate, {len(skipped)} not applicable; "
+        f"results: {writer.path}",
+        file=out,
+    )
     if args.json:
         json.dump(writer.doc, sys.stdout, indent=1)
         print()
-    return 1 if failed else 0
+    return 1 if failed else (EXIT_INACCURATE if inaccurate else 0)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

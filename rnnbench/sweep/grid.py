@@ -15,7 +15,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rnnbench import backends
-from rnnbench.case import DEVICES, DTYPES, FORMULATIONS, FRAMEWORKS, MODES, PASSES, Case, check_choice
+from rnnbench.case import (
+    DEVICES,
+    DTYPES,
+    FORMULATIONS,
+    FP32_MODES,
+    FRAMEWORKS,
+    MODES,
+    PASSES,
+    PRECISIONS,
+    Case,
+    check_choice,
+)
 from rnnbench.errors import UsageError
 from rnnbench.reference import CellSpec
 
@@ -64,6 +75,8 @@ class Grid:
     shapes: tuple[Shape, ...] = field(default_factory=lambda: products((16, 64), (64, 256), (32,)))
     layers: tuple[int, ...] = (1,)
     dtypes: tuple[str, ...] = ("float32",)
+    precisions: tuple[str, ...] = ("mixed",)  # applies to float16/bfloat16 (float32 is always pure)
+    fp32: tuple[str, ...] = ("strict",)  # applies to float32 only
 
 
 _DEEPBENCH_GPU = (
@@ -134,6 +147,8 @@ def override(
         "modes": MODES,
         "passes": PASSES,
         "dtypes": DTYPES,
+        "precisions": PRECISIONS,
+        "fp32": FP32_MODES,
         "cells": (*CELL_VARIANTS, "gru*", "rnn*"),
     }
     changes: dict[str, object] = {}
@@ -144,7 +159,7 @@ def override(
             changes[name] = tuple(_positive("layers", v) for v in values)  # type: ignore[arg-type]
             continue
         for v in values:
-            check_choice(name.rstrip("s").replace("passe", "pass"), v, checks[name])
+            check_choice(name.rstrip("s").replace("passe", "pass").replace("fp32", "fp32 mode"), v, checks[name])
         if name == "cells":
             values = _expand_cells(values)  # type: ignore[arg-type]
         changes[name] = tuple(values)
@@ -200,16 +215,23 @@ def expand(grid: Grid, installed: Sequence[str] | None = None) -> tuple[list[Cas
         ):
             spec = CELL_VARIANTS[label]
             b, i, h, t = shape
-            case = Case(
-                framework=fw, device=device, cell=spec.cell, formulation=formulation, mode=mode, pass_=pass_,
-                batch=b, input_size=i, hidden=h, seq_len=t, layers=layers, dtype=dtype,
-                nonlinearity=spec.nonlinearity, gru_update=spec.gru_update, gru_reset=spec.gru_reset,
-            )  # fmt: skip
-            reason = backend.unsupported(case)
-            if reason:
-                skipped.append((case, reason))
-            else:
-                runs.append(case)
+            numerics = (
+                [("pure", fp32) for fp32 in grid.fp32]
+                if dtype == "float32"
+                else [(precision, "strict") for precision in grid.precisions]
+            )
+            for precision, fp32 in numerics:
+                case = Case(
+                    framework=fw, device=device, cell=spec.cell, formulation=formulation, mode=mode, pass_=pass_,
+                    batch=b, input_size=i, hidden=h, seq_len=t, layers=layers, dtype=dtype,
+                    nonlinearity=spec.nonlinearity, gru_update=spec.gru_update, gru_reset=spec.gru_reset,
+                    precision=precision, fp32=fp32,
+                )  # fmt: skip
+                reason = backend.unsupported(case)
+                if reason:
+                    skipped.append((case, reason))
+                else:
+                    runs.append(case)
     return runs, skipped
 
 

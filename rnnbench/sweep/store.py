@@ -78,7 +78,7 @@ SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "required": list(RECORD_FIELDS),
                 "properties": {
-                    "status": {"enum": ["ok", "failed", "skipped"]},
+                    "status": {"enum": ["ok", "failed", "inaccurate", "skipped"]},
                     "framework": {"type": "string"},
                     "formulation": {"type": "string"},
                     "pass": {"enum": ["forward", "train"]},
@@ -207,10 +207,10 @@ def iter_documents(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 
 def done_keys(results_dir: Path, machine: str, commit: str | None) -> set[str]:
-    """Keys of cases already measured (ok or failed) on this machine at this commit: what --resume skips."""
+    """Keys of cases already measured (ok, failed or inaccurate) on this machine at this commit: what --resume skips."""
     keys: set[str] = set()
     for _, doc in iter_documents(results_dir):
         fp = doc["machine"]
         if fp.get("machine") == machine and fp.get("git_commit") == commit:
-            keys |= {r["key"] for r in doc["records"] if r.get("status") in ("ok", "failed")}
+            keys |= {r["key"] for r in doc["records"] if r.get("status") in ("ok", "failed", "inaccurate")}
     return keys
