@@ -17,7 +17,18 @@ from typing import Any
 from rnnbench.errors import UsageError
 from rnnbench.reference import CellSpec, useful_flops
 
-__all__ = ["DEVICES", "DTYPES", "FORMULATIONS", "FP32_MODES", "FRAMEWORKS", "MODES", "PASSES", "PRECISIONS", "Case"]
+__all__ = [
+    "COMPILERS",
+    "DEVICES",
+    "DTYPES",
+    "FORMULATIONS",
+    "FP32_MODES",
+    "FRAMEWORKS",
+    "MODES",
+    "PASSES",
+    "PRECISIONS",
+    "Case",
+]
 
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 FORMULATIONS = ("separate", "concat", "hoisted", "native")
@@ -32,6 +43,11 @@ DTYPES = ("float32", "float16", "bfloat16")
 PRECISIONS = ("mixed", "pure")
 # float32 matmuls: `strict` full FP32; `tf32` lets tensor cores round inputs to TF32 (GPU only matters).
 FP32_MODES = ("strict", "tf32")
+# What `compiled` means, per framework: torch.compile's inductor (optionally replaying CUDA graphs,
+# mode="reduce-overhead", GPU only), tf.function graphs (optionally with XLA, jit_compile=True),
+# jax.jit's XLA. Eager cases are "none". Which backend accepts which is the backend's `compilers`.
+COMPILERS = ("none", "inductor", "inductor+cudagraphs", "tf.function", "tf.function+xla", "xla")
+DEFAULT_COMPILER = {"torch": "inductor", "tensorflow": "tf.function", "jax": "xla", "numpy": "none"}
 
 
 def check_choice(what: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -65,6 +81,7 @@ class Case:
     gru_reset: str = "after"
     precision: str = ""  # "" -> "pure" for float32, "mixed" for float16/bfloat16
     fp32: str = "strict"
+    compiler: str = ""  # "" -> "none" for eager, else the framework's DEFAULT_COMPILER
 
     def __post_init__(self) -> None:
         check_choice("framework", self.framework, FRAMEWORKS)
@@ -79,6 +96,12 @@ class Case:
         if self.dtype == "float32" and self.precision != "pure":
             raise UsageError("precision 'mixed' applies to float16/bfloat16 only")
         check_choice("fp32 mode", self.fp32, FP32_MODES)
+        if not self.compiler:
+            default = "none" if self.mode == "eager" else DEFAULT_COMPILER[self.framework]
+            object.__setattr__(self, "compiler", default)
+        check_choice("compiler", self.compiler, COMPILERS)
+        if self.mode == "eager" and self.compiler != "none":
+            raise UsageError(f"mode {self.mode!r} does not go with compiler {self.compiler!r}")
         for name in ("batch", "input_size", "hidden", "seq_len", "layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -112,6 +135,7 @@ class Case:
             # suffixes only off the defaults of float32, so keys written before these fields still match
             + (f"-{self.precision}" if self.dtype != "float32" else "")
             + ("/tf32" if self.fp32 == "tf32" else "")
+            + (f"/{self.compiler}" if self.compiler not in ("none", DEFAULT_COMPILER[self.framework]) else "")
         )
 
     def replace(self, **changes: Any) -> Case:

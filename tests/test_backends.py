@@ -197,3 +197,49 @@ def test_every_call_sets_its_own_fp32_matmul_precision(framework):
     assert all(tf32_enabled())
     strict.call()
     assert not any(tf32_enabled())
+
+
+def test_torch_compiled_compiles_at_build_not_per_call(monkeypatch):
+    """torch.compile wrappers are made once per layer at build; later calls neither re-wrap nor recompile."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    wrappers = []
+    real_compile = torch.compile
+
+    def counting_compile(fn, **kw):
+        wrappers.append(fn)
+        return real_compile(fn, **kw)
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    case = Case(framework="torch", mode="compiled", cell="gru", layers=2, seq_len=3, hidden=5, input_size=5)
+    assert case.compiler == "inductor"
+    weights, x, state0 = make_inputs(case)
+    kernel = backends.get("torch").build(case, weights, x, state0)
+    assert len(wrappers) == 2  # one per layer, at build
+    kernel.call()
+    frames = counters["frames"]["ok"]
+    for _ in range(3):
+        kernel.call()
+    assert len(wrappers) == 2
+    assert counters["frames"]["ok"] == frames  # no recompilation after the first call
+
+
+def test_compiler_is_named_on_every_case_and_checked_per_backend():
+    assert Case(framework="tensorflow", mode="compiled").compiler == "tf.function"
+    assert Case(framework="jax", mode="compiled").compiler == "xla"
+    assert Case(framework="torch").compiler == "none"
+    xla = Case(framework="tensorflow", mode="compiled", compiler="tf.function+xla")
+    assert backends.get("tensorflow").unsupported(xla) is None and xla.key.endswith("/tf.function+xla")
+    graphs = Case(framework="torch", mode="compiled", compiler="inductor+cudagraphs")
+    assert "CUDA" in backends.get("torch").unsupported(graphs)
+    assert "no compiler" in backends.get("jax").unsupported(Case(framework="jax", mode="compiled", compiler="inductor"))
+    with pytest.raises(rnnbench.UsageError):
+        Case(framework="torch", compiler="inductor")  # eager has no compiler
+
+
+def test_tf_function_with_xla_matches_reference():
+    case = Case(framework="tensorflow", mode="compiled", compiler="tf.function+xla", cell="lstm", pass_="train")
+    weights, x, state0 = make_inputs(case)
+    check = verify_kernel(backends.get("tensorflow").build(case, weights, x, state0), weights, x, state0)
+    assert check.ok, (check.worst, check.max_rel_error)

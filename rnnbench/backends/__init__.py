@@ -61,6 +61,7 @@ class Backend(ABC):
     module: str = ""  # the import name whose presence means "installed"
     modes: tuple[str, ...] = ("eager",)
     dtypes: tuple[str, ...] = ("float32",)
+    compilers: tuple[str, ...] = ("none",)  # what `compiled` can mean here (see case.COMPILERS)
 
     @property
     def native(self) -> bool:
@@ -74,6 +75,10 @@ class Backend(ABC):
         """Why this backend cannot build `case`, or None; never imports the framework."""
         if case.mode not in self.modes:
             return f"{self.name} has no {case.mode} mode (modes: {', '.join(self.modes)})"
+        if case.compiler not in self.compilers:
+            return f"{self.name} has no compiler {case.compiler!r} (compilers: {', '.join(self.compilers)})"
+        if case.compiler.endswith("cudagraphs") and case.device != "cuda":
+            return "CUDA graphs need a CUDA device"
         if case.dtype not in self.dtypes:
             return f"{self.name} backend runs {', '.join(self.dtypes)} only"
         if case.formulation == "native" and not self.native:

@@ -48,6 +48,7 @@ class JaxBackend(Backend):
     module = "jax"
     modes = ("compiled",)
     dtypes = ("float32", "float16", "bfloat16")
+    compilers = ("xla",)
 
     def devices(self) -> list[str]:
         jax = _jax()

@@ -53,7 +53,10 @@ def _ops(tf: Any) -> Ops:
             carry, y = step(carry, xs[t])
             return t + 1, carry, out.write(t, y)
 
-        _, carry, out = tf.while_loop(lambda t, *_: t < steps, body, (tf.constant(0), carry, out))
+        # maximum_iterations: XLA (jit_compile=True) can only differentiate a bounded loop
+        _, carry, out = tf.while_loop(
+            lambda t, *_: t < steps, body, (tf.constant(0), carry, out), maximum_iterations=steps
+        )
         return tuple(carry), out.stack()
 
     return Ops(
@@ -100,6 +103,7 @@ class TensorflowBackend(Backend):
     module = "tensorflow"
     modes = ("eager", "compiled")
     dtypes = ("float32", "float16", "bfloat16")
+    compilers = ("none", "tf.function", "tf.function+xla")
 
     def devices(self) -> list[str]:
         tf = _tf()
@@ -162,7 +166,9 @@ class TensorflowBackend(Backend):
         tf = _tf()
         device = self._device(case)
         body = self._pass_fn(case, forward, variables)
-        fn = tf.function(body) if case.mode == "compiled" else body
+        fn = body
+        if case.compiler != "none":  # XLA only where asked: jit_compile=True
+            fn = tf.function(body, jit_compile=case.compiler == "tf.function+xla")
         sync_devices = getattr(tf.test.experimental, "sync_devices", None)
 
         self._set_fp32(case)

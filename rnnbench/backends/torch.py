@@ -1,9 +1,11 @@
 """PyTorch backend: the formulations in eager and torch.compile mode, plus torch.nn's own layers.
 
-`compiled` compiles the per-step cell function with torch.compile and keeps
-the time loop in Python: torch.compile unrolls Python loops, so compiling the
+`compiled` (compiler `inductor`) compiles the per-step cell function with
+torch.compile once, at build, and keeps the time loop in Python: torch.compile unrolls Python loops, so compiling the
 whole sequence would cost compile time proportional to seq_len (the TorchScript
-fastrnns benchmarks compiled the cell the same way). `native` is
+fastrnns benchmarks compiled the cell the same way). Compiler
+`inductor+cudagraphs` (GPU only) compiles the whole pass with
+mode="reduce-overhead", so one CUDA graph replays every step. `native` is
 torch.nn.RNN/GRU/LSTM (cuDNN on CUDA, oneDNN/ATen on CPU); torch.nn.GRU
 implements the reset-after GRU only, and the take-new update convention is
 run on it with the z rows negated, which is exactly the same function.
@@ -52,6 +54,7 @@ class TorchBackend(Backend):
     module = "torch"
     modes = ("eager", "compiled")
     dtypes = ("float32", "float16", "bfloat16")
+    compilers = ("none", "inductor", "inductor+cudagraphs")
 
     def _unsupported(self, case: Case) -> str | None:
         if case.formulation == "native" and case.cell == "gru" and case.gru_reset == "before":
@@ -146,11 +149,16 @@ class TorchBackend(Backend):
         ops = _ops(torch)
         shape = (case.seq_len, case.batch, case.input_size, case.hidden)
         steps = [make_step(ops, case.spec, case.formulation, p, case.hidden) for p in params]
-        if case.mode == "compiled":  # once, here: a new torch.compile wrapper per call costs far more than a step
+        if case.compiler == "inductor":  # once, here: a new torch.compile wrapper per call costs far more than a step
             steps = [torch.compile(step, dynamic=False) for step in steps]
 
         def forward() -> Any:
             return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, steps)
+
+        if case.compiler == "inductor+cudagraphs":
+            # One CUDA graph must cover the whole pass: replaying a per-step graph would overwrite
+            # the previous step's outputs. Compile time then grows with seq_len (the loop is unrolled).
+            forward = torch.compile(forward, dynamic=False, mode="reduce-overhead")
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
@@ -172,7 +180,10 @@ class TorchBackend(Backend):
         module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
         module = module.to(device=torch.device(case.device), dtype=getattr(torch, case.param_dtype))
         module.requires_grad_(case.train)
-        run = torch.compile(module, dynamic=False) if case.mode == "compiled" else module
+        run = module
+        if case.compiler != "none":
+            mode = "reduce-overhead" if case.compiler == "inductor+cudagraphs" else None
+            run = torch.compile(module, dynamic=False, mode=mode)
         xs = self._tensor(case, x)
         st = [self._tensor(case, s) for s in state0]
         hx = tuple(st) if case.cell == "lstm" else st[0]

@@ -133,6 +133,11 @@ def add_grid_flags(p: argparse.ArgumentParser, default_preset: str) -> None:
         "--precision", type=names, help="comma list: mixed (float32 master weights; default), pure (all in dtype)"
     )
     p.add_argument("--fp32", type=names, help="comma list: strict (full FP32 matmuls; default), tf32")
+    p.add_argument(
+        "--compiler",
+        type=names,
+        help="comma list for compiled mode: inductor, inductor+cudagraphs (GPU), tf.function, tf.function+xla, xla",
+    )
     p.add_argument("--batch", type=positive_ints)
     p.add_argument("--input-size", type=positive_ints)
     p.add_argument("--hidden", type=positive_ints)
@@ -156,6 +161,7 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         dtypes=args.dtype,
         precisions=args.precision,
         fp32=args.fp32,
+        compilers=args.compiler,
         layers=args.layers,
         batch=args.batch,
         input_size=args.input_size,

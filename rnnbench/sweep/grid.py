@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from rnnbench import backends
 from rnnbench.case import (
+    COMPILERS,
     DEVICES,
     DTYPES,
     FORMULATIONS,
@@ -77,6 +78,7 @@ class Grid:
     dtypes: tuple[str, ...] = ("float32",)
     precisions: tuple[str, ...] = ("mixed",)  # applies to float16/bfloat16 (float32 is always pure)
     fp32: tuple[str, ...] = ("strict",)  # applies to float32 only
+    compilers: tuple[str, ...] | None = None  # compiled mode only; None: each framework's default
 
 
 _DEEPBENCH_GPU = (
@@ -149,6 +151,7 @@ def override(
         "dtypes": DTYPES,
         "precisions": PRECISIONS,
         "fp32": FP32_MODES,
+        "compilers": COMPILERS,
         "cells": (*CELL_VARIANTS, "gru*", "rnn*"),
     }
     changes: dict[str, object] = {}
@@ -220,12 +223,13 @@ def expand(grid: Grid, installed: Sequence[str] | None = None) -> tuple[list[Cas
                 if dtype == "float32"
                 else [(precision, "strict") for precision in grid.precisions]
             )
-            for precision, fp32 in numerics:
+            compilers = ("none",) if mode == "eager" else grid.compilers or ("",)
+            for (precision, fp32), compiler in itertools.product(numerics, compilers):
                 case = Case(
                     framework=fw, device=device, cell=spec.cell, formulation=formulation, mode=mode, pass_=pass_,
                     batch=b, input_size=i, hidden=h, seq_len=t, layers=layers, dtype=dtype,
                     nonlinearity=spec.nonlinearity, gru_update=spec.gru_update, gru_reset=spec.gru_reset,
-                    precision=precision, fp32=fp32,
+                    precision=precision, fp32=fp32, compiler=compiler,
                 )  # fmt: skip
                 reason = backend.unsupported(case)
                 if reason:
