@@ -243,3 +243,35 @@ def test_tf_function_with_xla_matches_reference():
     weights, x, state0 = make_inputs(case)
     check = verify_kernel(backends.get("tensorflow").build(case, weights, x, state0), weights, x, state0)
     assert check.ok, (check.worst, check.max_rel_error)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_outputs_say_where_they_lived_and_a_mismatch_fails_the_case(framework):
+    """Device truth: fetch records the outputs' device; verifying against another device fails."""
+    from rnnbench.measure.verify import compare, reference
+
+    case = Case(framework=framework, mode="compiled" if framework == "jax" else "eager", cell="lstm")
+    weights, x, state0 = make_inputs(case)
+    out = (k := backends.get(framework).build(case, weights, x, state0)).fetch(k.call())
+    assert out.device == "cpu"
+    ref = reference(case, weights, x, state0)
+    assert compare(case, out, ref).ok
+    with pytest.raises(AssertionError, match="live on 'cpu'"):
+        compare(case.replace(device="cuda"), out, ref)
+
+
+@pytest.mark.parametrize(
+    "framework,cell,impl", [("torch", "lstm", "aten"), ("tensorflow", "gru", "generic loop"), ("numpy", "rnn", None)]
+)
+def test_kernels_say_which_native_implementation_ran(framework, cell, impl):
+    form = "separate" if framework == "numpy" else "native"
+    case = Case(framework=framework, cell=cell, formulation=form)
+    weights, x, state0 = make_inputs(case)
+    assert backends.get(framework).build(case, weights, x, state0).impl == impl
+
+
+def test_tensorflow_soft_device_placement_is_off():
+    import tensorflow as tf
+
+    backends.get("tensorflow").devices()  # imports and configures TF
+    assert tf.config.get_soft_device_placement() is False

@@ -6,7 +6,8 @@ are the same in every backend, so one reads like the next:
 `_build_formulation` (the shared formulations of `rnnbench.formulations`),
 `_build_native` (the framework's own layer), `_pass_fn` (the zero-argument
 forward or forward+gradients call around a `forward()` closure) and
-`_to_numpy` (a framework tensor -> float32 numpy). `_build` (here, shared)
+`_to_numpy` (a framework tensor -> float32 numpy) and `_device_of` (where a
+tensor lives, checked against the case after the verification call). `_build` (here, shared)
 picks one of the two builders and owns the one place where the take-new GRU
 is mapped onto a framework's keep-old layer. Importing a backend module never imports its framework (the
 framework is imported inside `build`/`devices`), and `installed` asks
@@ -43,6 +44,8 @@ class Outputs:
     y: Array
     state: tuple[Array, ...]
     grads: dict[str, Array] | None = None
+    # where the framework's `y` lived ('cpu' or 'cuda'), checked against the case; None: not a framework's
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class Kernel:
     fetch: Callable[[Any], Outputs]
     # framework objects to keep alive with the kernel (modules, compiled functions)
     keep: tuple[Any, ...] = field(default=(), repr=False)
+    # which implementation runs a native layer: "cudnn" or the framework's generic loop/kernel
+    impl: str | None = None
 
 
 class Backend(ABC):
@@ -109,7 +114,7 @@ class Backend(ABC):
         def fetch_take_new(result: Any) -> Outputs:
             out = fetch(result)
             grads = negate_update_gate(case.spec, out.grads) if out.grads is not None else None
-            return Outputs(out.y, out.state, grads)
+            return replace(out, grads=grads)
 
         return replace(kernel, fetch=fetch_take_new)
 
@@ -124,6 +129,17 @@ class Backend(ABC):
     @abstractmethod
     def _to_numpy(self, t: Any) -> Array:
         """A framework tensor -> float32 numpy (outside any timed region)."""
+
+    @abstractmethod
+    def _device_of(self, t: Any) -> str:
+        """Where a framework tensor lives: 'cpu' or 'cuda' (the device truth `verify` checks)."""
+
+    def _outputs(
+        self, ys: Any, state: tuple[Array, ...], grads: dict[str, Array] | None, time_major: bool = True
+    ) -> Outputs:
+        """numpy `Outputs` from the framework's `ys` (batch-major ones transposed), recording where `ys` lived."""
+        y = self._to_numpy(ys)
+        return Outputs(y if time_major else y.transpose(1, 0, 2), state, grads, self._device_of(ys))
 
     def _stack_states(self, finals: list[tuple[Any, ...]]) -> tuple[Array, ...]:
         """Per-layer final carries -> (h_n,) or (h_n, c_n), each (L, B, H) numpy."""

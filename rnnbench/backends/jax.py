@@ -69,6 +69,10 @@ class JaxBackend(Backend):
     def _to_numpy(self, t: Any) -> Array:
         return np.asarray(t, dtype=np.float32)
 
+    def _device_of(self, t: Any) -> str:
+        platforms = {d.platform for d in t.devices()}
+        return "cuda" if platforms == {"gpu"} or platforms == {"cuda"} else ",".join(sorted(platforms))
+
     def _pass_fn(self, case: Case, forward: Callable[..., Any], *args: Any) -> Callable[[], Any]:
         """One synchronised call: jit(forward)(*args), or jit(grad) of sum(y) w.r.t. args[0].
 
@@ -126,7 +130,7 @@ class JaxBackend(Backend):
             if grads is not None:
                 numpy_grads = [{n: self._to_numpy(a) for n, a in g.items()} for g in grads]
                 canon = unpack_grads(case.spec, case.formulation, numpy_grads)
-            return Outputs(self._to_numpy(ys), self._stack_states([tuple(c) for c in finals]), canon)
+            return self._outputs(ys, self._stack_states([tuple(c) for c in finals]), canon)
 
         return Kernel(case, self._pass_fn(case, forward, params, xs, st), fetch)
 

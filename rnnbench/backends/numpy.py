@@ -51,6 +51,9 @@ class NumpyBackend(Backend):
     def _to_numpy(self, t: Any) -> Array:
         return np.asarray(t)
 
+    def _device_of(self, t: Any) -> str:
+        return "cpu"
+
     def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         params = pack(case.spec, case.formulation, weights, case.layers)
         shape = (case.seq_len, case.batch, case.input_size, case.hidden)
@@ -62,7 +65,7 @@ class NumpyBackend(Backend):
 
         def fetch(result: Any) -> Outputs:
             ys, finals = result
-            return Outputs(self._to_numpy(ys), self._stack_states(finals))
+            return self._outputs(ys, self._stack_states(finals), None)
 
         return Kernel(case, call, fetch)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ def _tf() -> Any:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+    # An op that cannot run on the requested device must fail, not silently move to the CPU.
+    tf.config.set_soft_device_placement(False)
 
     # Grow GPU memory on demand so TF never starves another framework's process.
     for gpu in tf.config.list_physical_devices("GPU"):
@@ -129,6 +132,11 @@ class TensorflowBackend(Backend):
         # numpy cannot convert TF's bfloat16 directly with dtype=; go through astype
         return np.asarray(t.numpy().astype(np.float32))
 
+    def _device_of(self, t: Any) -> str:
+        # e.g. '/job:localhost/replica:0/task:0/device:GPU:0'
+        kind = t.device.rsplit("device:", 1)[-1].split(":")[0]
+        return {"GPU": "cuda", "CPU": "cpu"}.get(kind, kind.lower())
+
     def _device(self, case: Case) -> str:
         return "/GPU:0" if case.device == "cuda" else "/CPU:0"
 
@@ -206,7 +214,7 @@ class TensorflowBackend(Backend):
                 it = iter(grads)
                 numpy_grads = [{n: self._to_numpy(next(it)) for n in p} for p in params]
                 canon = unpack_grads(case.spec, case.formulation, numpy_grads)
-            return Outputs(self._to_numpy(ys), self._stack_states(finals), canon)
+            return self._outputs(ys, self._stack_states(finals), canon)
 
         flat = [v for p in params for v in p.values()]
         return self._kernel(case, forward, flat, fetch, keep=(params,))
@@ -217,6 +225,10 @@ class TensorflowBackend(Backend):
 
         spec = case.spec
         dtype = getattr(tf, case.dtype)
+        # Keras falls back from cuDNN silently; asking for it where it qualifies (GRU/LSTM with default
+        # activations, reset-after GRU, on a GPU) makes a fallback an error, so `impl` is the truth.
+        # SimpleRNN has no cuDNN path at all.
+        cudnn = case.device == "cuda" and spec.cell != "rnn" and not (spec.cell == "gru" and spec.gru_reset == "before")
         layers = []
         with tf.device(self._device(case)):
             for k in range(case.layers):
@@ -228,9 +240,9 @@ class TensorflowBackend(Backend):
                 if spec.cell == "rnn":
                     layer = keras.layers.SimpleRNN(case.hidden, activation=spec.nonlinearity, **kw)
                 elif spec.cell == "gru":
-                    layer = keras.layers.GRU(case.hidden, reset_after=spec.gru_reset == "after", **kw)
+                    layer = keras.layers.GRU(case.hidden, reset_after=spec.gru_reset == "after", use_cudnn=cudnn, **kw)
                 else:
-                    layer = keras.layers.LSTM(case.hidden, **kw)
+                    layer = keras.layers.LSTM(case.hidden, use_cudnn=cudnn, **kw)
                 layer.build((case.batch, case.seq_len, case.input_size if k == 0 else case.hidden))
                 layer.set_weights(_keras_weights(spec, weights, k))
                 layers.append(layer)
@@ -251,9 +263,10 @@ class TensorflowBackend(Backend):
             if case.train:
                 g = [self._to_numpy(t).astype(np.float64) for t in grads]
                 canon = _canonical_grads(spec, [g[3 * k : 3 * k + 3] for k in range(case.layers)])
-            return Outputs(self._to_numpy(seq).transpose(1, 0, 2), self._stack_states(finals), canon)
+            return self._outputs(seq, self._stack_states(finals), canon, time_major=False)
 
-        return self._kernel(case, forward, variables, fetch, keep=(layers,))
+        kernel = self._kernel(case, forward, variables, fetch, keep=(layers,))
+        return replace(kernel, impl="cudnn" if cudnn else "generic loop")
 
 
 BACKEND = TensorflowBackend()

@@ -84,6 +84,9 @@ class TorchBackend(Backend):
     def _to_numpy(self, t: Any) -> Array:
         return np.asarray(t.detach().float().cpu().numpy())
 
+    def _device_of(self, t: Any) -> str:
+        return "cuda" if t.is_cuda else str(t.device.type)
+
     def _tensor(self, case: Case, a: Array, grad: bool = False) -> Any:
         """`a` on the case's device in `param_dtype` (float32 under autocast, which casts per op)."""
         torch = _torch()
@@ -167,7 +170,7 @@ class TorchBackend(Backend):
                 it = iter(grads)
                 packed = [{n: self._to_numpy(next(it)) for n in p} for p in params]
                 canon = unpack_grads(case.spec, case.formulation, packed)
-            return Outputs(self._to_numpy(ys), self._stack_states(finals), canon)
+            return self._outputs(ys, self._stack_states(finals), canon)
 
         call = self._pass_fn(case, forward, [t for p in params for t in p.values()])
         return Kernel(case, call, fetch)
@@ -196,9 +199,12 @@ class TorchBackend(Backend):
             canon = None
             if grads is not None:
                 canon = {n: self._to_numpy(g).astype(np.float64) for n, g in zip(names, grads)}
-            return Outputs(self._to_numpy(ys), states, canon)
+            return self._outputs(ys, states, canon)
 
-        return Kernel(case, self._pass_fn(case, lambda: run(xs, hx), params), fetch, keep=(module, run))
+        # torch.nn's RNNs run cuDNN on CUDA whenever cuDNN is enabled; on CPU, ATen's kernels (oneDNN for some)
+        cudnn = case.device == "cuda" and torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled
+        impl = "cudnn" if cudnn else "aten"
+        return Kernel(case, self._pass_fn(case, lambda: run(xs, hx), params), fetch, keep=(module, run), impl=impl)
 
 
 BACKEND = TorchBackend()

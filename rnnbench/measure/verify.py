@@ -110,6 +110,9 @@ def reference(case: Case, weights: dict[str, Array], x: Array, state0: tuple[Arr
 
 
 def compare(case: Case, out: Outputs, ref: Outputs) -> Check:
+    """`out` against `ref`; AssertionError when outputs have the wrong shape or live on the wrong device."""
+    if out.device is not None and out.device != case.device:
+        raise AssertionError(f"{case.key}: outputs live on {out.device!r}, not on the case's device {case.device!r}")
     pairs: list[tuple[str, Array, Array]] = [("y", out.y, ref.y)]
     pairs += [(f"state[{i}]", o, r) for i, (o, r) in enumerate(zip(out.state, ref.state))]
     if case.train:

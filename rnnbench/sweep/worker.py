@@ -115,6 +115,7 @@ def measure_case(
             max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
         )  # fmt: skip
         record["compile_s"] = None
+        record["impl"] = kernel.impl
         return record
     try:
         backend = backends.get(case.framework)
@@ -143,10 +144,12 @@ def measure_case(
         last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""
         return make_record(case, "failed", threads=threads, error=f"{type(exc).__name__}: {exc}"[:500] + where)
-    return make_record(
+    record = make_record(
         case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
         max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
     )  # fmt: skip
+    record["impl"] = kernel.impl  # which implementation a native layer ran (cudnn or the generic one)
+    return record
 
 
 def worker_main(conn: Any, threads: int, config: TimingConfig) -> None:
