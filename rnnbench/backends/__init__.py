@@ -60,13 +60,18 @@ class Kernel:
 
 
 class Backend(ABC):
-    """One framework. Subclasses set `name`, `module`, `modes` and `dtypes`, and override the builders."""
+    """One framework. Subclasses set `name`, `module`, `compilers` and `dtypes`, and override the builders."""
 
     name: str = ""
     module: str = ""  # the import name whose presence means "installed"
-    modes: tuple[str, ...] = ("eager",)
     dtypes: tuple[str, ...] = ("float32",)
-    compilers: tuple[str, ...] = ("none",)  # what `compiled` can mean here (see case.COMPILERS)
+    compilers: tuple[str, ...] = ("none",)  # "none" is eager; the rest are what `compiled` can mean
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """Execution modes, from `compilers`: eager where "none" is one, compiled where another is."""
+        eager = ("eager",) if "none" in self.compilers else ()
+        return eager + (("compiled",) if set(self.compilers) - {"none"} else ())
 
     @property
     def native(self) -> bool:

@@ -46,7 +46,6 @@ def _ops(jax: Any) -> Ops:
 class JaxBackend(Backend):
     name = "jax"
     module = "jax"
-    modes = ("compiled",)
     dtypes = ("float32", "float16", "bfloat16")
     compilers = ("xla",)
 

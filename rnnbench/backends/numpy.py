@@ -32,7 +32,6 @@ OPS = Ops(
 class NumpyBackend(Backend):
     name = "numpy"
     module = "numpy"
-    modes = ("eager",)
     dtypes = ("float32",)
 
     def _unsupported(self, case: Case) -> str | None:

@@ -104,7 +104,6 @@ def _canonical_grads(spec: CellSpec, grads: list[list[Array]]) -> dict[str, Arra
 class TensorflowBackend(Backend):
     name = "tensorflow"
     module = "tensorflow"
-    modes = ("eager", "compiled")
     dtypes = ("float32", "float16", "bfloat16")
     compilers = ("none", "tf.function", "tf.function+xla")
 

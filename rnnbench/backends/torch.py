@@ -52,7 +52,6 @@ def _ops(torch: Any) -> Ops:
 class TorchBackend(Backend):
     name = "torch"
     module = "torch"
-    modes = ("eager", "compiled")
     dtypes = ("float32", "float16", "bfloat16")
     compilers = ("none", "inductor", "inductor+cudagraphs")
 
