@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnbench.analysis.compare import compare_frames, compare_samples
+from rnnbench.analysis.compare import compare_frames, compare_rounds, compare_samples, format_comparison, resolve_winner
 from rnnbench.analysis.frame import load
 from rnnbench.cli import main
 from tests import synthetic_runs as S
@@ -151,3 +151,176 @@ def test_cases_skipped_on_both_sides_are_counted_not_listed() -> None:
     cmp = compare_frames(frame("skipped"), frame("failed"))
     assert cmp.both_skipped == 1
     assert cmp.not_ok == [("b", "skipped", "failed")]
+
+
+# -- rounds, pairing, direction, common mode, hardware, stalls, ties -----------------------------------
+
+
+def _flat(rounds: list[list[float]]) -> list[float]:
+    return [s for r in rounds for s in r]
+
+
+def _rounds(rng: np.random.Generator, levels: list[float], noise: float = 0.01, n: int = 10) -> list[list[float]]:
+    """One round per level: samples around 1 ms x level (between-round drift = the spread of the levels)."""
+    return [list(1e-3 * lv * rng.lognormal(0.0, noise, n)) for lv in levels]
+
+
+def test_hierarchical_bootstrap_keeps_between_round_drift_from_becoming_false_alarms() -> None:
+    """A/A with 10% drift between rounds: flat samples often call a change, rounds-then-samples (almost) never."""
+    rng = np.random.default_rng(5)
+    flat, nested = Counter(), Counter()
+    for i in range(60):
+        base = _rounds(rng, list(rng.lognormal(0.0, 0.10, 3)))
+        new = _rounds(rng, list(rng.lognormal(0.0, 0.10, 3)))
+        flat[compare_samples(_flat(base), _flat(new), seed=i).verdict] += 1
+        nested[compare_rounds(base, new, seed=i).verdict] += 1
+    assert nested["slower"] + nested["faster"] <= 1
+    assert flat["slower"] + flat["faster"] >= 5  # the flat interval is far too narrow: the case for nesting
+
+
+def test_between_round_spread_that_hides_the_threshold_is_too_noisy_and_says_so() -> None:
+    rng = np.random.default_rng(6)
+    v = compare_rounds(_rounds(rng, [1.0, 1.15, 0.9]), _rounds(rng, [1.05, 1.2, 0.95]))
+    assert v.verdict == "too noisy" and "rounds differ by" in v.note
+
+
+def test_a_large_change_still_clears_round_drift() -> None:
+    rng = np.random.default_rng(8)
+    v = compare_rounds(_rounds(rng, [1.0, 1.01, 0.99, 1.0]), _rounds(rng, [1.3, 1.31, 1.29, 1.3]))
+    assert v.verdict == "slower" and 1.25 < v.ratio < 1.35
+
+
+def test_paired_rounds_cancel_drift_that_hits_both_sides() -> None:
+    """Drift shared by BASE and NEW in each round (as `ab` interleaves them) cancels in the paired statistics."""
+    rng = np.random.default_rng(9)
+    levels = [1.0, 1.12, 0.9, 1.05]
+    base, same, slow = _rounds(rng, levels), _rounds(rng, levels), _rounds(rng, [1.2 * x for x in levels])
+    assert compare_rounds(base, same).verdict == "too noisy"  # unpaired, the drift hides everything
+    assert compare_rounds(base, same, paired=True).verdict == "same"
+    v = compare_rounds(base, slow, paired=True)
+    assert v.verdict == "slower" and abs(v.ratio - 1.2) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("direction", "time_like", "scale", "verdict"),
+    [
+        ("higher", True, 1.3, "faster"),  # GFLOP/s up: faster, never a regression
+        ("higher", True, 0.7, "slower"),
+        ("lower", False, 1.3, "worse"),  # bytes up
+        ("lower", False, 0.7, "better"),
+        (None, False, 1.3, "changed"),  # a neutral ratio has no direction
+        (None, False, 1.0, "same"),
+    ],
+)
+def test_verdicts_follow_the_metric_direction(
+    direction: str | None, time_like: bool, scale: float, verdict: str
+) -> None:
+    rng = np.random.default_rng(12)
+    v = compare_rounds([_draw(rng)], [_draw(rng, scale)], direction=direction, time_like=time_like)
+    assert v.verdict == verdict
+
+
+def _frame_rows(rng: np.random.Generator, scale: float, **extra: object) -> list[dict[str, object]]:
+    rows = []
+    for key in ("a", "b", "c", "d"):
+        s = _draw(rng, scale)
+        rows.append(
+            {"machine": "m", "key": key, "date": None, "status": "ok", "samples_s": s, "median_s": float(np.median(s)),
+             "cpu_model": "CPU X", "gpu_name": None, "cpu_cores": 2, **extra}
+        )  # fmt: skip
+    return rows
+
+
+def test_metric_columns_units_and_direction_in_compare_frames() -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(13)
+    base = pd.DataFrame([*_frame_rows(rng, 1.0),
+        {"machine": "m", "key": "a", "metric": "gflops", "unit": "GFLOP/s", "direction": "higher", "value": 30.0,
+         "status": "ok", "samples_s": list(rng.normal(30.0, 0.1, 20)), "median_s": None, "date": None},
+        {"machine": "m", "key": "a", "metric": "peakmem", "unit": "bytes", "direction": "lower", "value": 2.0**20,
+         "status": "ok", "samples_s": [], "median_s": None, "date": None},
+    ])  # fmt: skip
+    new = pd.DataFrame([*_frame_rows(rng, 1.0),
+        {"machine": "m", "key": "a", "metric": "gflops", "unit": "GFLOP/s", "direction": "higher", "value": 40.0,
+         "status": "ok", "samples_s": list(rng.normal(40.0, 0.1, 20)), "median_s": None, "date": None},
+        {"machine": "m", "key": "a", "metric": "peakmem", "unit": "bytes", "direction": "lower", "value": 2.0**21,
+         "status": "ok", "samples_s": [], "median_s": None, "date": None},
+    ])  # fmt: skip
+    cmp = compare_frames(base, new)
+    by = {(c.key, c.metric): c for c in cmp.cases}
+    assert by[("a", "gflops")].verdict == "faster" and by[("a", "gflops")].unit == "GFLOP/s"
+    assert by[("a", "peakmem")].ratio == 2.0 and by[("a", "peakmem")].verdict == "too noisy"  # no samples
+    assert cmp.regressions == 0
+    text = format_comparison(cmp)
+    assert "40 GFLOP/s" in text and "2 MiB" in text and "[gflops]" in text
+
+
+def test_common_mode_shift_is_reported_in_every_format() -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(14)
+    cmp = compare_frames(pd.DataFrame(_frame_rows(rng, 1.0)), pd.DataFrame(_frame_rows(rng, 1.1)))
+    shift, n = cmp.common_mode
+    assert n == 4 and abs(shift - 1.1) < 0.02
+    assert f"common-mode shift: median NEW/BASE time ratio {shift:.3f}" in format_comparison(cmp, "table")
+    assert "common-mode shift" in format_comparison(cmp, "markdown")
+    doc = json.loads(format_comparison(cmp, "json"))
+    assert doc["common_mode"]["cases"] == 4 and abs(doc["common_mode"]["ratio"] - 1.1) < 0.02
+
+
+def test_compare_warns_when_hardware_differs_naming_both() -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(15)
+    base = pd.DataFrame(_frame_rows(rng, 1.0))
+    new = pd.DataFrame(_frame_rows(rng, 1.0)).assign(cpu_model="CPU Y", cpu_cores=8)
+    cmp = compare_frames(base, new)
+    assert len(cmp.warnings) == 1 and "CPU X" in cmp.warnings[0] and "CPU Y" in cmp.warnings[0]
+    assert "warning: BASE and NEW ran on different hardware" in format_comparison(cmp)
+    assert compare_frames(base, base).warnings == []
+
+
+def test_stall_flagged_cases_get_no_verdict() -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(16)
+    base = pd.DataFrame(_frame_rows(rng, 1.0, stalled=False))
+    new = pd.DataFrame(_frame_rows(rng, 2.0, stalled=False))
+    new.loc[new["key"] == "a", "stalled"] = True
+    cmp = compare_frames(base, new)
+    by = {c.key: c for c in cmp.cases}
+    assert by["a"].verdict == "too noisy" and "stall" in by["a"].note
+    assert all(by[k].verdict == "slower" for k in "bcd")
+    assert any("busy machine" in w for w in cmp.warnings)
+
+
+def test_round_samples_column_drives_the_hierarchical_interval() -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(17)
+    rb, rn = _rounds(rng, [1.0, 1.15, 0.9]), _rounds(rng, [1.05, 1.2, 0.95])
+
+    def frame(rounds: list[list[float]], with_rounds: bool) -> pd.DataFrame:
+        flat = _flat(rounds)
+        row = {"machine": "m", "key": "a", "date": None, "status": "ok", "samples_s": flat,
+               "median_s": float(np.median(flat))}  # fmt: skip
+        if with_rounds:
+            row["round_samples_s"] = rounds
+        return pd.DataFrame([row])
+
+    nested = compare_frames(frame(rb, True), frame(rn, True)).cases[0]
+    flat = compare_frames(frame(rb, False), frame(rn, False)).cases[0]
+    assert (nested.rounds_base, flat.rounds_base) == (3, 1)
+    assert nested.ci_high - nested.ci_low > 1.5 * (flat.ci_high - flat.ci_low)
+
+
+def test_a_winner_is_named_only_when_its_lead_is_resolved() -> None:
+    rng = np.random.default_rng(18)
+    clear = resolve_winner({"concat": [_draw(rng)], "separate": [_draw(rng, 1.3)], "hoisted": [_draw(rng, 1.5)]})
+    assert clear.winner == "concat" and clear.label == "concat" and clear.ci_low > 1
+    close = resolve_winner({"concat": [_draw(rng)], "separate": [_draw(rng, 1.005)], "hoisted": [_draw(rng, 1.5)]})
+    assert close.winner is None and set(close.tied) == {"concat", "separate"}
+    assert close.label.startswith("tie: ") and "hoisted" not in close.label
+    few = resolve_winner({"concat": [[1.0, 1.1]], "separate": [[2.0, 2.1]]})
+    assert few.winner is None  # two samples resolve nothing

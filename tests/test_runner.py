@@ -50,7 +50,8 @@ def test_sharding_covers_the_grid_exactly_once():
     keys = [c.key for part in parts for c in part]
     assert sorted(keys) == sorted(c.key for c in cases)
     assert len(set(keys)) == len(keys)
-    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    # hashed assignment: balanced in expectation (each part within 20% of an even split here)
+    assert all(abs(len(p) - len(cases) / 4) <= 0.2 * len(cases) / 4 for p in parts)
     # deterministic: expanding again gives the same shards
     again, _ = expand(PRESETS["quick"], installed=["numpy", "torch", "tensorflow", "jax"])
     assert [c.key for c in shard(again, 2, 4)] == [c.key for c in parts[1]]

@@ -1,26 +1,36 @@
 """Verdicts between two sets of results: is NEW faster, slower, the same, or too noisy to say?
 
-This module owns the statistics of a two-sided comparison and the `compare`
-command. Per case (joined on `key`, and on `machine` when either side holds
-several machines) it reports the ratio of medians NEW/BASE, a percentile
-bootstrap confidence interval of that ratio over the per-call samples
-(`scipy.stats.bootstrap`, resampling each side independently), and the
-minimum detectable effect (MDE): the smallest slowdown that these two sample
-sets' noise would let `compare` call `slower` with 80% probability. The verdict reads the interval against
-the threshold band [1/(1 + t), 1 + t]:
+This module owns the statistics of a two-sided comparison (`compare`, and the
+paired judgement `ab` uses) and the verdict vocabulary. Per case (joined on
+`key` and the metric, and on `machine` when either side holds several
+machines) it reports the ratio NEW/BASE, a percentile bootstrap interval of
+that ratio, and the minimum detectable effect (MDE): the smallest change these
+samples' noise would let it call with 80% probability.
 
-- `slower`: the whole interval lies above 1 + t (slower by at least t, with
-  the stated confidence);
-- `faster`: the whole interval lies below 1/(1 + t);
-- `same`: the whole interval lies inside the band (an equivalence test: any
-  change is smaller than the threshold);
-- `too noisy`: the interval straddles an edge of the band; the MDE column says
-  how large a change these samples could have shown.
+The bootstrap follows the nesting of the noise (Kalibera and Jones, "Rigorous
+benchmarking in reasonable time"): where a record keeps its rounds apart
+(`round_samples_s`), each replicate first resamples rounds, then samples
+within each chosen round, so drift between rounds (minutes apart: frequency,
+other load) widens the interval as much as it really moves results. Where the
+round structure is unknown, it resamples the flat samples. `ab` pairs the two
+sides round by round (both ran in the same round, minutes apart from the
+next), resamples the round pairs and judges the geometric mean of per-round
+ratios, so a drift that hits both sides cancels.
 
-Testing against the edge of the band rather than against 1 matters on real
-machines: back-to-back runs drift by a few percent (frequency, other load)
-more than their within-run samples show, and a test against 1 would call that
-drift a regression. A real change of a few times t clears the edge easily.
+The verdict reads the interval against the band [1/(1 + t), 1 + t]:
+
+- `slower` / `faster` (times and rates; for a rate such as GFLOP/s a drop is
+  `slower`), `worse` / `better` (other metrics with a direction, e.g. bytes):
+  the whole interval lies outside the band on that side;
+- `changed`: a metric with no direction (a neutral ratio) moved outside the band;
+- `same`: the whole interval lies inside the band (any change is smaller than t);
+- `too noisy`: the interval straddles an edge of the band (the MDE says how large
+  a change these samples could have shown), or the case was flagged as measured
+  on a busy machine (a stall), where no verdict is honest.
+
+Every comparison also reports the run-wide common-mode shift: the median
+NEW/BASE time ratio over all compared cases. A whole-run shift (another
+machine state, a new BLAS) reads differently from a change in a few cases.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,27 +54,48 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIDENCE",
     "METHOD",
+    "PAIRED_METHOD",
+    "REGRESSION_VERDICTS",
     "THRESHOLD",
+    "VERDICTS",
+    "WINNER_CONFIDENCE",
     "CaseComparison",
     "Comparison",
     "SampleVerdict",
+    "Winner",
+    "common_mode",
     "compare_frames",
+    "compare_rounds",
     "compare_samples",
     "format_comparison",
+    "format_value",
+    "metric_of",
     "resolve",
+    "resolve_winner",
+    "rounds_of",
+    "stall_flagged",
 ]
 
 THRESHOLD = 0.05
 CONFIDENCE = 0.99
+WINNER_CONFIDENCE = 0.95
 POWER = 0.80
 N_RESAMPLES = 2000
 MIN_SAMPLES = 3
 METHOD = (
-    f"ratio = median(NEW) / median(BASE); {CONFIDENCE:.0%} interval: percentile bootstrap over per-call samples "
-    f"(scipy.stats.bootstrap, {N_RESAMPLES} resamples, each side resampled independently); "
-    f"verdict: interval vs the band [1/(1+t), 1+t]; MDE: smallest slowdown flagged with {POWER:.0%} power at this noise"
+    f"ratio = median(NEW) / median(BASE); {CONFIDENCE:.0%} interval: percentile bootstrap, hierarchical where rounds "
+    f"are recorded (rounds, then samples within a round; {N_RESAMPLES} resamples, each side independently); "
+    f"verdict: interval vs the band [1/(1+t), 1+t]; MDE: smallest change flagged with {POWER:.0%} power at this noise"
 )
-VERDICTS = ("slower", "faster", "too noisy", "same")
+PAIRED_METHOD = (
+    f"ratio = geometric mean over rounds of median(NEW round) / median(BASE round), BASE and NEW interleaved case by "
+    f"case and round by round; {CONFIDENCE:.0%} interval: paired hierarchical bootstrap (round pairs, then samples "
+    f"within each; {N_RESAMPLES} resamples); verdict: interval vs the band [1/(1+t), 1+t]"
+)
+VERDICTS = ("slower", "worse", "changed", "faster", "better", "too noisy", "same")
+REGRESSION_VERDICTS = frozenset({"slower", "worse"})
+# column names under which the timing engine may flag a case measured on a busy machine
+STALL_COLUMNS = ("stalled", "stall", "stalls", "busy")
 
 
 @dataclass(frozen=True)
@@ -85,6 +116,138 @@ def _z(p: float) -> float:
     return float(norm.ppf(p))
 
 
+def _clean(rounds: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    out = [np.asarray(r, dtype=float) for r in rounds]
+    return [r[np.isfinite(r)] for r in out if len(r)]
+
+
+def _padded(rounds: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Rounds as one (k, M) array padded with NaN, and each round's size."""
+    sizes = np.array([len(r) for r in rounds])
+    pad = np.full((len(rounds), int(sizes.max())), np.nan)
+    for i, r in enumerate(rounds):
+        pad[i, : len(r)] = r
+    return pad, sizes
+
+
+def _resample(pad: np.ndarray, sizes: np.ndarray, picks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Samples drawn with replacement within the rounds `picks` (n, slots): (n, slots, M), NaN beyond a round's size."""
+    m = pad.shape[1]
+    size = sizes[picks][..., None]  # (n, slots, 1)
+    idx = np.minimum((rng.random((*picks.shape, m)) * size).astype(int), size - 1)
+    values = pad[picks[..., None], idx]
+    return np.where(np.arange(m) < size, values, np.nan)
+
+
+def _boot_medians(rounds: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` bootstrap replicates of the median: rounds resampled, then samples within each chosen round."""
+    pad, sizes = _padded(rounds)
+    picks = rng.integers(0, len(rounds), (n, len(rounds)))
+    values = _resample(pad, sizes, picks, rng).reshape(n, -1)
+    return _widen(np.asarray(np.nanmedian(values, axis=1)), len(rounds))
+
+
+def _boot_paired(base: list[np.ndarray], new: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` replicates of the geometric mean of per-round median ratios, round pairs resampled together."""
+    pb, sb = _padded(base)
+    pn, sn = _padded(new)
+    picks = rng.integers(0, len(base), (n, len(base)))
+    mb = np.nanmedian(_resample(pb, sb, picks, rng), axis=2)
+    mn = np.nanmedian(_resample(pn, sn, picks, rng), axis=2)
+    return _widen(np.asarray(np.exp(np.mean(np.log(mn / mb), axis=1))), len(base))
+
+
+def _widen(reps: np.ndarray, k: int) -> np.ndarray:
+    """Replicates spread by sqrt(k / (k - 1)) on the log scale, around their mean.
+
+    Resampling k rounds with replacement shows only (k - 1) / k of the
+    between-round variance of their mean (the cluster bootstrap's known bias);
+    with the 2 to 5 rounds a sweep affords that bias is 10-30% of the variance,
+    enough to turn round drift into false alarms, so it is undone here.
+    """
+    if k < 2:
+        return reps
+    logs = np.log(reps)
+    centre = float(np.mean(logs))
+    return np.asarray(np.exp(centre + (logs - centre) * np.sqrt(k / (k - 1))))
+
+
+def _verdict(lo: float, hi: float, threshold: float, direction: str | None, time_like: bool) -> str:
+    """Read an interval of NEW/BASE against the band, in the metric's direction."""
+    up, down = lo >= 1 + threshold, hi <= 1 / (1 + threshold)
+    if up or down:
+        if direction is None:
+            return "changed"
+        bad = up if direction == "lower" else down
+        if time_like:
+            return "slower" if bad else "faster"
+        return "worse" if bad else "better"
+    if 1 / (1 + threshold) <= lo and hi <= 1 + threshold:
+        return "same"
+    return "too noisy"
+
+
+def compare_rounds(
+    base: Sequence[Sequence[float]],
+    new: Sequence[Sequence[float]],
+    threshold: float = THRESHOLD,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+    *,
+    paired: bool = False,
+    direction: str | None = "lower",
+    time_like: bool = True,
+    n_resamples: int = N_RESAMPLES,
+) -> SampleVerdict:
+    """Ratio NEW/BASE with a hierarchical bootstrap interval, the MDE and a verdict.
+
+    `base` and `new` are lists of rounds, each a list of samples. With
+    `paired`, round i of BASE and round i of NEW ran side by side (as `ab` runs
+    them) and are resampled together; only rounds present on both sides count.
+    """
+    b, n = _clean(base), _clean(new)
+    if paired:
+        keep = [i for i in range(min(len(b), len(n))) if len(b[i]) and len(n[i])]
+        b, n = [b[i] for i in keep], [n[i] for i in keep]
+    fb = np.concatenate(b) if b else np.array([])
+    fn = np.concatenate(n) if n else np.array([])
+    if len(fb) < MIN_SAMPLES or len(fn) < MIN_SAMPLES:
+        ratio = float(np.median(fn) / np.median(fb)) if len(fb) and len(fn) else math.nan
+        return SampleVerdict(ratio, math.nan, math.nan, math.nan, "too noisy", f"fewer than {MIN_SAMPLES} samples")
+    if paired:
+        ratio = float(np.exp(np.mean([np.log(np.median(y) / np.median(x)) for x, y in zip(b, n)])))
+    else:
+        ratio = float(np.median(fn) / np.median(fb))
+    if np.array_equal(np.sort(fb), np.sort(fn)):
+        # the same measurements carry no evidence of change, however noisy they are
+        return SampleVerdict(ratio, 1.0, 1.0, threshold, "same", "identical samples")
+    rng = np.random.default_rng(seed)
+    if paired:
+        reps = _boot_paired(b, n, n_resamples, rng)
+    else:
+        reps = _boot_medians(n, n_resamples, rng) / _boot_medians(b, n_resamples, rng)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = (float(v) for v in np.percentile(reps, [tail, 100 - tail]))
+    # standard error of log(ratio) from the interval; the lower bound clears 1 + t with
+    # POWER probability once the true ratio is (1 + t) * exp((z_conf + z_power) * se)
+    z_conf = _z(0.5 + confidence / 2)
+    se = (math.log(hi) - math.log(lo)) / (2 * z_conf) if lo > 0 and hi > 0 else math.inf
+    mde = (1 + threshold) * math.exp(min((z_conf + _z(POWER)) * se, 700.0)) - 1
+    verdict = _verdict(lo, hi, threshold, direction, time_like)
+    note = ""
+    if verdict == "too noisy" and (len(b) > 1 or len(n) > 1):
+        spread = max(_round_spread(b), _round_spread(n))
+        if spread > threshold:
+            note = f"rounds differ by {spread:.1%}"
+    return SampleVerdict(ratio, lo, hi, mde, verdict, note)
+
+
+def _round_spread(rounds: list[np.ndarray]) -> float:
+    """Largest / smallest round median, minus 1: the between-round spread."""
+    meds = [float(np.median(r)) for r in rounds if len(r)]
+    return max(meds) / min(meds) - 1 if len(meds) > 1 and min(meds) > 0 else 0.0
+
+
 def compare_samples(
     base: Sequence[float],
     new: Sequence[float],
@@ -92,55 +255,67 @@ def compare_samples(
     confidence: float = CONFIDENCE,
     seed: int = 0,
 ) -> SampleVerdict:
-    """Ratio of medians NEW/BASE with a bootstrap interval, the MDE and a verdict."""
-    from scipy.stats import bootstrap
+    """Ratio of medians NEW/BASE of two flat sample sets (one round each); see `compare_rounds`."""
+    return compare_rounds([base], [new], threshold, confidence, seed)
 
-    a = np.asarray(base, dtype=float)
-    b = np.asarray(new, dtype=float)
-    if len(a) < MIN_SAMPLES or len(b) < MIN_SAMPLES:
-        ratio = float(np.median(b) / np.median(a)) if len(a) and len(b) else math.nan
-        return SampleVerdict(ratio, math.nan, math.nan, math.nan, "too noisy", f"fewer than {MIN_SAMPLES} samples")
-    ratio = float(np.median(b) / np.median(a))
-    if np.array_equal(np.sort(a), np.sort(b)):
-        # the same measurements carry no evidence of change, however noisy they are
-        return SampleVerdict(ratio, 1.0, 1.0, threshold, "same", "identical samples")
 
-    def stat(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
-        return np.asarray(np.median(y, axis=axis) / np.median(x, axis=axis))
+# -- ties -------------------------------------------------------------------------------------------
 
-    res = bootstrap(
-        (a, b),
-        stat,
-        vectorized=True,
-        paired=False,
-        n_resamples=N_RESAMPLES,
-        confidence_level=confidence,
-        method="percentile",
-        rng=seed,
-    )
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    # standard error of log(ratio) from the interval; the lower bound clears 1 + t with
-    # POWER probability once the true ratio is (1 + t) * exp((z_conf + z_power) * se)
-    z_conf = _z(0.5 + confidence / 2)
-    se = (math.log(hi) - math.log(lo)) / (2 * z_conf) if lo > 0 and hi > 0 else math.inf
-    mde = (1 + threshold) * math.exp(min((z_conf + _z(POWER)) * se, 700.0)) - 1
-    if lo >= 1 + threshold:
-        verdict = "slower"
-    elif hi <= 1 / (1 + threshold):
-        verdict = "faster"
-    elif 1 / (1 + threshold) <= lo and hi <= 1 + threshold:
-        verdict = "same"
-    else:
-        verdict = "too noisy"
-    return SampleVerdict(ratio, lo, hi, mde, verdict)
+
+@dataclass(frozen=True)
+class Winner:
+    """The fastest of several alternatives, or the alternatives it cannot be told apart from."""
+
+    winner: str | None  # None: a tie
+    tied: tuple[str, ...]  # the fastest and every alternative whose interval against it includes 1
+    lead: float  # runner-up / fastest, from medians
+    ci_low: float  # interval of the runner-up's lead
+    ci_high: float
+
+    @property
+    def label(self) -> str:
+        return self.winner if self.winner else "tie: " + ", ".join(self.tied)
+
+
+def resolve_winner(
+    rounds: Mapping[str, Sequence[Sequence[float]]], confidence: float = WINNER_CONFIDENCE, seed: int = 0
+) -> Winner:
+    """Name the fastest alternative only when its lead over each other one is resolved (interval excludes 1).
+
+    `rounds` maps an alternative (a formulation) to its samples, as a list of
+    rounds. Fewer than `MIN_SAMPLES` samples leave a lead unresolved.
+    """
+    clean = {k: _clean(v) for k, v in rounds.items()}
+    clean = {k: v for k, v in clean.items() if v}
+    meds = {k: float(np.median(np.concatenate(v))) for k, v in clean.items()}
+    if not meds:
+        return Winner(None, (), math.nan, math.nan, math.nan)
+    order = sorted(meds, key=lambda k: meds[k])
+    best = order[0]
+    if len(order) == 1:
+        return Winner(best, (best,), math.nan, math.nan, math.nan)
+    tied = [best]
+    bounds: dict[str, tuple[float, float]] = {}
+    for other in order[1:]:
+        v = compare_rounds(rounds[best], rounds[other], 0.0, confidence, seed, n_resamples=1000)
+        bounds[other] = (v.ci_low, v.ci_high)
+        if not v.ci_low > 1:  # NaN (too few samples) is unresolved too
+            tied.append(other)
+    runner = order[1]
+    lead = meds[runner] / meds[best]
+    lo, hi = bounds[runner]
+    return Winner(best if len(tied) == 1 else None, tuple(tied), lead, lo, hi)
+
+
+# -- frames -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class CaseComparison:
     key: str
     machine: str | None
-    base_median_s: float
-    new_median_s: float
+    base_value: float  # median, in `unit`
+    new_value: float
     n_base: int
     n_new: int
     ratio: float
@@ -149,11 +324,16 @@ class CaseComparison:
     mde: float
     verdict: str
     note: str = ""
+    metric: str = "time"
+    unit: str = "s"
+    direction: str | None = "lower"
+    rounds_base: int = 1
+    rounds_new: int = 1
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Everything `compare` found: verdicts per case and the cases it could not pair."""
+    """Everything `compare` or `ab` found: verdicts per case and the cases it could not pair."""
 
     cases: list[CaseComparison]
     only_base: list[str] = field(default_factory=list)
@@ -162,36 +342,158 @@ class Comparison:
     both_skipped: int = 0  # not applicable on either side (e.g. numpy train): counted, not listed
     threshold: float = THRESHOLD
     confidence: float = CONFIDENCE
+    method: str = METHOD
+    warnings: list[str] = field(default_factory=list)  # hardware differences, busy machine...
 
     def count(self, verdict: str) -> int:
         return sum(c.verdict == verdict for c in self.cases)
+
+    @property
+    def regressions(self) -> int:
+        return sum(c.verdict in REGRESSION_VERDICTS for c in self.cases)
+
+    @property
+    def common_mode(self) -> tuple[float, int]:
+        """Median NEW/BASE time ratio over every compared case, and how many cases it spans."""
+        return common_mode(self.cases)
+
+
+def common_mode(cases: Sequence[CaseComparison]) -> tuple[float, int]:
+    """The run-wide shift: median NEW/BASE over all time cases with a ratio (NaN, 0 when none)."""
+    ratios = [c.ratio for c in cases if c.unit == "s" and math.isfinite(c.ratio) and c.ratio > 0]
+    return (float(np.median(ratios)) if ratios else math.nan), len(ratios)
+
+
+def _present(v: Any) -> bool:
+    if v is None:
+        return False
+    if isinstance(v, float):
+        return not math.isnan(v)
+    try:
+        import pandas as pd
+
+        return not bool(pd.isna(v)) if np.ndim(v) == 0 else True
+    except (TypeError, ValueError):
+        return True
+
+
+def metric_of(row: Any) -> tuple[str, str, str | None]:
+    """(metric, unit, direction) of a frame row; rows without those columns are times in seconds."""
+    metric = str(row["metric"]) if "metric" in row.index and _present(row["metric"]) else "time"
+    unit = str(row["unit"]) if "unit" in row.index and _present(row["unit"]) else ("s" if metric == "time" else "")
+    if "direction" in row.index:
+        d = row["direction"]
+        direction = str(d) if _present(d) else ("lower" if unit == "s" else None)
+    else:
+        direction = "lower" if unit == "s" else None
+    return metric, unit, direction
+
+
+def _value(row: Any, unit: str) -> float:
+    """The row's measured value in its unit: `median_s` for times, `value` for other metrics."""
+    first, second = ("median_s", "value") if unit == "s" else ("value", "median_s")
+    for col in (first, second):
+        if col in row.index and _present(row[col]):
+            return float(row[col])
+    return math.nan
+
+
+def rounds_of(row: Any) -> list[list[float]]:
+    """A row's samples as rounds: `round_samples_s` where recorded, else one round of `samples_s`."""
+    if "round_samples_s" in row.index:
+        rs = row["round_samples_s"]
+        if (
+            isinstance(rs, (list, tuple, np.ndarray))
+            and len(rs)
+            and all(isinstance(r, (list, tuple, np.ndarray)) for r in rs)
+        ):
+            rounds = [[float(s) for s in r] for r in rs if len(r)]
+            if rounds:
+                return rounds
+    samples = row["samples_s"] if "samples_s" in row.index else None
+    return [[float(s) for s in samples]] if isinstance(samples, (list, tuple, np.ndarray)) and len(samples) else []
+
+
+def stall_flagged(row: Any) -> bool:
+    """Whether the timing engine flagged this row as measured on a busy machine (any known flag column)."""
+    for col in STALL_COLUMNS:
+        if col in row.index:
+            v = row[col]
+            if isinstance(v, (list, tuple, np.ndarray)):
+                if len(v):
+                    return True
+            elif _present(v) and bool(v):
+                return True
+    return False
 
 
 def _latest(frame: pd.DataFrame, by: list[str]) -> tuple[pd.DataFrame, dict[Any, int]]:
     """One row per join key: the most recent measurement, and how many there were."""
     counts = frame.groupby(by, dropna=False).size().to_dict()
     latest = frame.sort_values("date", kind="stable", na_position="first").drop_duplicates(by, keep="last")
-    return latest.set_index(by), counts
+    return latest.set_index(by, drop=False), counts
+
+
+def _with_metric(frame: pd.DataFrame) -> pd.DataFrame:
+    if "metric" in frame.columns:
+        return frame.assign(metric=frame["metric"].fillna("time"))
+    return frame.assign(metric="time")
+
+
+def hardware_warnings(base: pd.DataFrame, new: pd.DataFrame) -> list[str]:
+    """One line per machine (or for the pair of sides) whose hardware fingerprint differs between BASE and NEW."""
+    from rnnbench.analysis.history import hardware_label
+
+    def prints(frame: pd.DataFrame) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for row in frame.drop_duplicates(["machine", "cpu_model", "gpu_name", "cpu_cores"]).itertuples():
+            out.setdefault(str(row.machine), set()).add(hardware_label(row.cpu_model, row.gpu_name, row.cpu_cores))
+        return out
+
+    needed = {"machine", "cpu_model", "gpu_name", "cpu_cores"}
+    if not needed <= set(base.columns) or not needed <= set(new.columns):
+        return []
+    pb, pn = prints(base), prints(new)
+    out = []
+    if len(pb) == 1 and len(pn) == 1:
+        (mb, hb), (mn, hn) = next(iter(pb.items())), next(iter(pn.items()))
+        if hb != hn:
+            out.append(
+                f"BASE and NEW ran on different hardware: BASE {mb} ({'; '.join(sorted(hb))}), "
+                f"NEW {mn} ({'; '.join(sorted(hn))}); ratios include the hardware change"
+            )
+        return out
+    for m in sorted(set(pb) & set(pn)):
+        if pb[m] != pn[m]:
+            out.append(
+                f"machine {m}: hardware differs between BASE ({'; '.join(sorted(pb[m]))}) and NEW "
+                f"({'; '.join(sorted(pn[m]))})"
+            )
+    return out
 
 
 def compare_frames(
     base: pd.DataFrame, new: pd.DataFrame, threshold: float = THRESHOLD, confidence: float = CONFIDENCE
 ) -> Comparison:
     """Verdicts for every case present on both sides; the rest are listed, not dropped."""
+    base, new = _with_metric(base), _with_metric(new)
     machines = set(base["machine"].dropna()) | set(new["machine"].dropna())
     single = base["machine"].nunique() <= 1 and new["machine"].nunique() <= 1
     # comparing one machine's results with one other machine's is a deliberate cross-machine
     # comparison; with several machines on a side, cases only pair within a machine
-    by = ["key"] if single else ["machine", "key"]
+    by = ["key", "metric"] if single else ["machine", "key", "metric"]
     b, nb = _latest(base, by)
     n, nn = _latest(new, by)
 
     def label(idx: Any) -> str:
-        return idx if single else f"{idx[1]} @ {idx[0]}"
+        key, metric = (idx[0], idx[1]) if single else (idx[1], idx[2])
+        text = key if metric == "time" else f"{key} [{metric}]"
+        return text if single else f"{text} @ {idx[0]}"
 
     cases: list[CaseComparison] = []
     not_ok: list[tuple[str, str, str]] = []
     both_skipped = 0
+    stalled = 0
     for idx in sorted(set(b.index) & set(n.index), key=str):
         rb, rn = b.loc[idx], n.loc[idx]
         if rb["status"] == rn["status"] == "skipped":
@@ -200,37 +502,59 @@ def compare_frames(
         if rb["status"] != "ok" or rn["status"] != "ok":
             not_ok.append((label(idx), str(rb["status"]), str(rn["status"])))
             continue
-        v = compare_samples(rb["samples_s"], rn["samples_s"], threshold, confidence)
-        note = v.note
+        metric, unit, direction = metric_of(rn)
+        time_like = unit == "s" or "flop" in unit.lower()
+        rounds_b, rounds_n = rounds_of(rb), rounds_of(rn)
+        if metric != "time" and not sum(map(len, rounds_b)):
+            rounds_b = rounds_n = []  # a metric without samples of its own: the time samples say nothing of it
+        v = compare_rounds(rounds_b, rounds_n, threshold, confidence, direction=direction, time_like=time_like)
+        verdict, note = v.verdict, v.note
+        if stall_flagged(rb) or stall_flagged(rn):
+            verdict, note = "too noisy", "busy machine: a stall was flagged; no verdict"
+            stalled += 1
         if nb.get(idx, 1) > 1 or nn.get(idx, 1) > 1:
             note = "; ".join(filter(None, [note, f"latest of {nb.get(idx, 1)}/{nn.get(idx, 1)} runs"]))
+        vb, vn = _value(rb, unit), _value(rn, unit)
         cases.append(
             CaseComparison(
-                key=str(idx if single else idx[1]),
+                key=str(idx[0] if single else idx[1]),
                 machine=(next(iter(machines)) if len(machines) == 1 else None) if single else str(idx[0]),
-                base_median_s=float(rb["median_s"]),
-                new_median_s=float(rn["median_s"]),
-                n_base=len(rb["samples_s"]),
-                n_new=len(rn["samples_s"]),
-                ratio=v.ratio,
+                base_value=vb,
+                new_value=vn,
+                n_base=sum(map(len, rounds_b)),
+                n_new=sum(map(len, rounds_n)),
+                ratio=v.ratio if math.isfinite(v.ratio) else (vn / vb if vb else math.nan),
                 ci_low=v.ci_low,
                 ci_high=v.ci_high,
                 mde=v.mde,
-                verdict=v.verdict,
+                verdict=verdict,
                 note=note,
+                metric=metric,
+                unit=unit,
+                direction=direction,
+                rounds_base=max(1, len(rounds_b)),
+                rounds_new=max(1, len(rounds_n)),
             )
         )
-    order = {v: i for i, v in enumerate(VERDICTS)}
-    cases.sort(key=lambda c: (order[c.verdict], -c.ratio if c.ratio == c.ratio else 0, c.key))
+    warnings = hardware_warnings(base, new)
+    if stalled:
+        warnings.append(f"{stalled} cases were flagged as measured on a busy machine: no verdict on them")
     return Comparison(
-        cases=cases,
+        cases=sort_cases(cases),
         only_base=[label(i) for i in sorted(set(b.index) - set(n.index), key=str)],
         only_new=[label(i) for i in sorted(set(n.index) - set(b.index), key=str)],
         not_ok=not_ok,
         both_skipped=both_skipped,
         threshold=threshold,
         confidence=confidence,
+        warnings=warnings,
     )
+
+
+def sort_cases(cases: list[CaseComparison]) -> list[CaseComparison]:
+    """Regressions first, biggest change first within a verdict."""
+    order = {v: i for i, v in enumerate(VERDICTS)}
+    return sorted(cases, key=lambda c: (order[c.verdict], -c.ratio if c.ratio == c.ratio else 0, c.key, c.metric))
 
 
 # -- finding the two sides ---------------------------------------------------------------------------
@@ -269,12 +593,32 @@ def resolve(spec: str, store: str | Path = "results") -> pd.DataFrame:
 
 
 def _time(s: float) -> str:
+    try:
+        from rnnbench.display import format_time  # type: ignore[attr-defined]
+
+        return str(format_time(s))
+    except ImportError:
+        pass
     if s != s:
         return "-"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if s >= scale:
             return f"{s / scale:.3g} {unit}"
     return f"{s / 1e-9:.3g} ns"
+
+
+def format_value(value: float, unit: str) -> str:
+    """A measured value in its own unit: seconds scaled to ms/µs/ns, bytes to KiB/MiB/GiB, others as is."""
+    if value != value:
+        return "-"
+    if unit == "s":
+        return _time(value)
+    if unit in ("bytes", "B", "byte"):
+        for name, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+            if abs(value) >= scale:
+                return f"{value / scale:.3g} {name}"
+        return f"{value:.0f} B"
+    return f"{value:.3g} {unit}".rstrip()
 
 
 def _finite(v: object) -> object:
@@ -290,17 +634,34 @@ def _ci(c: CaseComparison) -> str:
     return "-" if c.ci_low != c.ci_low else f"[{c.ci_low:.3f}, {c.ci_high:.3f}]"
 
 
+def _case_json(c: CaseComparison) -> dict[str, Any]:
+    d = {k: _finite(v) for k, v in asdict(c).items()}
+    if c.unit == "s":  # the names readers of earlier versions know
+        d["base_median_s"], d["new_median_s"] = d["base_value"], d["new_value"]
+    return d
+
+
+def _common_text(cmp: Comparison) -> str:
+    shift, n = cmp.common_mode
+    if not n:
+        return "common-mode shift: - (no time case compared)"
+    return f"common-mode shift: median NEW/BASE time ratio {shift:.3f} ({shift - 1:+.1%}) over {n} cases"
+
+
 def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
     """The comparison as a text table, a markdown table or JSON."""
-    counts = {v: cmp.count(v) for v in VERDICTS}
+    counts = {v: cmp.count(v) for v in VERDICTS if cmp.count(v) or v in ("slower", "faster", "too noisy", "same")}
+    shift, n_shift = cmp.common_mode
     if fmt == "json":
         return json.dumps(
             {
-                "method": METHOD,
+                "method": cmp.method,
                 "threshold": cmp.threshold,
                 "confidence": cmp.confidence,
                 "counts": counts,
-                "cases": [{k: _finite(v) for k, v in asdict(c).items()} for c in cmp.cases],
+                "common_mode": {"ratio": _finite(shift), "cases": n_shift},
+                "warnings": cmp.warnings,
+                "cases": [_case_json(c) for c in cmp.cases],
                 "only_base": cmp.only_base,
                 "only_new": cmp.only_new,
                 "not_ok": [{"case": k, "base": b, "new": n} for k, b, n in cmp.not_ok],
@@ -311,7 +672,16 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
         )
     headers = ["verdict", "new/base", f"{cmp.confidence:.0%} CI", "MDE", "base", "new", "case", "note"]
     rows = [
-        [c.verdict, f"{c.ratio:.3f}", _ci(c), _pct(c.mde), _time(c.base_median_s), _time(c.new_median_s), c.key, c.note]
+        [
+            c.verdict,
+            f"{c.ratio:.3f}",
+            _ci(c),
+            _pct(c.mde),
+            format_value(c.base_value, c.unit),
+            format_value(c.new_value, c.unit),
+            c.key if c.metric == "time" else f"{c.key} [{c.metric}]",
+            c.note,
+        ]
         for c in cmp.cases
     ]
     summary = ", ".join(f"{n} {v}" for v, n in counts.items()) + f" (threshold {cmp.threshold:.0%})"
@@ -326,7 +696,19 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
             f"not ok on one side ({len(cmp.not_ok)}): "
             + ", ".join(f"{k} (base {b}, new {n})" for k, b, n in cmp.not_ok)
         )
+    warn = [f"warning: {w}" for w in cmp.warnings]
     if fmt == "markdown":
         table = format_markdown(headers, rows)
-        return "\n\n".join([f"**{summary}**", f"_{METHOD}_", table, *(f"- {e}" for e in extra)]) + "\n"
-    return "\n".join([summary, METHOD, "", format_table(headers, rows), *(["", *extra] if extra else [])])
+        head = [f"**{summary}**", f"**{_common_text(cmp)}**", *(f"> {w}" for w in warn), f"_{cmp.method}_"]
+        return "\n\n".join([*head, table, *(f"- {e}" for e in extra)]) + "\n"
+    return "\n".join(
+        [
+            summary,
+            _common_text(cmp),
+            *warn,
+            cmp.method,
+            "",
+            format_table(headers, rows),
+            *(["", *extra] if extra else []),
+        ]
+    )

@@ -10,6 +10,13 @@ fraction of its own duration). It also writes those measurement sets as
 `rnnbench-run` documents on request, so `compare` and `report` can be tried
 on real data.
 
+With a preset (`rnnbench doctor --preset P`, `calibrate`), it measures the
+verdicts as they are used: the preset run as A/A and as A/B with a slowdown
+injected into one formulation through the worker's self-test switch
+(`RNNBENCH_SELFTEST_SLOWDOWN`, `rnnbench.sweep.worker`), in separate sweeps for `compare` and as
+interleaved runs for `ab`, reporting each tool's false-alarm rate and the
+share of slowed cases it caught.
+
 Samples are taken here with `time.perf_counter` around `number` calls
 (`_samples`) with a fixed count, so that both sets of an A/A pair have the same
 size; the runner's `rnnbench.measure.timing.measure` adapts its count instead.
@@ -33,7 +40,20 @@ import numpy as np
 from rnnbench.analysis.compare import THRESHOLD, compare_samples
 from rnnbench.case import Case
 
-__all__ = ["KERNEL_SET", "DoctorOptions", "Measured", "document", "measure_set", "run_doctor", "timer_stats"]
+__all__ = [
+    "KERNEL_SET",
+    "CalibrationOptions",
+    "DoctorOptions",
+    "ErrorRates",
+    "Measured",
+    "calibrate",
+    "document",
+    "format_calibration",
+    "measure_set",
+    "run_doctor",
+    "slowdown_env",
+    "timer_stats",
+]
 
 # small enough that a full doctor run takes seconds, large enough that a call is
 # well above timer resolution: rnn/gru/lstm x three formulations x two shapes
@@ -296,3 +316,155 @@ def _rel_iqrs(sets: tuple[list[Measured], ...]) -> list[float]:
             q25, q75 = np.percentile(s, [25, 75])
             out.append(float((q75 - q25) / np.median(s)))
     return out
+
+
+# -- calibration on a preset: compare and ab, as real runs are -----------------------------------------
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """`doctor --preset`: the sweeps' settings and the slowdown injected through the self-test switch."""
+
+    results_dir: Path
+    threads: int
+    slowdown: float = 0.20
+    formulation: str = "concat"
+    budget_s: float = 1.0  # per case and sweep (per side for ab), all rounds together
+    rounds: int = 2  # runner rounds of each compare sweep
+    ab_rounds: int = 3
+    threshold: float = THRESHOLD
+    progress: bool = True
+    preset: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    """One tool's calibration: verdict counts on A/A, and how the slowed and the other cases fared on A/B."""
+
+    tool: str
+    aa: dict[str, int]  # verdict -> cases, A/A
+    slowed: dict[str, int]  # verdict -> slowed cases, A/B
+    others: dict[str, int]  # verdict -> other cases, A/B
+
+    @property
+    def false_alarm_rate(self) -> float:
+        n = sum(self.aa.values())
+        return self.aa.get("slower", 0) / n if n else float("nan")
+
+    @property
+    def caught(self) -> float:
+        n = sum(self.slowed.values())
+        return self.slowed.get("slower", 0) / n if n else float("nan")
+
+    @property
+    def others_flagged(self) -> float:
+        n = sum(self.others.values())
+        return (self.others.get("slower", 0) + self.others.get("faster", 0)) / n if n else float("nan")
+
+
+def _counts(cmp: Any, keep: Callable[[str], bool]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in cmp.cases:
+        if keep(c.key):
+            out[c.verdict] = out.get(c.verdict, 0) + 1
+    return out
+
+
+def slowdown_env(formulation: str, slowdown: float) -> dict[str, str]:
+    """The environment under which workers run `formulation` `slowdown` longer (0.2: 20%): the self-test switch."""
+    from rnnbench.sweep.worker import SELFTEST_SLOWDOWN
+
+    return {SELFTEST_SLOWDOWN: f"{formulation}:{1 + slowdown:g}"}
+
+
+def calibrate(cases: Sequence[Case], opts: CalibrationOptions) -> list[ErrorRates]:
+    """Run `cases` as A/A and A/B (the formulation slowed) for `compare` (three separate sweeps) and `ab`.
+
+    The slowdown is the worker's self-test switch (`RNNBENCH_SELFTEST_SLOWDOWN`, see `rnnbench.sweep.worker`),
+    set in the environment of the slowed sweep's (or side's) workers only.
+    """
+    from rnnbench.analysis.compare import compare_frames
+    from rnnbench.analysis.frame import load
+    from rnnbench.measure.machine import fingerprint
+    from rnnbench.measure.timing import TimingConfig
+    from rnnbench.sweep.ab import ABOptions, run_ab
+    from rnnbench.sweep.runner import RunOptions, run_cases
+
+    slowed_form = opts.formulation
+    keys = {c.key: c.formulation == slowed_form for c in cases}
+    switch = slowdown_env(slowed_form, opts.slowdown)
+    machine = fingerprint(opts.threads)
+
+    def sweep(name: str, env: dict[str, str]) -> Path:
+        timing = TimingConfig(budget_s=opts.budget_s / opts.rounds, min_samples=max(5, -(-15 // opts.rounds)))
+        run_opts = RunOptions(
+            results_dir=opts.results_dir, threads=opts.threads, timing=timing, rounds=opts.rounds,
+            progress=opts.progress, command=["rnnbench", "doctor", name], preset=opts.preset,
+        )  # fmt: skip
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)  # spawned workers inherit it; this process's kernels never read it
+        try:
+            print(f"rnnbench: doctor: compare calibration, sweep {name}", file=sys.stderr)
+            return run_cases(cases, machine, run_opts).path
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    a1, a2, b = sweep("A", {}), sweep("A'", {}), sweep("B", switch)
+    aa = compare_frames(load([a1]), load([a2]), opts.threshold)
+    ab_ = compare_frames(load([a1]), load([b]), opts.threshold)
+    rates = [
+        ErrorRates(
+            "compare (separate sweeps)",
+            _counts(aa, lambda k: True),
+            _counts(ab_, lambda k: keys.get(k, False)),
+            _counts(ab_, lambda k: not keys.get(k, True)),
+        )
+    ]
+    ab_timing = TimingConfig(budget_s=opts.budget_s / opts.ab_rounds, min_samples=max(5, -(-15 // opts.ab_rounds)))
+
+    def ab(name: str, new_env: dict[str, str]) -> Any:
+        print(f"rnnbench: doctor: ab calibration, {name}", file=sys.stderr)
+        ab_opts = ABOptions(
+            base=sys.executable, new=sys.executable, results_dir=opts.results_dir, threads=opts.threads,
+            timing=ab_timing, rounds=opts.ab_rounds, threshold=opts.threshold, progress=opts.progress,
+            command=["rnnbench", "doctor", f"ab {name}"], preset=opts.preset, new_env=new_env,
+        )  # fmt: skip
+        return run_ab(cases, opts.threads, ab_opts).comparison
+
+    ab_aa, ab_ab = ab("A/A", {}), ab("A/B", switch)
+    rates.append(
+        ErrorRates(
+            "ab (interleaved, paired)",
+            _counts(ab_aa, lambda k: True),
+            _counts(ab_ab, lambda k: keys.get(k, False)),
+            _counts(ab_ab, lambda k: not keys.get(k, True)),
+        )
+    )
+    return rates
+
+
+def format_calibration(rates: Sequence[ErrorRates], opts: CalibrationOptions, n_cases: int) -> str:
+    """The false-alarm rate and the share of slowed cases caught, per tool, with the full verdict split."""
+
+    def split(counts: dict[str, int]) -> str:
+        return ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+
+    lines = [
+        f"calibration: {n_cases} cases{f' (preset {opts.preset})' if opts.preset else ''}, threshold "
+        f"{opts.threshold:.0%}; A/B slows every {opts.formulation} case by {opts.slowdown:.0%} "
+        f"(self-test switch RNNBENCH_SELFTEST_SLOWDOWN={opts.formulation}:{1 + opts.slowdown:g})"
+    ]
+    for r in rates:
+        lines += [
+            f"{r.tool}:",
+            f"  A/A false-alarm rate: {r.false_alarm_rate:.1%} of {sum(r.aa.values())} cases flagged slower "
+            f"({split(r.aa)})",
+            f"  A/B slowed cases caught: {r.caught:.1%} of {sum(r.slowed.values())} flagged slower ({split(r.slowed)})",
+            f"  A/B other cases flagged: {r.others_flagged:.1%} of {sum(r.others.values())} ({split(r.others)})",
+        ]
+    lines.append(f"run documents: {opts.results_dir}")
+    return "\n".join(lines)

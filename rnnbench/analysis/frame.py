@@ -81,6 +81,9 @@ STAT_COLUMNS = (
     "gflops",
     "peak_gflops",
     "peak_fraction",
+    "machine_peak_gflops",  # the machine's best GEMM over frameworks (peak_fraction's denominator)
+    "bandwidth_gbps",  # the machine's best STREAM triad on the device (the roofline's memory ceiling)
+    "gpu_throttled",  # NVML saw a power/thermal slowdown around the case (CUDA only)
     "max_abs_error",
     "max_rel_error",
     "noisy",
@@ -193,7 +196,8 @@ def _machine_columns(machine: dict[str, Any], framework: str) -> dict[str, Any]:
         "gpu_name": machine.get("gpu_name"),
         "gpu_driver": machine.get("gpu_driver"),
         "cuda": machine.get("cuda"),
-        "cudnn": machine.get("cudnn"),
+        # each framework's own cuDNN (read in its worker), else the run's
+        "cudnn": ((machine.get("runtimes") or {}).get(framework) or {}).get("cudnn") or machine.get("cudnn"),
         "blas": machine.get("blas"),
         "python": machine.get("python"),
         "os": machine.get("os"),
@@ -443,7 +447,8 @@ def load(paths: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame
     frame["date"] = pd.to_datetime(frame["date"], utc=True, errors="coerce", format="mixed")
     for col in ("batch", "input_size", "hidden", "seq_len", "layers", "flops", "number", "threads", "cpu_cores"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
-    for col in ("median_s", "iqr_s", "mean_s", "q25_s", "q75_s", "compile_s", "gflops", "peak_gflops"):
+    for col in ("median_s", "iqr_s", "mean_s", "q25_s", "q75_s", "compile_s", "gflops", "peak_gflops",
+                "machine_peak_gflops", "bandwidth_gbps"):  # fmt: skip
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     frame["commit8"] = frame["commit"].str[:8]
     return frame

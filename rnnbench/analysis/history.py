@@ -1,20 +1,31 @@
-"""Histories and their step changes: how each case's time moved over commits and dates.
+"""Histories: each case's series over runs, its step changes, and its newest run against its own baseline.
 
-This module owns the per-case time series (one per machine, case and source:
-asv and the runner are different timing engines, so their points are never
-joined into one line) and step detection on them, which the report draws and
-`rnnbench regressions` lists. Detection is asv's own: `asv.step_detect.detect_steps`
-fits a piecewise-constant function to the medians (an L1 Potts model, robust
-to single outliers; points weighted by 1/IQR as asv weighs them by
-1/CI); each jump between consecutive pieces whose size reaches
-the threshold is a step, a `regression` if the time went up, an `improvement`
-if it went down.
+This module owns the per-case time series and the two judgements made on them.
+A series is one case on one machine *and one hardware fingerprint* (CPU model,
+GPU model, core count) from one source: asv and the runner are different
+timing engines, so their points never join one line, and a machine name whose
+hardware changed (a new GPU in the same box, a resized VM) starts a new series
+with a warning naming both fingerprints, never a silent merge.
+
+- `detect` finds step changes with asv's own `asv.step_detect.detect_steps`: a
+  piecewise-constant fit to the medians (an L1 Potts model, robust to single
+  outliers; points weighted by 1/IQR as asv weighs them by 1/CI); each jump of
+  at least the threshold between consecutive pieces is a step.
+- `baseline` is the statistical mode of continuous-benchmarking services: the
+  newest run of every series against the spread of its own previous N runs
+  (a 99% prediction interval on log values, never narrower than the threshold).
+
+Both use the metric's direction (a GFLOP/s rise is an improvement, a neutral
+ratio only `changed`) and mark framework version changes ("torch 2.12.0 ->
+2.13.0") next to the point where they happened.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,32 +35,164 @@ from rnnbench.display import format_markdown, format_table
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MIN_POINTS", "StepChange", "detect", "format_steps", "series"]
+__all__ = [
+    "BASELINE_CONFIDENCE",
+    "MIN_POINTS",
+    "BaselineVerdict",
+    "HardwareChangeWarning",
+    "StepChange",
+    "baseline",
+    "detect",
+    "format_baseline",
+    "format_steps",
+    "hardware_label",
+    "series",
+    "version_change",
+]
 
 MIN_POINTS = 3  # a step needs a level before it and at least one point after
 MIN_LEVEL = 2  # points an interior level must hold to count as one
+MIN_BASELINE = 2  # runs a baseline needs to have a spread
+BASELINE_CONFIDENCE = 0.99
+
+
+class HardwareChangeWarning(UserWarning):
+    """A machine name's results come from more than one hardware fingerprint: its history is split."""
 
 
 @dataclass(frozen=True)
 class StepChange:
-    kind: str  # "regression" (slower) or "improvement" (faster)
+    kind: str  # "regression", "improvement", or "changed" (a metric without a direction)
     machine: str
     key: str
     source: str
-    ratio: float  # time after / time before
-    before_s: float
+    ratio: float  # value after / value before
+    before_s: float  # the level before, in `unit` (seconds for times)
     after_s: float
     commit: str | None  # first point at the new level
     date: str
     commit_before: str | None  # last point at the old level
     points: int  # length of the series
+    metric: str = "time"
+    unit: str = "s"
+    versions: str = ""  # framework version change at the step, e.g. "torch 2.12.0 -> 2.13.0"
 
 
-def series(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, str, str], pd.DataFrame]]:
-    """(machine, key, source) -> its successful measurements in date order."""
-    ok = frame[frame["status"].eq("ok") & frame["median_s"].notna() & frame["date"].notna()]
-    for ident, group in ok.groupby(["machine", "key", "source"], sort=True, dropna=False):
+def _text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    try:
+        import pandas as pd
+
+        if pd.isna(v):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def hardware_label(cpu: Any, gpu: Any, cores: Any) -> str:
+    """The hardware fingerprint a series belongs to, as text: CPU model, GPU model, core count."""
+    c = _text(cores)
+    return f"{_text(cpu) or 'unknown CPU'} / {_text(gpu) or 'no GPU'} / {c + ' cores' if c else '? cores'}"
+
+
+def _hardware(frame: pd.DataFrame) -> pd.Series:
+    cols = [c if c in frame.columns else None for c in ("cpu_model", "gpu_name", "cpu_cores")]
+    values = [frame[c] if c else [None] * len(frame) for c in cols]
+    import pandas as pd
+
+    return pd.Series([hardware_label(*v) for v in zip(*values)], index=frame.index, dtype=object)
+
+
+def _series_label(frame: pd.DataFrame) -> pd.Series:
+    """Per row: its machine name, or `machine [hardware]` where that machine name had several fingerprints."""
+    hw = _hardware(frame)
+    label = frame["machine"].astype(object).where(frame["machine"].notna(), "unknown")
+    out = label.copy()
+    for machine, idx in label.groupby(label).groups.items():
+        prints = hw.loc[idx]
+        if prints.nunique() <= 1:
+            continue
+        dated = frame.loc[idx].assign(_hw=prints).sort_values("date", kind="stable")
+        order = list(dict.fromkeys(dated["_hw"]))
+        for before, after in itertools.pairwise(order):
+            when = dated.loc[dated["_hw"] == after, "date"].min()
+            warnings.warn(
+                f"machine {machine}: hardware changed from {before} to {after}"
+                + (f" (first seen {when:%Y-%m-%d})" if hasattr(when, "strftime") and when == when else "")
+                + "; its results form separate series",
+                HardwareChangeWarning,
+                stacklevel=4,
+            )
+        out.loc[idx] = [f"{machine} [{h}]" for h in prints]
+    return out
+
+
+def _metric_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with metric/unit/direction/value columns, whether or not the loader wrote them."""
+    import pandas as pd
+
+    f = frame
+    if "metric" not in f.columns:
+        f = f.assign(metric="time")
+    f = f.assign(metric=f["metric"].fillna("time"))
+    is_time = f["metric"].eq("time")
+    unit = f["unit"] if "unit" in f.columns else pd.Series([None] * len(f), index=f.index, dtype=object)
+    f = f.assign(unit=unit.where(unit.notna(), is_time.map({True: "s", False: ""})))
+    if "direction" in f.columns:
+        direction = f["direction"].astype(object).where(f["direction"].notna(), None)
+        f = f.assign(direction=direction.where(~(is_time & direction.isna()), "lower"))
+    else:
+        f = f.assign(direction=[("lower" if u == "s" else None) for u in f["unit"]])
+    value = pd.to_numeric(f["value"], errors="coerce") if "value" in f.columns else pd.Series(math.nan, index=f.index)
+    median = pd.to_numeric(f["median_s"], errors="coerce")
+    time_unit = f["unit"].eq("s")
+    # times live in median_s, other metrics in value; each falls back to the other column
+    return f.assign(_y=median.where(time_unit, value).fillna(value.where(time_unit, median)))
+
+
+def series(frame: pd.DataFrame, metrics: bool = False) -> Iterator[tuple[tuple[str, str, str], pd.DataFrame]]:
+    """(series label, key, source) -> its successful measurements in date order.
+
+    The label is the machine name, or `machine [hardware]` when that name holds
+    several hardware fingerprints (a `HardwareChangeWarning` names them). With
+    `metrics`, every metric is a series (its key gets ` [metric]`); otherwise
+    only times. Each group has a column `_y` with the value in its unit.
+    """
+    f = _metric_columns(frame)
+    ok = f[f["status"].eq("ok") & f["_y"].notna() & f["date"].notna()]
+    if not metrics:
+        ok = ok[ok["metric"].eq("time")]
+    if ok.empty:
+        return
+    ok = ok.assign(_series=_series_label(ok))
+    ok = ok.assign(_skey=[k if m == "time" else f"{k} [{m}]" for k, m in zip(ok["key"], ok["metric"])])
+    for ident, group in ok.groupby(["_series", "_skey", "source"], sort=True, dropna=False):
         yield (str(ident[0]), str(ident[1]), str(ident[2])), group.sort_values("date", kind="stable")
+
+
+def _kind(ratio: float, direction: Any) -> str:
+    if direction is None or direction != direction:
+        return "changed"
+    worse = ratio > 1 if direction == "lower" else ratio < 1
+    return "regression" if worse else "improvement"
+
+
+def _versions(row: Any) -> dict[str, str]:
+    """{framework: version} of one row: its own framework's version, or every recorded one."""
+    out: dict[str, str] = {}
+    fw, ver = _text(row.get("framework")), _text(row.get("framework_version"))
+    if fw and ver:
+        out[fw] = ver
+    return out
+
+
+def version_change(before: Any, after: Any) -> str:
+    """'torch 2.12.0 -> 2.13.0' where the case's framework version differs between two rows, else ''."""
+    a, b = _versions(before), _versions(after)
+    changes = [f"{k} {a[k]} -> {b[k]}" for k in sorted(a) if k in b and a[k] != b[k]]
+    return ", ".join(changes)
 
 
 def detect(frame: pd.DataFrame, threshold: float = 0.05, min_points: int = MIN_POINTS) -> list[StepChange]:
@@ -57,43 +200,130 @@ def detect(frame: pd.DataFrame, threshold: float = 0.05, min_points: int = MIN_P
     from asv.step_detect import detect_steps
 
     found: list[StepChange] = []
-    for (machine, key, source), g in series(frame):
+    for (machine, key, source), g in series(frame, metrics=True):
         if len(g) < min_points:
             continue
-        y = [float(v) for v in g["median_s"]]
+        y = [float(v) for v in g["_y"]]
         # asv weighs each point by the inverse width of its confidence interval;
         # the IQR is the spread both sources record, so it plays that role here
-        iqr = [float(v) for v in g["iqr_s"]]
-        w = [1 / v for v in iqr] if all(v > 0 for v in iqr) else None  # NaN > 0 is False
+        iqr = [float(v) for v in g["iqr_s"]] if g["unit"].iloc[0] == "s" else []
+        w = [1 / v for v in iqr] if iqr and all(v > 0 for v in iqr) else None  # NaN > 0 is False
         steps = detect_steps(y, w)
         # a one-point piece between two others is a blip, not a new level (asv's
         # detect_regressions has min_size=2 for the same reason); the newest piece
         # stays even when short, so last night's regression is reported at once
         steps = [p for i, p in enumerate(steps) if p[1] - p[0] >= MIN_LEVEL or i in (0, len(steps) - 1)]
-        commits = list(g["commit"])
-        dates = list(g["date"])
+        rows = [r for _, r in g.iterrows()]
         for prev, nxt in itertools.pairwise(steps):
             before, after = float(prev[2]), float(nxt[2])
             ratio = after / before
             if ratio >= 1 + threshold or ratio <= 1 / (1 + threshold):
-                at = int(nxt[0])
+                at, last = int(nxt[0]), int(prev[1]) - 1
                 found.append(
                     StepChange(
-                        kind="regression" if ratio > 1 else "improvement",
+                        kind=_kind(ratio, rows[at]["direction"]),
                         machine=machine,
                         key=key,
                         source=source,
                         ratio=ratio,
                         before_s=before,
                         after_s=after,
-                        commit=commits[at],
-                        date=dates[at].isoformat(),
-                        commit_before=commits[int(prev[1]) - 1],
+                        commit=rows[at]["commit"],
+                        date=rows[at]["date"].isoformat(),
+                        commit_before=rows[last]["commit"],
                         points=len(g),
+                        metric=str(rows[at]["metric"]),
+                        unit=str(rows[at]["unit"]),
+                        versions=version_change(rows[last], rows[at]),
                     )
                 )
-    found.sort(key=lambda s: -abs(s.ratio - 1))
+    found.sort(key=lambda s: -abs(math.log(s.ratio)) if s.ratio > 0 else 0)
     return found
+
+
+@dataclass(frozen=True)
+class BaselineVerdict:
+    """The newest run of one series against the spread of its previous runs."""
+
+    kind: str  # "regression", "improvement", "changed" (outside the band) or "within"
+    machine: str
+    key: str
+    source: str
+    metric: str
+    unit: str
+    newest: float  # in `unit`
+    center: float  # geometric mean of the baseline runs
+    low: float  # the band the newest run had to fall in
+    high: float
+    ratio: float  # newest / center
+    runs: int  # baseline runs used
+    commit: str | None
+    date: str
+    versions: str = ""  # framework version of the newest run vs the baseline's
+
+
+def baseline(
+    frame: pd.DataFrame, n: int, threshold: float = 0.05, confidence: float = BASELINE_CONFIDENCE
+) -> tuple[list[BaselineVerdict], int]:
+    """Every series' newest run against its previous `n` runs (those on the same machine and hardware).
+
+    The band is a `confidence` prediction interval for one more run, on log
+    values (t quantile x sd x sqrt(1 + 1/k)), widened to at least `threshold`
+    so a very quiet history does not flag changes nobody acts on. Returns the
+    verdicts (every series with at least `MIN_BASELINE` earlier runs) and how
+    many series were too short to judge.
+    """
+    import numpy as np
+    from scipy.stats import t as student_t
+
+    out: list[BaselineVerdict] = []
+    short = 0
+    for (machine, key, source), g in series(frame, metrics=True):
+        y = np.asarray(g["_y"], dtype=float)
+        if len(y) < MIN_BASELINE + 1 or not (y > 0).all():
+            short += 1
+            continue
+        base, newest = np.log(y[-n - 1 : -1]), float(y[-1])
+        k = len(base)
+        mu, sd = float(base.mean()), float(base.std(ddof=1))
+        half = float(student_t.ppf(0.5 + confidence / 2, k - 1)) * sd * math.sqrt(1 + 1 / k)
+        half = max(half, math.log(1 + threshold))
+        dev = math.log(newest) - mu
+        last = g.iloc[-1]
+        kind = _kind(math.exp(dev), last["direction"]) if abs(dev) > half else "within"
+        earlier = g.iloc[-n - 1 : -1]
+        versions = sorted({v for v in (version_change(r, last) for _, r in earlier.iterrows()) if v})
+        out.append(
+            BaselineVerdict(
+                kind=kind,
+                machine=machine,
+                key=key,
+                source=source,
+                metric=str(last["metric"]),
+                unit=str(last["unit"]),
+                newest=newest,
+                center=math.exp(mu),
+                low=math.exp(mu - half),
+                high=math.exp(mu + half),
+                ratio=math.exp(dev),
+                runs=k,
+                commit=last["commit"] if isinstance(last["commit"], str) else None,
+                date=last["date"].isoformat(),
+                versions="; ".join(versions),
+            )
+        )
+    order = {"regression": 0, "changed": 1, "improvement": 2, "within": 3}
+    out.sort(key=lambda v: (order[v.kind], -abs(math.log(v.ratio)), v.key))
+    return out, short
+
+
+# -- output -----------------------------------------------------------------------------------------
+
+
+def _value(v: float, unit: str) -> str:
+    from rnnbench.analysis.compare import format_value
+
+    return format_value(v, unit)
 
 
 def format_steps(steps: list[StepChange], fmt: str = "table", threshold: float = 0.05) -> str:
@@ -103,21 +333,71 @@ def format_steps(steps: list[StepChange], fmt: str = "table", threshold: float =
             indent=2,
         )
     head = f"{len(steps)} step changes of at least {threshold:.0%} (asv.step_detect.detect_steps on per-run medians)"
-    headers = ["kind", "change", "before", "after", "at commit", "date", "case", "machine", "source"]
+    headers = ["kind", "change", "before", "after", "at commit", "date", "case", "machine", "source", "versions"]
     rows: list[list[Any]] = [
         [
             s.kind,
             f"{s.ratio - 1:+.1%}",
-            f"{s.before_s * 1e6:.1f} µs",
-            f"{s.after_s * 1e6:.1f} µs",
+            _value(s.before_s, s.unit),
+            _value(s.after_s, s.unit),
             (s.commit or "-")[:8],
             s.date[:19],
             s.key,
             s.machine,
             s.source,
+            s.versions,
         ]
         for s in steps
     ]
     if fmt == "markdown":
         return f"**{head}**\n\n" + format_markdown(headers, rows) + "\n"
     return head + ("\n\n" + format_table(headers, rows) if rows else "")
+
+
+def format_baseline(
+    verdicts: list[BaselineVerdict], short: int, n: int, fmt: str = "table", threshold: float = 0.05
+) -> str:
+    """The cases outside their baseline band (all judged cases in JSON)."""
+    outside = [v for v in verdicts if v.kind != "within"]
+    method = (
+        f"newest run of each case vs its previous {n} runs on the same machine and hardware: "
+        f"{BASELINE_CONFIDENCE:.0%} prediction interval on log values, at least +-{threshold:.0%}"
+    )
+    if fmt == "json":
+        return json.dumps(
+            {
+                "method": method,
+                "baseline_runs": n,
+                "threshold": threshold,
+                "judged": len(verdicts),
+                "too_short": short,
+                "outside": len(outside),
+                "cases": [asdict(v) for v in verdicts],
+            },
+            indent=2,
+            allow_nan=False,
+        )
+    head = (
+        f"{len(outside)} of {len(verdicts)} cases outside their baseline "
+        f"({sum(v.kind == 'regression' for v in outside)} regressions); "
+        f"{short} series too short to judge (fewer than {MIN_BASELINE + 1} runs)"
+    )
+    headers = ["kind", "newest/baseline", "newest", "band", "runs", "commit", "date", "case", "machine", "versions"]
+    rows: list[list[Any]] = [
+        [
+            v.kind,
+            f"{v.ratio - 1:+.1%}",
+            _value(v.newest, v.unit),
+            f"{_value(v.low, v.unit)} .. {_value(v.high, v.unit)}",
+            v.runs,
+            (v.commit or "-")[:8],
+            v.date[:19],
+            v.key,
+            v.machine,
+            v.versions,
+        ]
+        for v in outside
+    ]
+    if fmt == "markdown":
+        return f"**{head}**\n\n_{method}_\n\n" + (format_markdown(headers, rows) + "\n" if rows else "")
+    return "\n".join([head, method, *(["", format_table(headers, rows)] if rows else [])])

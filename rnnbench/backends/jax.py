@@ -1,8 +1,10 @@
 """JAX backend: the formulations as jax.jit over lax.scan, forward and jax.grad.
 
 JAX has one execution mode here, `compiled` (jit + lax.scan): op-by-op eager
-JAX dispatch is not how anyone runs an RNN in JAX. JAX has no RNN layer of
-its own (Flax's are a separate library), so there is no `native`. Each call
+JAX dispatch is not how anyone runs an RNN in JAX. JAX's `native` is what JAX
+users reach for: flax's recurrent cells (`flax.nnx` `OptimizedLSTMCell`,
+`SimpleCell`) scanned by `nnx.RNN`, jitted like the rest (see
+`_build_native` for where flax's equations differ from the reference). Each call
 ends in `block_until_ready`, the synchronisation JAX's asynchronous dispatch
 needs. jax is imported inside the methods, never at module import.
 """
@@ -10,6 +12,7 @@ needs. jax is imported inside the methods, never at module import.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +51,17 @@ class JaxBackend(Backend):
     module = "jax"
     dtypes = ("float32", "float16", "bfloat16")
     compilers = ("xla",)
+
+    def _unsupported(self, case: Case) -> str | None:
+        if case.formulation == "native" and importlib.util.find_spec("flax") is None:
+            return "JAX's native rows are flax's recurrent cells, and flax is not installed (pip install flax)"
+        if case.formulation == "native" and case.cell == "gru":
+            # flax: n = tanh(W_in x + b_in + r * (U_hn h)); the reference (torch, cuDNN) adds b_hn inside r*(...)
+            return (
+                "flax's GRUCell has no recurrent bias (n = tanh(W_in x + b_in + r*(U_hn h)), no b_hn inside r*(...)) "
+                "and only the keep-old, reset-after form: not the reference's GRU"
+            )
+        return None
 
     def devices(self) -> list[str]:
         jax = _jax()
@@ -132,6 +146,82 @@ class JaxBackend(Backend):
             return self._outputs(ys, self._stack_states([tuple(c) for c in finals]), canon)
 
         return Kernel(case, self._pass_fn(case, forward, params, xs, st), fetch)
+
+    def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        """flax.nnx cells scanned by `nnx.RNN`, one per layer, under jit (and jax.grad for train).
+
+        Where flax's equations match the reference: `OptimizedLSTMCell` (gates
+        i, f, g, o from one fused GEMM per input, like cuDNN; flax's
+        `LSTMCell` is the same function with eight separate GEMMs) and
+        `SimpleCell` (tanh or relu). Both carry one bias (on the recurrent
+        GEMM for the LSTM, the input GEMM for the simple cell) where the
+        reference has two, so it is loaded with `b_ih + b_hh` and its gradient
+        is both biases' gradient. flax's `GRUCell` computes another function
+        (no `b_hn`), so GRU has no native row (see `_unsupported`).
+        """
+        jax = _jax()
+        jnp = jax.numpy
+        from flax import nnx
+
+        device = jax.devices("gpu" if case.device == "cuda" else "cpu")[0]
+        dtype = getattr(jnp, case.dtype)
+        # flax computes in `dtype` from parameters kept in `param_dtype` (its Linear casts on use):
+        # the mixed-precision policy's float32 master weights
+        param_dtype = getattr(jnp, case.param_dtype)
+        xs, st = (jax.device_put(jnp.asarray(x, dtype=dtype), device),
+                  [jax.device_put(jnp.asarray(s, dtype=dtype), device) for s in state0])  # fmt: skip
+        cells = []
+        for k in range(case.layers):
+            in_k = case.input_size if k == 0 else case.hidden
+            # weights are loaded below: skip flax's initialisers (its orthogonal one has no half-precision QR)
+            zeros = nnx.initializers.zeros_init()
+            opts: dict[str, Any] = {"dtype": dtype, "param_dtype": param_dtype, "rngs": nnx.Rngs(k),
+                                    "kernel_init": zeros, "recurrent_kernel_init": zeros}  # fmt: skip
+            w, u = weights[f"weight_ih_l{k}"], weights[f"weight_hh_l{k}"]
+            bias = weights[f"bias_ih_l{k}"] + weights[f"bias_hh_l{k}"]
+            if case.cell == "lstm":
+                cell: Any = nnx.OptimizedLSTMCell(in_k, case.hidden, **opts)
+                cell.dense_h.bias.value = jnp.asarray(bias, dtype=param_dtype)
+            else:
+                act = jax.nn.relu if case.nonlinearity == "relu" else jnp.tanh
+                cell = nnx.SimpleCell(in_k, case.hidden, activation_fn=act, **opts)
+                cell.dense_i.bias.value = jnp.asarray(bias, dtype=param_dtype)
+            cell.dense_i.kernel.value = jnp.asarray(w.T, dtype=param_dtype)
+            cell.dense_h.kernel.value = jnp.asarray(u.T, dtype=param_dtype)
+            cells.append(nnx.RNN(cell, time_major=True, return_carry=True))
+        # differentiate the weights only: the cells also hold RNG state (integer keys)
+        graphdef, params, rest = nnx.split(nnx.List(cells), nnx.Param, ...)  # type: ignore[misc]
+        params = jax.device_put(params, device)
+
+        def forward(params: Any, xs: Any, st: Any) -> Any:
+            layers = nnx.merge(graphdef, params, rest)
+            finals = []
+            for k, rnn in enumerate(layers):
+                # flax's LSTM carry is (c, h); the reference's state is (h, c)
+                carry = (st[1][k], st[0][k]) if case.cell == "lstm" else st[0][k]
+                carry, xs = rnn(xs, initial_carry=carry)
+                finals.append((carry[1], carry[0]) if case.cell == "lstm" else (carry,))
+            return xs, finals
+
+        def fetch(result: Any) -> Outputs:
+            ys, finals, grads = result
+            canon: dict[str, Array] | None = None
+            if grads is not None:
+                canon = {}
+                for k, g in enumerate(nnx.merge(graphdef, grads, rest)):
+                    c = g.cell
+                    bias = c.dense_h.bias if case.cell == "lstm" else c.dense_i.bias
+                    db = self._to_numpy(bias.value).astype(np.float64)
+                    canon |= {
+                        f"weight_ih_l{k}": self._to_numpy(c.dense_i.kernel.value).T.astype(np.float64),
+                        f"weight_hh_l{k}": self._to_numpy(c.dense_h.kernel.value).T.astype(np.float64),
+                        f"bias_ih_l{k}": db,
+                        f"bias_hh_l{k}": db,
+                    }
+            return self._outputs(ys, self._stack_states([tuple(c) for c in finals]), canon)
+
+        call = self._pass_fn(case, forward, params, xs, st)
+        return Kernel(case, call, fetch, keep=(graphdef, params, rest), impl="flax nnx.RNN")
 
 
 BACKEND = JaxBackend()

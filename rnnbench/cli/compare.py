@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from rnnbench.cli.options import fraction
+from rnnbench.errors import UsageError
 
 __all__ = ["FORMATS", "add_parser", "run"]
 
@@ -20,8 +21,16 @@ def run(args: argparse.Namespace) -> int:
         base = resolve(args.base, args.results)
         new = resolve(args.new, args.results)
     cmp = compare_frames(base, new, threshold=args.threshold)
+    if not cmp.cases:
+        raise UsageError(
+            f"nothing to compare: no case was measured on both sides ({len(cmp.only_base)} only in BASE, "
+            f"{len(cmp.only_new)} only in NEW, {len(cmp.not_ok)} not ok on one side, "
+            f"{cmp.both_skipped} not applicable on both)"
+        )
+    for warning in cmp.warnings:
+        print(f"rnnbench: warning: {warning}", file=sys.stderr)
     sys.stdout.write(format_comparison(cmp, args.format).rstrip("\n") + "\n")
-    return 1 if args.fail_on_regression and cmp.count("slower") else 0
+    return 1 if args.fail_on_regression and cmp.regressions else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("base", metavar="BASE", help="result file, folder, or commit prefix in the results store")
     p.add_argument("new", metavar="NEW", help="result file, folder, or commit prefix in the results store")
     p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
-    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower (or worse)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--results", default="results", help="results store to look commits up in (default results/)")
     p.set_defaults(func=run)

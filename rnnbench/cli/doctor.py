@@ -5,21 +5,29 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rnnbench.cli.options import fraction, int_range, positive_float, threads
+from rnnbench.cli.options import add_grid_flags, fraction, grid_from_args, int_range, positive_float, threads
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     from rnnbench.analysis.doctor import DoctorOptions, run_doctor
+    from rnnbench.errors import UsageError
 
+    if args.preset is not None:
+        return _calibrate(args)
+    grid_flags = ("framework", "device", "cell", "formulation", "mode", "pass_", "dtype", "batch", "input_size",
+                  "hidden", "seq_len", "layers")  # fmt: skip
+    given = [f for f in grid_flags if getattr(args, f, None) is not None]
+    if given:
+        raise UsageError(f"--{given[0].rstrip('_').replace('_', '-')} selects a calibration grid: it needs --preset")
     return run_doctor(
         DoctorOptions(
             rounds=args.rounds,
             samples=args.samples,
             sample_time=args.sample_time,
             slowdown=args.slowdown,
-            threads=args.threads,
+            threads=args.threads or 1,
             save=Path(args.save) if args.save else None,
         )
     )
@@ -38,6 +46,51 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--sample-time", type=positive_float(60), default=0.002, help="target seconds per sample (default 0.002)"
     )
     p.add_argument("--slowdown", type=fraction, default=0.20, help="slowdown injected into concat (default 20%%)")
-    p.add_argument("--threads", type=threads, default=1, help="BLAS threads for the kernel set (default 1)")
+    p.add_argument(
+        "--threads",
+        type=threads,
+        default=None,
+        help="BLAS threads for the kernel set (default 1); with --preset, compute threads (default: all cores)",
+    )
     p.add_argument("--save", help="also write the measured sets as runner documents into this folder")
+    cal = p.add_argument_group(
+        "calibration on a preset",
+        "with --preset: run it as A/A and as A/B (--slowdown injected into --slowed) in separate sweeps, "
+        "and print compare's and ab's false-alarm rate and the share of slowed cases caught",
+    )
+    add_grid_flags(cal, None)  # type: ignore[arg-type]
+    cal.add_argument("--slowed", default="concat", help="formulation the A/B sweeps slow down (default concat)")
+    cal.add_argument(
+        "--budget", type=positive_float(3600), default=1.0,
+        help="sampling seconds per case and sweep, all rounds together (default 1.0)",
+    )  # fmt: skip
+    cal.add_argument("--results", help="where the calibration's run documents go (default: a temporary folder)")
+    cal.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import os
+    import sys
+    import tempfile
+
+    from rnnbench.analysis.doctor import CalibrationOptions, calibrate, format_calibration
+    from rnnbench.errors import UsageError
+    from rnnbench.measure.machine import gpu_info
+    from rnnbench.sweep.grid import expand
+
+    grid = grid_from_args(args)
+    if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
+        raise UsageError("device 'cuda' requested but no NVIDIA GPU is visible here (nvidia-smi not found)")
+    cases, _ = expand(grid)
+    if not any(c.formulation == args.slowed for c in cases):
+        raise UsageError(f"no {args.slowed} case in the grid: nothing to slow down (see --slowed)")
+    results = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="rnnbench-calibration-"))
+    opts = CalibrationOptions(
+        results_dir=results, threads=args.threads or os.cpu_count() or 1, slowdown=args.slowdown,
+        formulation=args.slowed, budget_s=args.budget, progress=not args.no_progress, preset=args.preset,
+    )  # fmt: skip
+    rates = calibrate(cases, opts)
+    print(format_calibration(rates, opts, len(cases)))
+    print(f"rnnbench: calibration documents in {results}", file=sys.stderr)
+    return 0

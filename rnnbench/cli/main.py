@@ -12,13 +12,27 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from rnnbench.cli import compare, doctor, env, export, harness, listing, regressions, report, run, verify
+from rnnbench.cli import (
+    ab,
+    compare,
+    doctor,
+    env,
+    export,
+    harness,
+    landing,
+    listing,
+    merge,
+    regressions,
+    report,
+    run,
+    verify,
+)
 from rnnbench.cli.options import Parser
 from rnnbench.errors import UsageError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (verify, run, env, listing, harness, export, report, compare, regressions, doctor)
+COMMANDS = (verify, run, env, listing, harness, export, report, compare, ab, regressions, doctor, merge, landing)
 
 
 def build_parser() -> argparse.ArgumentParser:

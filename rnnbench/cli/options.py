@@ -145,8 +145,11 @@ def add_grid_flags(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--layers", type=positive_ints)
 
 
-def grid_from_args(args: argparse.Namespace) -> Grid:
-    """The grid that `add_grid_flags`' flags describe; UsageError for a framework that is not installed."""
+def grid_from_args(args: argparse.Namespace, check_installed: bool = True) -> Grid:
+    """The grid that `add_grid_flags`' flags describe; UsageError for a framework that is not installed.
+
+    `check_installed=False` rebuilds the grid another machine ran (`merge` reads it from a shard's command).
+    """
     from rnnbench import backends
     from rnnbench.sweep.grid import override, preset
 
@@ -168,7 +171,7 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         hidden=args.hidden,
         seq_len=args.seq_len,
     )
-    if args.framework:
+    if args.framework and check_installed:
         missing = [f for f in args.framework if f not in backends.available()]
         if missing:
             raise UsageError(f"framework {missing[0]!r} is not installed (pip install -e '.[{missing[0]}]')")

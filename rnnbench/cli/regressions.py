@@ -1,4 +1,4 @@
-"""`rnnbench regressions PATHS`: step changes in every case's history."""
+"""`rnnbench regressions PATHS`: step changes in every case's history, or (--baseline N) the newest run vs its last N."""
 
 from __future__ import annotations
 
@@ -7,25 +7,42 @@ import sys
 
 from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.export import PATHS_HELP
-from rnnbench.cli.options import fraction
+from rnnbench.cli.options import fraction, int_range
+from rnnbench.errors import UsageError
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     from rnnbench.analysis.frame import load, one_line_warnings
-    from rnnbench.analysis.history import detect, format_steps
+    from rnnbench.analysis.history import baseline, detect, format_baseline, format_steps
 
     with one_line_warnings():
         frame = load(args.paths or None)
-    steps = detect(frame, args.threshold)
-    sys.stdout.write(format_steps(steps, args.format, args.threshold).rstrip("\n") + "\n")
-    return 0
+        where = ", ".join(args.paths or ["results"])
+        if frame.empty:
+            raise UsageError(f"no rnnbench or asv results in {where}")
+        if args.baseline:
+            verdicts, short = baseline(frame, args.baseline, args.threshold)
+            text = format_baseline(verdicts, short, args.baseline, args.format, args.threshold)
+            bad = sum(v.kind == "regression" for v in verdicts)
+        else:
+            steps = detect(frame, args.threshold)
+            text = format_steps(steps, args.format, args.threshold)
+            # a step in the past is history; only a regression at the newest level needs acting on
+            bad = sum(s.kind == "regression" for s in steps)
+    sys.stdout.write(text.rstrip("\n") + "\n")
+    return 1 if args.fail_on_regression and bad else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("regressions", help="step changes in every case's history")
+    p = sub.add_parser("regressions", help="step changes in every case's history, or the newest run vs its baseline")
     p.add_argument("paths", nargs="*", help=PATHS_HELP)
-    p.add_argument("--threshold", type=fraction, default=0.05, help="smallest step that counts (default 5%%)")
+    p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
+    p.add_argument(
+        "--baseline", type=int_range(2, 10_000), metavar="N",
+        help="judge the newest run of every case against the spread of its previous N runs on the same machine",
+    )  # fmt: skip
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any regression is listed")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=run)

@@ -24,24 +24,34 @@ def default_results_dir() -> Path:
     return repo / "results" if (repo / ".git").exists() else Path.cwd() / "results"
 
 
+def gpu_visible() -> bool:
+    """Whether NVML (or, without its bindings, nvidia-smi) shows a GPU CUDA may use."""
+    from rnnbench.measure.machine import gpu_info
+
+    return gpu_info()["gpu_name"] is not None
+
+
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.measure.machine import fingerprint, gpu_info
+    from rnnbench.measure.machine import fingerprint
     from rnnbench.measure.timing import TimingConfig
-    from rnnbench.sweep.grid import expand, shard
+    from rnnbench.sweep.grid import expand, shard, shard_of
     from rnnbench.sweep.runner import RunOptions, run_cases, summary_rows
     from rnnbench.sweep.store import done_keys
     from rnnbench.sweep.worker import make_record
 
     grid = grid_from_args(args)
-    if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
-        raise UsageError("device 'cuda' requested but no NVIDIA GPU is visible here (nvidia-smi not found)")
+    if "cuda" in grid.devices and not gpu_visible():
+        raise UsageError(
+            "device 'cuda' requested but no NVIDIA GPU is visible here (neither NVML nor nvidia-smi found one;"
+            " check CUDA_VISIBLE_DEVICES)"
+        )
     n_threads = args.threads or os.cpu_count() or 1
     cases, skipped = expand(grid)
     shard_text = None
     if args.shard:
         k, n = args.shard
         cases, shard_text = shard(cases, k, n), f"{k}/{n}"
-        skipped = [(c, why) for i, (c, why) in enumerate(skipped) if i % n == k - 1]
+        skipped = [(c, why) for c, why in skipped if shard_of(c.key, n) == k]
     results = Path(args.results) if args.results is not None else default_results_dir()
     machine = fingerprint(n_threads)
     if args.resume:

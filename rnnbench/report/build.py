@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import json
 import math
 import re
@@ -23,7 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.analysis.history import StepChange, detect, series
+from rnnbench.analysis.compare import WINNER_CONFIDENCE, Winner, format_value, resolve_winner, rounds_of
+from rnnbench.analysis.history import StepChange, detect, series, version_change
 from rnnbench.report import charts
 
 if TYPE_CHECKING:
@@ -119,23 +121,28 @@ def _winners(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
                         "where": f"{ident[1]} {ident[3]} B{b} H{h} T{ident[7]}",
                     }
                 )
-        full = piv.dropna(how="all")
-        if full.shape[1] >= 2:
-            for form in full.idxmin(axis=1):
-                win_count[form] = win_count.get(form, 0) + 1
+        verdicts = _cell_winners(g)
+        for w in verdicts.values():
+            name = w.winner or "tie"
+            win_count[name] = win_count.get(name, 0) + 1
         if "concat" in piv and "separate" in piv:
-            drawable.append((ident, piv))
+            drawable.append((ident, piv, verdicts))
     drawable.sort(key=lambda t: -t[1].size)
-    for n, (ident, piv) in enumerate(drawable[:limit]):
+    for n, (ident, piv, verdicts) in enumerate(drawable[:limit]):
         machine, fw, dev, variant, pas, mode, dtype, t, layers = ident
         batches = sorted(piv.index.get_level_values(0).unique())[:MAX_GRID]
         hiddens = sorted(piv.index.get_level_values(1).unique())[:MAX_GRID]
         times = {f: piv[f].unstack("hidden").reindex(index=batches, columns=hiddens) for f in piv.columns}
         ratio = times["concat"] / times["separate"]
+        labels = pd.DataFrame(
+            [[verdicts[(b, h)].label if (b, h) in verdicts else None for h in hiddens] for b in batches],
+            index=batches,
+            columns=hiddens,
+        )
         title = f"{fw} {dev} {variant} {pas} ({mode}, {dtype}, T={t}, layers={layers}) on {machine}"
         name = f"img/winners-{n:03d}-{_slug(fw, dev, variant, pas, mode, dtype, t, layers)}.png"
         sec.images.append((name, title))
-        jobs.append(functools.partial(charts.winner_maps, ratio, times, title, img / name))
+        jobs.append(functools.partial(charts.winner_maps, ratio, times, title, img / name, labels))
     if len(drawable) > limit:
         sec.notes.append(f"{len(drawable) - limit} more groups not drawn (--max-charts {limit}).")
     if pairs:
@@ -159,8 +166,34 @@ def _winners(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
     if win_count:
         total = sum(win_count.values())
         order = sorted(win_count.items(), key=lambda kv: -kv[1])
-        sec.finding += " Fastest formulation per shape: " + ", ".join(f"{f} {n} of {total}" for f, n in order) + "."
+        sec.finding += (
+            " Fastest formulation per shape, named only where its lead is resolved "
+            f"({WINNER_CONFIDENCE:.0%} interval of its lead excludes 1): "
+            + ", ".join(f"{'a tie' if f == 'tie' else f} {n} of {total}" for f, n in order)
+            + "."
+        )
     return sec, jobs
+
+
+def _cell_winners(g: pd.DataFrame) -> dict[tuple[Any, Any], Winner]:
+    """Per (batch, hidden): the fastest formulation if its lead is resolved, else the tie (see `resolve_winner`).
+
+    Several input sizes in one cell are combined as the map combines them: each
+    row's samples are scaled so its median sits at the cell's geometric mean.
+    """
+    import numpy as np
+
+    out: dict[tuple[Any, Any], Winner] = {}
+    for (b, h), cell in g.groupby(["batch", "hidden"]):
+        rounds: dict[str, list[list[float]]] = {}
+        for form, rows in cell.groupby("formulation"):
+            centre = float(np.exp(np.log(rows["median_s"].astype(float)).mean()))
+            rounds[str(form)] = [
+                [s * centre / float(row["median_s"]) for s in r] for _, row in rows.iterrows() for r in rounds_of(row)
+            ]
+        if len(rounds) >= 2:
+            out[(b, h)] = resolve_winner(rounds)
+    return out
 
 
 # -- scaling ----------------------------------------------------------------------------------------
@@ -250,38 +283,57 @@ def _scaling(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
 
 
 def _roofline(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
+    from rnnbench.measure.roofline import case_bytes
+
     sec = Section(
         "limit",
-        "Distance to the limit: achieved GFLOP/s against the measured peak",
+        "Distance to the limit: a roofline of every case",
         "",
-        "Useful GFLOP/s of every case (the same FLOP count for every formulation of a case) against its size; "
-        "dashed lines are the peak GEMM rate the runner measured on that device and dtype. The gap between a point "
-        "and the line is what the formulation leaves on the table.",
+        "x: arithmetic intensity, the useful FLOPs of a case per byte of its memory traffic (in the model of "
+        "rnnbench/measure/roofline.py: every time step re-reads its layer's weights, so small batches are "
+        "memory-bound); y: achieved GFLOP/s. The flat ceiling is the machine's best measured GEMM rate on that "
+        "device and dtype (best over the frameworks it measured), the sloped one the measured STREAM triad "
+        "bandwidth times the intensity; dotted lines are each framework's own GEMM probe. A point's distance "
+        "below the lower ceiling is what the formulation leaves on the table.",
     )
     jobs: list[Job] = []
     pts = latest[latest["gflops"].notna() & latest["flops"].notna()]
     fractions = []
+    memory_bound = 0
     groups = list(pts.groupby(["machine", "device", "dtype"], dropna=False))
     for n, ((machine, dev, dtype), g) in enumerate(groups[:limit]):
-        peaks = {str(fw): float(p) for fw, p in g.groupby("framework")["peak_gflops"].max().items() if p == p}
-        for r in g.itertuples():
-            peak = peaks.get(str(r.framework))
-            if peak:
-                fractions.append((float(r.gflops) / peak, r))
-        title = f"GFLOP/s against the measured peak: {dev} {dtype} on {machine}"
+        own = {str(fw): float(p) for fw, p in g.groupby("framework")["peak_gflops"].max().items() if p == p}
+        best = g["machine_peak_gflops"].max() if "machine_peak_gflops" in g else float("nan")
+        compute = float(best) if best == best else max(own.values(), default=None)
+        bw_max = g["bandwidth_gbps"].max() if "bandwidth_gbps" in g else float("nan")
+        bandwidth = float(bw_max) if bw_max == bw_max else None
+        rows = g.to_dict("records")
+        intensity = [
+            float(r["flops"]) / case_bytes(str(r["cell"]), int(r["batch"]), int(r["input_size"]), int(r["hidden"]),
+                                           int(r["seq_len"]), int(r["layers"]), str(r["dtype"]), r["pass"] == "train")
+            for r in rows
+        ]  # fmt: skip
+        for r, ai in zip(rows, intensity):
+            roof = min(c for c in (compute, bandwidth * ai if bandwidth else None) if c) if compute else None
+            if roof:
+                fractions.append((float(r["gflops"]) / roof, r))
+                memory_bound += bool(bandwidth and compute and bandwidth * ai < compute)
+        title = f"Roofline: {dev} {dtype} on {machine}"
         name = f"img/limit-{n:03d}-{_slug(dev, dtype)}.png"
         sec.images.append((name, title))
-        data = g[["flops", "gflops", "formulation", "framework"]].copy()
-        jobs.append(functools.partial(charts.roofline, data, peaks, title, img / name))
+        data = g[["gflops", "formulation", "framework"]].copy()
+        data["intensity"] = intensity
+        jobs.append(functools.partial(charts.roofline, data, compute, bandwidth, own, title, img / name))
     if len(groups) > limit:
         sec.notes.append(f"{len(groups) - limit} more machine/device/dtype groups not drawn.")
     if fractions:
         fractions.sort(key=lambda t: t[0])
-        best_f, best = fractions[-1]
+        best_f, top = fractions[-1]
         med = fractions[len(fractions) // 2][0]
         sec.finding = (
-            f"The best case reaches {_pct(best_f)} of its measured peak ({best.gflops:.3g} GFLOP/s: {best.framework} "
-            f"{best.variant} {best.formulation}, {_shape(best)}); the median case reaches {_pct(med)}."
+            f"The best case reaches {_pct(best_f)} of its roofline ({top['gflops']:.3g} GFLOP/s: {top['framework']} "
+            f"{top['variant']} {top['formulation']}, B{top['batch']} H{top['hidden']} T{top['seq_len']}); the median "
+            f"case reaches {_pct(med)}; {memory_bound} of {len(fractions)} cases sit under the bandwidth ceiling."
         )
     elif len(pts):
         sec.finding = f"{len(pts)} cases have a GFLOP/s figure but no measured peak was recorded, so there is no ceiling to compare with."
@@ -343,10 +395,17 @@ def _history(
                 s = step_at.get((machine, g["key"].iloc[0], source, c, d.isoformat()))
                 if s:
                     marks.append((form, labels_at[(c, d)], s.kind))
+        versions: list[tuple[int, str]] = []
+        ordered = runs.assign(_pos=[labels_at[(c, d)] for c, d in zip(runs["commit"], runs["date"])])
+        ordered = ordered.sort_values("_pos").drop_duplicates("_pos")
+        for (_, before), (_, after) in itertools.pairwise(ordered.iterrows()):
+            change = version_change(before, after)
+            if change:
+                versions.append((int(after["_pos"]), change))
         title = f"{shape_key.replace('/*/', ' / ')} on {machine} ({source})"
         name = f"img/history-{n:03d}-{_slug(shape_key)}.png"
         sec.images.append((name, title))
-        jobs.append(functools.partial(charts.history, lines, labels, marks, title, img / name))
+        jobs.append(functools.partial(charts.history, lines, labels, marks, title, img / name, versions))
     if len(order) > limit:
         sec.notes.append(f"{len(order) - limit} more histories not drawn (those with step changes come first).")
     if steps:
@@ -359,19 +418,32 @@ def _history(
         )
         sec.tables.append(
             _table(
-                ["kind", "change", "before", "after", "at commit", "after commit", "date", "case", "machine", "source"],
+                [
+                    "kind",
+                    "change",
+                    "before",
+                    "after",
+                    "at commit",
+                    "after commit",
+                    "date",
+                    "case",
+                    "machine",
+                    "source",
+                    "versions",
+                ],
                 [
                     [
                         s.kind,
                         f"{s.ratio - 1:+.1%}",
-                        f"{s.before_s * 1e6:.3g} µs",
-                        f"{s.after_s * 1e6:.3g} µs",
+                        format_value(s.before_s, s.unit),
+                        format_value(s.after_s, s.unit),
                         (s.commit or "")[:8],
                         (s.commit_before or "")[:8],
                         s.date[:19],
                         s.key,
                         s.machine,
                         s.source,
+                        s.versions,
                     ]
                     for s in steps
                 ],

@@ -67,11 +67,16 @@ def _log_axis(axis: Any) -> None:
     axis.set_minor_locator(NullLocator())
 
 
-def winner_maps(ratio: pd.DataFrame, times: dict[str, pd.DataFrame], title: str, path: Path) -> Path:
+def winner_maps(
+    ratio: pd.DataFrame, times: dict[str, pd.DataFrame], title: str, path: Path, labels: pd.DataFrame | None = None
+) -> Path:
     """Left: concat/separate time ratio per batch x hidden (diverging at 1). Right: the fastest formulation.
 
     `ratio` is indexed by batch (rows) and hidden (columns); `times` maps a
     formulation to a frame of the same shape with its median seconds.
+    `labels` (same shape, optional) is the verdict per cell from
+    `rnnbench.analysis.compare.resolve_winner`: a cell whose label starts
+    with "tie" is drawn grey with the tied formulations named.
     """
     from matplotlib.colors import ListedColormap, Normalize
 
@@ -104,17 +109,31 @@ def winner_maps(ratio: pd.DataFrame, times: dict[str, pd.DataFrame], title: str,
     best = np.argmin(filled, axis=0)
     has = np.isfinite(stack).any(axis=0)
     cmap = ListedColormap([FORMULATION_COLOURS[f] for f in forms])
-    ax2.imshow(np.where(has, best, np.nan), cmap=cmap, vmin=-0.5, vmax=len(forms) - 0.5, aspect="auto", alpha=0.75)
+    given = labels.reindex(index=rows, columns=cols) if labels is not None else None
+    tie = np.zeros(has.shape, dtype=bool)
+    if given is not None:
+        tie = np.array([[str(v).startswith("tie") for v in r] for r in given.to_numpy(dtype=object)])
+    shown = np.where(has & ~tie, best, np.nan)
+    ax2.imshow(shown, cmap=cmap, vmin=-0.5, vmax=len(forms) - 0.5, aspect="auto", alpha=0.75)
+    if tie.any():  # unresolved leads in grey: no colour claims a winner there
+        ax2.imshow(np.where(tie, 1.0, np.nan), cmap=ListedColormap(["#d9d9d9"]), aspect="auto")
     for i in range(len(rows)):
         for j in range(len(cols)):
             if not has[i, j]:
                 ax2.text(j, i, "n/a", ha="center", va="center", fontsize=9)
                 continue
+            if tie[i, j] and given is not None:
+                names = str(given.iat[i, j]).removeprefix("tie: ").replace(", ", "\n")
+                ax2.text(j, i, "tie\n" + names, ha="center", va="center", fontsize=7)
+                continue
             col = np.sort(filled[:, i, j])
             margin = col[1] / col[0] if len(col) > 1 and np.isfinite(col[1]) else float("nan")
             label = forms[best[i, j]] + (f"\n{margin:.2f}x" if np.isfinite(margin) else "")
             ax2.text(j, i, label, ha="center", va="center", fontsize=8)
-    ax2.set_title("fastest formulation (lead over runner-up)", fontsize=10)
+    ax2.set_title(
+        "fastest (lead over runner-up); grey: tie" if tie.any() else "fastest formulation (lead over runner-up)",
+        fontsize=10,
+    )
     for ax in (ax1, ax2):
         ax.set_xticks(range(len(cols)), [str(c) for c in cols])
         ax.set_yticks(range(len(rows)), [str(r) for r in rows])
@@ -158,17 +177,27 @@ def scaling(
     return _save(fig, path)
 
 
-def roofline(points: pd.DataFrame, peaks: dict[str, float], title: str, path: Path) -> Path:
-    """GFLOP/s of each case against its size, with the measured peak(s) as ceilings.
+def roofline(
+    points: pd.DataFrame,
+    compute_gflops: float | None,
+    bandwidth_gbps: float | None,
+    framework_peaks: dict[str, float],
+    title: str,
+    path: Path,
+) -> Path:
+    """A roofline: GFLOP/s of each case against its arithmetic intensity, under both measured ceilings.
 
-    `points` has columns flops, gflops, formulation, framework; `peaks` maps a
-    framework to its measured peak GFLOP/s on this device and dtype.
+    `points` has columns intensity (FLOP/byte), gflops, formulation, framework;
+    `compute_gflops` is the flat ceiling (the machine's best GEMM),
+    `bandwidth_gbps` the sloped one (GFLOP/s = GB/s x FLOP/byte); either may be
+    None when it was not measured. `framework_peaks` (each framework's own GEMM
+    probe) are drawn thin and dotted.
     """
     fig = _figure(8.0, 4.6)
     ax = fig.subplots()
     for (form, fw), g in points.groupby(["formulation", "framework"]):
         ax.scatter(
-            g["flops"].astype(float),
+            g["intensity"].astype(float),
             g["gflops"].astype(float),
             color=FORMULATION_COLOURS.get(str(form), "grey"),
             marker=FRAMEWORK_MARKERS.get(str(fw), "x"),
@@ -176,19 +205,28 @@ def roofline(points: pd.DataFrame, peaks: dict[str, float], title: str, path: Pa
             s=28,
             label=f"{fw} / {form}",
         )
-    # frameworks that measured the same peak share one line; labels go in the legend, not on
-    # the plot, so close ceilings cannot overprint each other
-    by_peak: dict[float, list[str]] = {}
-    for fw, peak in sorted(peaks.items()):
-        by_peak.setdefault(round(peak, 6), []).append(fw)
-    styles = ["--", ":", "-.", (0, (5, 1))]
-    for (peak, fws), ls in zip(sorted(by_peak.items()), styles * 4):
-        label = mpl_text(f"measured GEMM peak ({', '.join(fws)}): {peak:.3g} GFLOP/s")
-        ax.axhline(peak, color="black", linestyle=ls, linewidth=1, label=label)
+    ai = points["intensity"].astype(float)
+    lo, hi = float(ai.min()) / 4, float(ai.max()) * 4
+    if compute_gflops and bandwidth_gbps:  # the ridge point belongs on the axis, so both slopes show
+        ridge = compute_gflops / bandwidth_gbps
+        lo, hi = min(lo, ridge / 4), max(hi, ridge * 4)
+    xs = np.geomspace(lo, hi, 200)
+    if bandwidth_gbps:
+        ys = bandwidth_gbps * xs if not compute_gflops else np.minimum(bandwidth_gbps * xs, compute_gflops)
+        ax.plot(xs, ys, color="black", linewidth=1.5,
+                label=mpl_text(f"memory ceiling: STREAM triad {bandwidth_gbps:.3g} GB/s"))  # fmt: skip
+    if compute_gflops:
+        ax.axhline(compute_gflops, color="black", linestyle="--", linewidth=1,
+                   label=mpl_text(f"compute ceiling: best GEMM {compute_gflops:.3g} GFLOP/s"))  # fmt: skip
+    for fw, peak in sorted(framework_peaks.items()):
+        if compute_gflops and abs(peak - compute_gflops) < 1e-6 * compute_gflops:
+            continue  # the framework that set the machine's ceiling is already drawn
+        ax.axhline(peak, color="grey", linestyle=":", linewidth=0.8, label=mpl_text(f"{fw} GEMM: {peak:.3g} GFLOP/s"))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
     _log_axis(ax.yaxis)
-    ax.set_xlabel("useful FLOPs per call (log)")
+    ax.set_xlabel("arithmetic intensity (useful FLOP per byte of memory traffic, log)")
     ax.set_ylabel("achieved GFLOP/s (log)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower right", title="framework / formulation", title_fontsize=7)
@@ -197,12 +235,19 @@ def roofline(points: pd.DataFrame, peaks: dict[str, float], title: str, path: Pa
 
 
 def history(
-    lines: dict[str, pd.DataFrame], labels: Sequence[str], steps: Sequence[tuple[str, int, str]], title: str, path: Path
+    lines: dict[str, pd.DataFrame],
+    labels: Sequence[str],
+    steps: Sequence[tuple[str, int, str]],
+    title: str,
+    path: Path,
+    versions: Sequence[tuple[int, str]] = (),
 ) -> Path:
     """Median time per run with its IQR band, one line per formulation, step changes marked.
 
     Each frame in `lines` has columns pos (x position), median_s, q25_s, q75_s;
-    `labels` name the x positions (commit or date); `steps` are (line, pos, kind).
+    `labels` name the x positions (commit or date); `steps` are (line, pos, kind);
+    `versions` are (pos, "torch 2.12.0 -> 2.13.0"): a framework version change
+    first measured at pos, drawn as a dashed line so a step beside it is read with it.
     """
     fig = _figure(max(6.5, 0.45 * len(labels) + 3.0), 4.2)
     ax = fig.subplots()
@@ -217,6 +262,12 @@ def history(
         ax.scatter(
             [pos], [y], marker="^" if up else "v", s=120, color="red" if up else "green", zorder=5, edgecolor="black"
         )
+    for pos, text in versions:
+        ax.axvline(pos - 0.5, color="grey", linestyle="--", linewidth=1)
+        ax.annotate(
+            mpl_text(text), (pos - 0.5, 0.02), xycoords=("data", "axes fraction"), rotation=90, va="bottom", ha="right",
+            fontsize=7, color="dimgrey",
+        )  # fmt: skip
     if steps:
         ax.scatter([], [], marker="^", color="red", edgecolor="black", label="regression")
         ax.scatter([], [], marker="v", color="green", edgecolor="black", label="improvement")

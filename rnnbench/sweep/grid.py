@@ -2,7 +2,10 @@
 
 A `Grid` holds one list per `Case` field; `expand` takes the product, drops
 what a backend cannot build (recording why) and returns the cases in a
-stable order, so `--shard K/N` on N machines covers the grid exactly once.
+stable order. `--shard K/N` on N machines covers the grid exactly once: a
+case's shard is a stable hash of its key (not its position), so a machine
+whose grid differs by one framework or shape still agrees with the others on
+every case they share, and growing the grid moves only the new cases.
 Shapes are (batch, input_size, hidden, seq_len) tuples so that presets taken
 from published suites (DeepBench's RNN shapes) need not be full products.
 """
@@ -10,6 +13,7 @@ from published suites (DeepBench's RNN shapes) need not be full products.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +35,7 @@ from rnnbench.case import (
 from rnnbench.errors import UsageError
 from rnnbench.reference import CellSpec
 
-__all__ = ["CELL_VARIANTS", "PRESETS", "Grid", "expand", "parse_shard", "preset", "shard"]
+__all__ = ["CELL_VARIANTS", "PRESETS", "Grid", "expand", "parse_shard", "preset", "shard", "shard_of"]
 
 Shape = tuple[int, int, int, int]  # batch, input_size, hidden, seq_len
 
@@ -251,6 +255,17 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
+def shard_of(key: str, n: int) -> int:
+    """The 1-based shard (of `n`) that the case with this key belongs to.
+
+    A hash of the key alone (sha256, so it is the same in every process and
+    Python version, unlike `hash()`): which other cases exist never matters.
+    """
+    if n < 1:
+        raise UsageError(f"the shard count must be at least 1, got {n}")
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % n + 1
+
+
 def shard(cases: Sequence[Case], k: int, n: int) -> list[Case]:
-    """The K-th of N disjoint parts (round-robin, so every part gets a similar mix of cases)."""
-    return [c for index, c in enumerate(cases) if index % n == k - 1]
+    """The K-th of N disjoint parts: the cases whose key hashes to K (order kept)."""
+    return [c for c in cases if shard_of(c.key, n) == k]

@@ -27,6 +27,8 @@ from typing import Any
 from tqdm import tqdm
 
 from rnnbench.case import Case
+from rnnbench.measure.machine import GpuMonitor
+from rnnbench.measure.roofline import apply_machine_peaks
 from rnnbench.measure.timing import Measurement, TimingConfig
 from rnnbench.sweep.store import RunWriter
 from rnnbench.sweep.worker import make_record, worker_main
@@ -39,7 +41,10 @@ class RunOptions:
     results_dir: Path
     threads: int
     timing: TimingConfig = field(default_factory=TimingConfig)
-    peak_timing: TimingConfig = field(default_factory=lambda: TimingConfig(budget_s=0.3, warmup_budget_s=0.2))
+    # per ladder size of the peak probe (measure/roofline.py): a peak is a best, 5 samples suffice
+    peak_timing: TimingConfig = field(
+        default_factory=lambda: TimingConfig(budget_s=0.2, warmup_budget_s=0.1, min_samples=5)
+    )
     timeout_s: float = 600.0
     rounds: int = 2
     progress: bool = True
@@ -100,12 +105,16 @@ def run_cases(cases: Sequence[Case], machine: dict[str, Any], opts: RunOptions) 
     groups = itertools.groupby(
         sorted(cases, key=lambda c: (c.framework, c.device)), key=lambda c: (c.framework, c.device)
     )
+    monitor = GpuMonitor() if any(c.device == "cuda" for c in cases) else None
     try:
         for (framework, device), group in groups:
-            _run_group(list(group), framework, device, writer, opts, bar)
+            _run_group(list(group), framework, device, writer, opts, bar, monitor if device == "cuda" else None)
+            apply_machine_peaks(writer.doc)  # after every group, so an interrupted run is consistent too
         writer.finish()
     finally:
         bar.close()
+        if monitor is not None:
+            monitor.close()
     return writer
 
 
@@ -127,13 +136,40 @@ def merge_round(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         "timed_s": (record.get("timed_s") or 0.0) + (new.get("timed_s") or 0.0),
         "wall_s": record.get("wall_s", 0.0) + new.get("wall_s", 0.0),
     }
+    if "gpu_throttled" in new:  # GPU state of every round: first and last sample, throttled if any round was
+        merged["gpu_temp_c"] = [record.get("gpu_temp_c", new["gpu_temp_c"])[0], new["gpu_temp_c"][-1]]
+        merged["gpu_sm_mhz"] = [record.get("gpu_sm_mhz", new["gpu_sm_mhz"])[0], new["gpu_sm_mhz"][-1]]
+        merged["gpu_throttle"] = sorted(set(record.get("gpu_throttle", [])) | set(new["gpu_throttle"]))
+        merged["gpu_throttled"] = bool(record.get("gpu_throttled")) or new["gpu_throttled"]
     merged["gflops"] = record["flops"] / m.median_s / 1e9
     if record.get("peak_gflops"):
         merged["peak_fraction"] = merged["gflops"] / record["peak_gflops"]
     return merged
 
 
-def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter, opts: RunOptions, bar: tqdm) -> None:  # type: ignore[type-arg]
+def _record_runtime(worker: _Worker, framework: str, writer: RunWriter, opts: RunOptions) -> None:
+    """File the framework's CUDA runtime and cuDNN (known only inside the worker) in the fingerprint."""
+    machine = writer.doc["machine"]
+    if framework in machine.setdefault("runtimes", {}):
+        return
+    try:
+        runtime = worker.ask({"op": "runtime", "framework": framework}, opts.timeout_s)
+    except RuntimeError as exc:
+        runtime = {"error": str(exc)}
+    machine["runtimes"][framework] = runtime
+    if machine.get("cudnn") is None and runtime.get("cudnn"):
+        machine["cudnn"] = runtime["cudnn"]
+
+
+def _run_group(
+    cases: list[Case],
+    framework: str,
+    device: str,
+    writer: RunWriter,
+    opts: RunOptions,
+    bar: tqdm,  # type: ignore[type-arg]
+    monitor: GpuMonitor | None = None,
+) -> None:
     worker: _Worker | None = None
     peaks: dict[str, float | None] = {}
     position: dict[str, int] = {}  # case key -> index of its record in the document
@@ -146,6 +182,7 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
             bar.set_postfix_str(f"{case.key} (round {r + 1}/{opts.rounds})", refresh=False)
             if worker is None:
                 worker = _Worker(opts)
+                _record_runtime(worker, framework, writer, opts)
             if case.dtype not in peaks:
                 bar.set_postfix_str(f"peak GEMM {framework}/{device}/{case.dtype}")
                 msg = {
@@ -172,6 +209,7 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
                     worker = _Worker(opts)
                 bar.set_postfix_str(case.key, refresh=False)
             start = time.perf_counter()
+            before = monitor.sample() if monitor else None
             try:
                 record = worker.ask(
                     {"op": "case", "case": case.to_dict(), "peak_gflops": peaks[case.dtype]}, opts.timeout_s
@@ -180,6 +218,7 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
                 record = make_record(case, "failed", threads=opts.threads, error=str(exc))
                 worker = None  # it is dead or killed; the next case gets a fresh one
             record["wall_s"] = time.perf_counter() - start
+            record |= GpuMonitor.case_fields(before, monitor.sample() if monitor else None)
             if r == 0:
                 position[case.key] = len(writer.doc["records"])
                 writer.add(record | {"rounds": 1, "round_medians_s": [record["median_s"]]})
@@ -193,9 +232,12 @@ def _run_group(cases: list[Case], framework: str, device: str, writer: RunWriter
 
 
 def summary_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[object]]]:
-    """Per framework/device/cell/mode/pass/shape: median ms of each formulation, the winner, concat/separate."""
+    """Per framework/device/cell/mode/pass/shape: median ms of each formulation, the winner (or `tie: ...`), concat/separate."""
+    from rnnbench.analysis.compare import resolve_winner
+
     forms = ("separate", "concat", "hoisted", "native")
     table: dict[tuple[Any, ...], dict[str, float]] = {}
+    samples: dict[tuple[Any, ...], dict[str, list[list[float]]]] = {}
     for r in records:
         if r["status"] != "ok":
             continue
@@ -204,6 +246,7 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[lis
         )
         key = (r["framework"], r["device"], r["variant"], r["mode"], r["pass"], r["dtype"], shape)
         table.setdefault(key, {})[r["formulation"]] = r["median_s"]
+        samples.setdefault(key, {})[r["formulation"]] = r.get("round_samples_s") or [r["samples_s"]]
     headers = [
         "framework",
         "device",
@@ -218,7 +261,8 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[lis
     ]
     rows: list[list[object]] = []
     for key, times in table.items():
-        winner = min(times, key=lambda f: times[f])
+        # a winner is named only when its lead is resolved; otherwise the tied formulations are
+        winner = resolve_winner(samples[key]).label
         ratio = times["concat"] / times["separate"] if "concat" in times and "separate" in times else None
         rows.append([*key, *(times[f] * 1e3 if f in times else None for f in forms), winner, ratio])
     return headers, rows

@@ -36,6 +36,7 @@ __all__ = [
     "now_iso",
     "read_document",
     "validate",
+    "write_document",
 ]
 
 API_VERSION = 1
@@ -181,6 +182,17 @@ class RunWriter:
 
     def flush(self) -> None:
         _atomic_write(self.path, json.dumps(self.doc, indent=1, allow_nan=True) + "\n")
+
+
+def write_document(results_dir: Path, doc: dict[str, Any]) -> Path:
+    """Store a finished document (e.g. merged shards) under `results_dir/runs/<machine>/`, as `RunWriter` names it."""
+    created = datetime.fromisoformat(doc["created"])
+    commit = (doc["machine"].get("git_commit") or "nocommit")[:8]
+    directory = Path(results_dir) / RUNS_DIR / doc["machine"]["machine"]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{created:%Y%m%dT%H%M%S}-{commit}-{doc['run_id'][:8]}.json"
+    _atomic_write(path, json.dumps(doc, indent=1, allow_nan=True) + "\n")
+    return path
 
 
 def read_document(path: Path) -> dict[str, Any]:

@@ -6,23 +6,62 @@ before any framework starts, and a crash, out-of-memory or hang takes down
 only the worker: the runner records that case as failed and starts a new one.
 Messages are plain dicts over a `multiprocessing` pipe:
 `{"op": "case", "case": {...}}` -> a result record; `{"op": "peak", ...}` ->
-a peak record; `{"op": "exit"}` ends the loop.
+a peak record; `{"op": "runtime", "framework": ...}` -> the CUDA runtime and
+cuDNN the framework was built with (only the worker imports frameworks);
+`{"op": "exit"}` ends the loop.
+
+Self-test switch: `RNNBENCH_SELFTEST_SLOWDOWN=FORMULATION:FACTOR[,...]` (or
+`all:FACTOR`) makes every timed call of those formulations take FACTOR times
+as long (the worker busy-waits after the call for the extra time), and the
+record says so in `selftest_slowdown`. It exists so the pipeline's own tests
+(and a user checking their alerting) can plant a known regression; never set
+it for real measurements.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from rnnbench.case import Case
 from rnnbench.measure.timing import Measurement, TimingConfig, measure
 from rnnbench.sweep.store import now_iso
 
-__all__ = ["make_record", "measure_case", "measure_peak", "worker_main"]
+__all__ = ["SELFTEST_SLOWDOWN", "make_record", "measure_case", "measure_peak", "selftest_factor", "worker_main"]
 
-# Peak probe sizes: the GEMM grows until the rate stops improving by 5%.
-PEAK_SIZES = {"cpu": (512, 1024, 2048), "cuda": (2048, 4096, 8192, 16384)}
+SELFTEST_SLOWDOWN = "RNNBENCH_SELFTEST_SLOWDOWN"
+
+
+def selftest_factor(formulation: str) -> float:
+    """The slowdown `RNNBENCH_SELFTEST_SLOWDOWN` asks for on `formulation` (1.0: none; malformed entries ignored)."""
+    factor = 1.0
+    for item in os.environ.get(SELFTEST_SLOWDOWN, "").split(","):
+        name, _, value = item.strip().partition(":")
+        if name in (formulation, "all"):
+            try:
+                factor = max(1.0, float(value))
+            except ValueError:
+                continue
+    return factor
+
+
+def _slowed(call: Callable[[], Any], factor: float) -> Callable[[], Any]:
+    """`call`, made `factor` times slower by spinning after it (a sleep would free the core and time less reliably)."""
+    if factor == 1.0:
+        return call
+
+    def slow() -> Any:
+        start = time.perf_counter()
+        result = call()
+        until = start + (time.perf_counter() - start) * factor
+        while time.perf_counter() < until:
+            pass
+        return result
+
+    return slow
 
 
 def make_record(
@@ -66,20 +105,20 @@ def make_record(
 
 
 def measure_peak(framework: str, device: str, dtype: str, config: TimingConfig) -> dict[str, Any]:
-    """Peak GEMM rate of (framework, device, dtype), calibrated over growing sizes."""
+    """The roofline's ceilings for (framework, device, dtype): best GEMM over a size ladder, STREAM bandwidth.
+
+    A failing bandwidth probe does not lose the GEMM peak: its error is kept as `bandwidth_error`.
+    """
     from rnnbench import backends
+    from rnnbench.measure.roofline import gemm_peak, stream_bandwidth
 
     backend = backends.get(framework)
-    best: dict[str, Any] = {}
-    for n in PEAK_SIZES[device]:
-        m = measure(backend.gemm(device, dtype, n), config)
-        gflops = 2 * n**3 / m.median_s / 1e9
-        if best and gflops < 1.05 * best["gflops"]:
-            if gflops > best["gflops"]:
-                best = {"n": n, "median_s": m.median_s, "gflops": gflops}
-            break
-        best = {"n": n, "median_s": m.median_s, "gflops": gflops}
-    return {"framework": framework, "device": device, "dtype": dtype, **best}
+    peak = gemm_peak(lambda n: backend.gemm(device, dtype, n), device, config)
+    try:
+        peak |= stream_bandwidth(framework, device, dtype, config)
+    except Exception as exc:
+        peak["bandwidth_error"] = f"{type(exc).__name__}: {exc}"[:300]
+    return {"framework": framework, "device": device, "dtype": dtype, **peak}
 
 
 # Kernels kept for later rounds of the same case; bounded so a long GPU sweep
@@ -100,6 +139,17 @@ def measure_case(
     timed again without rebuilding; `compile_s` is then None (it belongs to
     the round that built it).
     """
+    slowdown = selftest_factor(case.formulation)
+    record = _measure_case(case, config, threads, peak_gflops, cache, slowdown)
+    if slowdown != 1.0:
+        record["selftest_slowdown"] = slowdown
+    return record
+
+
+def _measure_case(
+    case: Case, config: TimingConfig, threads: int, peak_gflops: float | None, cache: dict[str, Any] | None,
+    slowdown: float,
+) -> dict[str, Any]:  # fmt: skip
     from rnnbench import backends
     from rnnbench.errors import Unsupported
     from rnnbench.measure.verify import compare, make_inputs, reference
@@ -107,7 +157,7 @@ def measure_case(
     if cache is not None and case.key in cache:
         kernel, check = cache[case.key]
         try:
-            m = measure(kernel.call, config)
+            m = measure(_slowed(kernel.call, slowdown), config)
         except Exception as exc:
             return make_record(case, "failed", threads=threads, error=f"{type(exc).__name__}: {exc}"[:500])
         record = make_record(
@@ -133,7 +183,7 @@ def measure_case(
                 max_rel_error=check.max_rel_error,
                 error=f"does not match the reference: {check.worst} rel error {check.max_rel_error:.3g} > {check.tolerance}",
             )  # fmt: skip
-        m = measure(kernel.call, config, first_call_s=first_call_s)
+        m = measure(_slowed(kernel.call, slowdown), config, first_call_s=first_call_s)
         if cache is not None:
             while len(cache) >= CACHE_SIZE:
                 cache.pop(next(iter(cache)))
@@ -173,6 +223,10 @@ def worker_main(conn: Any, threads: int, config: TimingConfig) -> None:
                 reply = measure_peak(msg["framework"], msg["device"], msg["dtype"], msg["config"])
             except Exception as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        elif op == "runtime":
+            from rnnbench.measure.machine import framework_runtime
+
+            reply = framework_runtime(msg["framework"])
         else:
             reply = {"error": f"unknown op {op!r}"}
         conn.send(reply)

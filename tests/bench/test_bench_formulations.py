@@ -19,8 +19,8 @@ from rnnbench.case import FORMULATIONS, FRAMEWORKS, PASSES
 SHAPE = asvsuite.shapes()[0]
 
 
-# Only combinations a backend can build: numpy has no train pass and neither
-# numpy nor JAX a native layer, so those are not benchmarks at all (not skips).
+# Only combinations a backend can build: numpy has no train pass and no native
+# layer, JAX's native (flax) has no GRU, so those are not benchmarks at all (not skips).
 COMBOS = [
     (framework, cell, pass_, formulation)
     for framework in FRAMEWORKS

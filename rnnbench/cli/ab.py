@@ -1,0 +1,82 @@
+"""`rnnbench ab --base X --new Y`: two environments or revisions, interleaved, judged paired (see `rnnbench.sweep.ab`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rnnbench.cli.compare import FORMATS
+from rnnbench.cli.options import add_grid_flags, fraction, grid_from_args, int_range, positive_float, threads
+
+__all__ = ["add_parser", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from rnnbench.analysis.compare import format_comparison
+    from rnnbench.cli.run import default_results_dir
+    from rnnbench.errors import UsageError
+    from rnnbench.measure.machine import gpu_info
+    from rnnbench.measure.timing import TimingConfig
+    from rnnbench.sweep.ab import ABOptions, run_ab
+    from rnnbench.sweep.grid import expand
+
+    grid = grid_from_args(args)
+    if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
+        raise UsageError("device 'cuda' requested but no NVIDIA GPU is visible here (nvidia-smi not found)")
+    cases, _ = expand(grid)
+    if not cases:
+        raise UsageError("the grid is empty after filters (is the framework installed?)")
+    n_threads = args.threads or os.cpu_count() or 1
+    opts = ABOptions(
+        base=args.base,
+        new=args.new,
+        results_dir=Path(args.results) if args.results is not None else default_results_dir(),
+        threads=n_threads,
+        # the per-case budget and minimum sample count are split across the rounds, as `run` does
+        timing=TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds))),
+        rounds=args.rounds,
+        seed=args.seed,
+        threshold=args.threshold,
+        timeout_s=args.timeout,
+        progress=not args.no_progress,
+        command=["rnnbench", *sys.argv[1:]],
+        preset=args.preset,
+    )
+    result = run_ab(cases, n_threads, opts)
+    cmp = result.comparison
+    for warning in cmp.warnings:
+        print(f"rnnbench: warning: {warning}", file=sys.stderr)
+    print(f"rnnbench: BASE results: {result.base_path}\nrnnbench: NEW results: {result.new_path}", file=sys.stderr)
+    sys.stdout.write(format_comparison(cmp, args.format).rstrip("\n") + "\n")
+    return 1 if args.fail_on_regression and cmp.regressions else 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "ab", help="BASE vs NEW (interpreters or git revisions) interleaved in one sweep, judged with paired statistics"
+    )
+    p.add_argument("--base", required=True, help="Python interpreter of the BASE environment, or a git revision")
+    p.add_argument("--new", required=True, help="Python interpreter of the NEW environment, or a git revision")
+    add_grid_flags(p, "quick")
+    p.add_argument("--threads", type=threads, default=None, help="compute threads on both sides (default: all cores)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower")
+    p.add_argument("--results", help="results directory for both sides' run documents (default: results/ in the repo)")
+    p.add_argument(
+        "--budget", type=positive_float(3600), default=1.0,
+        help="sampling seconds per case and side, all rounds together (default 1.0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--rounds", type=int_range(2, 100), default=3,
+        help="interleaved rounds; the paired statistics resample them (default 3)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="seed of the visiting order (default 0)")
+    p.add_argument(
+        "--timeout", type=positive_float(7 * 24 * 3600), default=600.0,
+        help="seconds before a case's worker is killed (default 600)",
+    )  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)

@@ -1,0 +1,433 @@
+"""`rnnbench ab`: BASE and NEW interleaved in one sweep, judged with paired statistics.
+
+This module owns the relative mode (asv's `continuous --interleave-rounds`,
+Bencher's relative mode): two sides, each a Python interpreter (an
+environment: its frameworks, its rnnbench) or a git revision of this project
+(checked out as a temporary `git worktree` and run by this interpreter with
+PYTHONPATH pointing at it). Each side runs its own worker process per
+(framework, device) group, started from its own interpreter with
+`ab_driver.py`, so nothing of one environment leaks into the other.
+
+Interleaving: in every round the group's cases are visited in a fresh seeded
+random order, and for each case both sides are measured back to back, in a
+seeded random side order; so drift (frequency, other load, thermal) and order
+effects hit both sides alike, and round i of BASE pairs with round i of NEW.
+The verdict is `compare_rounds(..., paired=True)`: a paired hierarchical
+bootstrap of the per-round ratios. Both sides are stored as ordinary run
+documents (with an `ab` header linking them), so `compare`, `report` and
+`regressions` read them like any other run.
+
+Bad input (a missing interpreter, an environment without rnnbench, a revision
+that does not exist) is a `UsageError` raised before any document is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+import os
+import random
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnnbench.case import Case
+from rnnbench.errors import UsageError
+from rnnbench.measure.timing import TimingConfig
+
+__all__ = ["ABOptions", "ABResult", "Side", "judge", "resolve_side", "run_ab"]
+
+DRIVER = Path(__file__).with_name("ab_driver.py")
+PROBE_TIMEOUT_S = 120.0  # importing rnnbench and reading the fingerprint (nvidia-smi, git) on a cold disk
+
+
+@dataclass(frozen=True)
+class Side:
+    """How to start one side's workers."""
+
+    spec: str  # what the user typed
+    python: str  # interpreter to start
+    revision: str | None = None  # full commit sha when the side is a git revision
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for its workers
+
+
+@dataclass
+class ABOptions:
+    base: str
+    new: str
+    results_dir: Path
+    threads: int
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    rounds: int = 3
+    seed: int = 0
+    threshold: float = 0.05
+    timeout_s: float = 600.0
+    progress: bool = True
+    command: list[str] = field(default_factory=list)
+    preset: str | None = None
+    # extra environment per side (the calibration's self-test switch goes into new_env)
+    base_env: dict[str, str] = field(default_factory=dict)
+    new_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ABResult:
+    comparison: Any  # rnnbench.analysis.compare.Comparison
+    base_path: Path
+    new_path: Path
+    base_doc: dict[str, Any]
+    new_doc: dict[str, Any]
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def _git(*args: str, root: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", str(root or project_root()), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def resolve_side(spec: str, env: dict[str, str] | None = None) -> Side:
+    """An interpreter path or a git revision of this project -> a `Side`; UsageError when it is neither."""
+    env = dict(env or {})
+    path = Path(spec).expanduser()
+    looks_like_path = os.sep in spec or spec.startswith(".") or path.exists()
+    if path.is_file():
+        if not os.access(path, os.X_OK):
+            raise UsageError(f"{spec} is not executable (expected a Python interpreter)")
+        return Side(spec, str(path.absolute()), None, env)
+    if looks_like_path and not path.exists():
+        raise UsageError(f"no such interpreter: {spec}")
+    if path.is_dir():
+        raise UsageError(f"{spec} is a directory; give its Python interpreter (e.g. {spec.rstrip('/')}/bin/python)")
+    if not (project_root() / ".git").exists() or shutil.which("git") is None:
+        raise UsageError(f"{spec!r} is not an interpreter path, and rnnbench is not running from a git checkout")
+    found = _git("rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
+    if found.returncode != 0 or not found.stdout.strip():
+        raise UsageError(f"{spec!r} is neither an interpreter path nor a git revision of {project_root()}")
+    return Side(spec, sys.executable, found.stdout.strip(), env)
+
+
+@contextlib.contextmanager
+def _checkout(side: Side) -> Iterator[dict[str, str]]:
+    """The environment the side's workers run with; a revision is checked out as a temporary worktree."""
+    env = {**os.environ, **side.env}
+    if side.revision is None:
+        yield env
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f"rnnbench-ab-{side.revision[:8]}-"))
+    tree = tmp / "tree"
+    added = _git("worktree", "add", "--detach", str(tree), side.revision)
+    if added.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UsageError(f"cannot check out {side.spec}: {(added.stderr.strip().splitlines() or ['git failed'])[-1]}")
+    try:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH", "")]))
+        yield env
+    finally:
+        _git("worktree", "remove", "--force", str(tree))
+        shutil.rmtree(tmp, ignore_errors=True)
+        _git("worktree", "prune")
+
+
+class _Driver:
+    """One side's worker process, speaking `ab_driver.py`'s JSON lines."""
+
+    def __init__(self, side: Side, env: dict[str, str], threads: int, timeout: float) -> None:
+        self.side, self.env, self.threads = side, env, threads
+        self.log = tempfile.TemporaryFile()  # the worker's stderr: framework chatter, and the reason it died
+        # a neutral working directory: `python -c` puts it first on sys.path, where a stray
+        # rnnbench/ folder would shadow the side's own
+        self.cwd = tempfile.mkdtemp(prefix="rnnbench-ab-cwd-")
+        self.proc = subprocess.Popen(
+            [side.python, "-c", DRIVER.read_text()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+            cwd=self.cwd,
+        )
+        self.buf = b""
+        self.hello: dict[str, Any] = self.ask({"op": "hello", "threads": threads}, timeout)
+
+    def last_error(self) -> str:
+        self.log.seek(0)
+        lines = [ln.strip() for ln in self.log.read().decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1][:300] if lines else "no message"
+
+    def ask(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send `msg` and wait for one reply line; RuntimeError if the process dies or hangs."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise RuntimeError(self._died()) from None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise RuntimeError(f"timed out after {timeout:g}s (worker killed)")
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise RuntimeError(self._died())
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def _died(self) -> str:
+        try:
+            code = self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.returncode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return f"worker process died ({how}): {self.last_error()}"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None and self.proc.stdin is not None:
+                self.proc.stdin.write(b'{"op": "exit"}\n')
+                self.proc.stdin.flush()
+                self.proc.wait(10)
+        except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+        self.log.close()
+        shutil.rmtree(self.cwd, ignore_errors=True)
+
+
+def _probe(side: Side, env: dict[str, str], threads: int) -> dict[str, Any]:
+    """The side's fingerprint, read by its own rnnbench; UsageError if it has none or cannot start."""
+    try:
+        driver = _Driver(side, env, threads, PROBE_TIMEOUT_S)
+    except OSError as exc:
+        raise UsageError(f"cannot start {side.spec}: {exc.strerror or exc}") from None
+    except RuntimeError as exc:
+        msg = str(exc)
+        if "No module named 'rnnbench'" in msg or "ModuleNotFoundError" in msg:
+            raise UsageError(f"{side.spec}: this environment has no rnnbench (pip install it there)") from None
+        raise UsageError(f"{side.spec}: cannot run rnnbench's worker: {msg}") from None
+    try:
+        return driver.hello
+    finally:
+        driver.close()
+
+
+def _merge(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`record` with one more round; every round's samples kept apart in `round_samples_s`."""
+    from rnnbench.sweep.runner import merge_round
+
+    merged = merge_round(record, new)
+    if new.get("status") == "ok":
+        merged["round_samples_s"] = [*record.get("round_samples_s", [record["samples_s"]]), list(new["samples_s"])]
+    return merged
+
+
+def _first_round(record: dict[str, Any]) -> dict[str, Any]:
+    ok = record.get("status") == "ok"
+    return record | {
+        "rounds": 1,
+        "round_medians_s": [record.get("median_s")] if ok else [],
+        "round_samples_s": [list(record.get("samples_s") or [])] if ok else [],
+    }
+
+
+def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABResult:
+    """Measure `cases` on both sides, interleaved; store two run documents; judge them paired."""
+    from tqdm import tqdm
+
+    from rnnbench.sweep.store import RunWriter
+
+    sides = {"base": resolve_side(opts.base, opts.base_env), "new": resolve_side(opts.new, opts.new_env)}
+    with contextlib.ExitStack() as stack:
+        envs = {name: stack.enter_context(_checkout(side)) for name, side in sides.items()}
+        # both sides must start and import rnnbench before anything is written
+        prints = {name: _probe(side, envs[name], machine_threads) for name, side in sides.items()}
+        writers = {
+            name: RunWriter(
+                opts.results_dir, prints[name]["machine"], command=opts.command, preset=opts.preset, shard=None
+            )
+            for name in sides
+        }
+        for name, w in writers.items():
+            other = writers["new" if name == "base" else "base"]
+            w.doc["ab"] = {
+                "side": name,
+                "spec": sides[name].spec,
+                "revision": sides[name].revision,
+                "other_run_id": other.run_id,
+                "rounds": opts.rounds,
+                "seed": opts.seed,
+                "selftest": {k: v for k, v in sides[name].env.items() if k.startswith("RNNBENCH_SELFTEST")},
+            }
+            w.flush()
+        rng = random.Random(opts.seed)
+        config = dataclasses.asdict(opts.timing)
+        bar = tqdm(
+            total=len(cases) * opts.rounds, unit="case", file=sys.stderr, disable=not opts.progress, dynamic_ncols=True
+        )
+        position: dict[str, int] = {}
+        try:
+            groups = itertools.groupby(
+                sorted(cases, key=lambda c: (c.framework, c.device)), key=lambda c: (c.framework, c.device)
+            )
+            for _, group in groups:
+                members = list(group)
+                drivers: dict[str, _Driver | None] = dict.fromkeys(sides)
+                try:
+                    for r in range(opts.rounds):
+                        order = list(members)
+                        rng.shuffle(order)  # a fresh order per round spreads order effects and drift evenly
+                        for case in order:
+                            bar.set_postfix_str(f"{case.key} (round {r + 1}/{opts.rounds})", refresh=False)
+                            if r > 0 and any(
+                                writers[n].doc["records"][position[case.key]]["status"] != "ok" for n in sides
+                            ):
+                                bar.update(1)  # no pair to add to
+                                continue
+                            names = list(sides)
+                            rng.shuffle(names)
+                            for name in names:
+                                record = _measure(drivers, name, sides[name], envs[name], case, config, opts)
+                                if r == 0:
+                                    writers[name].add(_first_round(record))
+                                else:
+                                    i = position[case.key]
+                                    writers[name].replace(i, _merge(writers[name].doc["records"][i], record))
+                            if r == 0:
+                                position[case.key] = len(writers["base"].doc["records"]) - 1
+                            bar.update(1)
+                finally:
+                    for d in drivers.values():
+                        if d is not None:
+                            d.close()
+            for w in writers.values():
+                w.finish()
+        finally:
+            bar.close()
+    comparison = judge(writers["base"].doc["records"], writers["new"].doc["records"], opts.threshold)
+    return ABResult(comparison, writers["base"].path, writers["new"].path, writers["base"].doc, writers["new"].doc)
+
+
+def _measure(
+    drivers: dict[str, _Driver | None],
+    name: str,
+    side: Side,
+    env: dict[str, str],
+    case: Case,
+    config: dict[str, Any],
+    opts: ABOptions,
+) -> dict[str, Any]:
+    """One round of `case` on one side; a crash or hang becomes a failed record and a fresh worker next time."""
+    from rnnbench.sweep.worker import make_record
+
+    start = time.perf_counter()
+    try:
+        driver = drivers[name]
+        if driver is None:
+            driver = drivers[name] = _Driver(side, env, opts.threads, PROBE_TIMEOUT_S)
+        record = driver.ask({"op": "case", "case": case.to_dict(), "config": config}, opts.timeout_s)
+    except RuntimeError as exc:
+        record = make_record(case, "failed", threads=opts.threads, error=str(exc))
+        if drivers[name] is not None:
+            drivers[name].close()  # type: ignore[union-attr]
+        drivers[name] = None
+    record["wall_s"] = time.perf_counter() - start
+    return record
+
+
+def _rounds(record: dict[str, Any]) -> list[list[float]]:
+    rs = record.get("round_samples_s")
+    if isinstance(rs, list) and rs and all(isinstance(r, list) for r in rs):
+        return rs
+    return [list(record.get("samples_s") or [])]
+
+
+def _flagged(record: dict[str, Any]) -> bool:
+    from rnnbench.analysis.compare import STALL_COLUMNS
+
+    return any(bool(record.get(c)) for c in STALL_COLUMNS)
+
+
+def judge(base: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], threshold: float) -> Any:
+    """A `Comparison` of two sides' records, case by case, with the paired round-level bootstrap."""
+    from rnnbench.analysis.compare import (
+        CONFIDENCE,
+        PAIRED_METHOD,
+        CaseComparison,
+        Comparison,
+        compare_rounds,
+        sort_cases,
+    )
+
+    by_new = {r["key"]: r for r in new}
+    cases: list[CaseComparison] = []
+    not_ok: list[tuple[str, str, str]] = []
+    both_skipped, stalled = 0, 0
+    for rb in base:
+        rn = by_new.get(rb["key"])
+        if rn is None:
+            continue
+        if rb["status"] == rn["status"] == "skipped":
+            both_skipped += 1
+            continue
+        if rb["status"] != "ok" or rn["status"] != "ok":
+            not_ok.append((rb["key"], rb["status"], rn["status"]))
+            continue
+        v = compare_rounds(_rounds(rb), _rounds(rn), threshold, CONFIDENCE, paired=True)
+        verdict, note = v.verdict, v.note
+        if _flagged(rb) or _flagged(rn):
+            verdict, note, stalled = "too noisy", "busy machine: a stall was flagged; no verdict", stalled + 1
+        cases.append(
+            CaseComparison(
+                key=rb["key"],
+                machine=None,
+                base_value=float(rb["median_s"]),
+                new_value=float(rn["median_s"]),
+                n_base=len(rb["samples_s"]),
+                n_new=len(rn["samples_s"]),
+                ratio=v.ratio,
+                ci_low=v.ci_low,
+                ci_high=v.ci_high,
+                mde=v.mde,
+                verdict=verdict,
+                note=note,
+                rounds_base=len(_rounds(rb)),
+                rounds_new=len(_rounds(rn)),
+            )
+        )
+    keys_b, keys_n = {r["key"] for r in base}, set(by_new)
+    warnings = [f"{stalled} cases were flagged as measured on a busy machine: no verdict on them"] if stalled else []
+    return Comparison(
+        cases=sort_cases(cases),
+        only_base=sorted(keys_b - keys_n),
+        only_new=sorted(keys_n - keys_b),
+        not_ok=not_ok,
+        both_skipped=both_skipped,
+        threshold=threshold,
+        confidence=CONFIDENCE,
+        method=PAIRED_METHOD,
+        warnings=warnings,
+    )

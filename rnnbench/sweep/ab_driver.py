@@ -1,0 +1,85 @@
+"""The worker loop `rnnbench ab` runs inside each side's own interpreter: JSON lines in, JSON lines out.
+
+This file is sent as source (`python -c`) to the interpreter of a side, so it
+must run against *that side's* rnnbench, whatever its version: it imports
+only long-standing entry points (with fallbacks for the pre-0.2 flat layout)
+and filters the timing settings down to the fields that side's
+`TimingConfig` knows. It never imports the parent's code. The protocol's
+stdout is a private copy of file descriptor 1; fd 1 itself is pointed at
+stderr, so a framework printing to stdout cannot corrupt a message.
+
+Messages: `{"op": "hello", "threads": N}` -> `{"rnnbench": path, "machine": fingerprint}`;
+`{"op": "case", "case": {...}, "config": {...}}` -> a result record;
+`{"op": "exit"}` ends the loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import sys
+from typing import Any
+
+
+def _first(*names: str) -> Any:
+    """The first `module:attribute` among `names` that this side's rnnbench package itself holds.
+
+    A module is only tried when its file lies inside the imported `rnnbench`
+    package: an editable install of another checkout can otherwise serve a
+    submodule the package lacks (an old revision has no `rnnbench/measure/`),
+    silently mixing two versions in one worker.
+    """
+    import rnnbench
+
+    root = os.path.dirname(os.path.abspath(rnnbench.__file__))
+    for name in names:
+        module, _, attr = name.partition(":")
+        rel = os.path.join(root, *module.split(".")[1:])
+        if not (os.path.isfile(rel + ".py") or os.path.isfile(os.path.join(rel, "__init__.py"))):
+            continue
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"none of {', '.join(names)} is in {root}")
+
+
+def main() -> None:
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    import rnnbench
+
+    case_cls = _first("rnnbench.case:Case", "rnnbench.cells:Case")
+    measure_case = _first("rnnbench.sweep.worker:measure_case", "rnnbench.worker:measure_case")
+    config_cls = _first("rnnbench.measure.timing:TimingConfig", "rnnbench.timing:TimingConfig")
+    fingerprint = _first("rnnbench.measure.machine:fingerprint", "rnnbench.machine:fingerprint")
+    apply_threads = _first("rnnbench.measure.threads:apply_threads", "rnnbench.threads:apply_threads")
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    cache: dict[str, Any] = {}
+    threads = 1
+    for line in sys.stdin:
+        msg = json.loads(line)
+        op = msg.get("op")
+        if op == "exit":
+            return
+        if op == "hello":
+            threads = int(msg["threads"])
+            apply_threads(threads)
+            reply = {"rnnbench": str(rnnbench.__file__), "machine": fingerprint(threads)}
+        elif op == "case":
+            case = case_cls.from_dict(msg["case"])
+            config = config_cls(**{k: v for k, v in msg["config"].items() if k in known})
+            try:
+                reply = measure_case(case, config, threads, None, cache)
+            except TypeError:  # an older worker without the kernel cache
+                reply = measure_case(case, config, threads, None)
+        else:
+            reply = {"error": f"unknown op {op!r}"}
+        proto.write(json.dumps(reply) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""`rnnbench ab`: bad input exits 2 writing nothing; a real interleaved run stores two linked documents and
+finds a slowdown injected through the worker's self-test switch; a revision side runs its own checkout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnbench.case import Case
+from rnnbench.cli import main
+from rnnbench.errors import UsageError
+from rnnbench.measure.timing import TimingConfig
+from rnnbench.sweep.ab import ABOptions, resolve_side, run_ab
+
+TINY = ["--framework", "numpy", "--cell", "rnn", "--batch", "4", "--hidden", "16", "--seq-len", "4"]
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str], needle: str) -> None:
+    err = capsys.readouterr().err
+    assert err.startswith("rnnbench: error: ") and needle in err and err.count("\n") == 1, err
+
+
+def test_missing_interpreter_and_unknown_revision_exit_2_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results"
+    assert main(["ab", "--base", str(tmp_path / "no" / "python"), "--new", sys.executable, *TINY,
+                 "--results", str(out)]) == 2  # fmt: skip
+    _one_error_line(capsys, "no such interpreter")
+    assert main(["ab", "--base", sys.executable, "--new", "no-such-revision-xyz", *TINY, "--results", str(out)]) == 2
+    _one_error_line(capsys, "neither an interpreter path nor a git revision")
+    assert not out.exists()
+
+
+def test_an_environment_without_rnnbench_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=120)
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # or the bare interpreter would find ours through it
+    out = tmp_path / "results"
+    assert main(["ab", "--base", str(bare / "bin" / "python"), "--new", sys.executable, *TINY,
+                 "--results", str(out)]) == 2  # fmt: skip
+    _one_error_line(capsys, "this environment has no rnnbench")
+    assert not out.exists()
+
+
+def test_a_revision_resolves_to_its_commit() -> None:
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    if not head:
+        pytest.skip("not a git checkout")  # an installed copy has no revisions to run
+    side = resolve_side("HEAD")
+    assert side.revision == head and side.python == sys.executable
+    with pytest.raises(UsageError, match="directory"):
+        resolve_side(str(Path(sys.executable).parent))
+
+
+@pytest.mark.slow
+def test_ab_interleaves_stores_both_sides_and_catches_an_injected_slowdown(tmp_path: Path) -> None:
+    cases = [Case("numpy", "cpu", "rnn", f, batch=4, input_size=16, hidden=16, seq_len=4)
+             for f in ("separate", "concat", "hoisted")]  # fmt: skip
+    opts = ABOptions(
+        base=sys.executable, new=sys.executable, results_dir=tmp_path, threads=1,
+        timing=TimingConfig(budget_s=0.05, min_samples=5), rounds=2, progress=False,
+        new_env={"RNNBENCH_SELFTEST_SLOWDOWN": "concat:3"},  # the worker's self-test switch: 3x
+    )  # fmt: skip
+    result = run_ab(cases, 1, opts)
+    docs = [json.loads(p.read_text()) for p in (result.base_path, result.new_path)]
+    assert [d["ab"]["side"] for d in docs] == ["base", "new"]
+    assert docs[0]["ab"]["other_run_id"] == docs[1]["run_id"] and docs[1]["ab"]["selftest"]
+    for d in docs:
+        assert {r["key"] for r in d["records"]} == {c.key for c in cases}
+        assert all(r["rounds"] == 2 and len(r["round_samples_s"]) == 2 for r in d["records"])
+    by = {c.key.split("/")[3]: c for c in result.comparison.cases}
+    assert by["concat"].ratio > 2.0  # a 3x slowdown, whatever the machine's load
+    assert max(by["separate"].ratio, by["hoisted"].ratio) < by["concat"].ratio / 1.5
+    assert result.comparison.method.startswith("ratio = geometric mean over rounds")
+    # both documents are ordinary runs: compare reads them
+    assert main(["compare", str(result.base_path), str(result.new_path), "--format", "json"]) == 0
+
+
+@pytest.mark.slow
+def test_cli_ab_prints_a_verdict_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env_before = dict(os.environ)
+    assert main(["ab", "--base", sys.executable, "--new", sys.executable, *TINY, "--formulation", "concat",
+                 "--budget", "0.05", "--rounds", "2", "--threads", "1", "--results", str(tmp_path),
+                 "--no-progress", "--format", "markdown"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "common-mode shift" in out and "| verdict |" in out and "paired hierarchical bootstrap" in out
+    assert len(list((tmp_path / "runs").glob("*/*.json"))) == 2
+    assert dict(os.environ) == env_before
+
+
+@pytest.mark.slow
+def test_a_revision_side_runs_its_own_checkout_and_leaves_no_worktree(tmp_path: Path) -> None:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=False).stdout.strip()
+
+    head = git("rev-parse", "HEAD")
+    if not head:
+        pytest.skip("not a git checkout")
+    before = git("worktree", "list")
+    cases = [Case("numpy", "cpu", "rnn", "concat", batch=4, input_size=16, hidden=16, seq_len=4)]
+    opts = ABOptions(
+        base="HEAD", new=sys.executable, results_dir=tmp_path, threads=1,
+        timing=TimingConfig(budget_s=0.05, min_samples=5), rounds=2, progress=False,
+    )  # fmt: skip
+    result = run_ab(cases, 1, opts)
+    assert result.base_doc["ab"]["revision"] == head
+    assert result.base_doc["machine"]["git_commit"] == head  # the fingerprint came from the checkout itself
+    assert result.base_doc["records"][0]["status"] == "ok"
+    assert git("worktree", "list") == before
