@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnbench.errors import UsageError
-from rnnbench.reference import CellSpec, useful_flops
+from rnnbench.reference import CellSpec, init_targets, useful_flops
 
 __all__ = [
     "COMPILERS",
@@ -24,6 +24,7 @@ __all__ = [
     "FORMULATIONS",
     "FP32_MODES",
     "FRAMEWORKS",
+    "HEADS",
     "MODES",
     "PASSES",
     "PRECISIONS",
@@ -43,6 +44,7 @@ DTYPES = ("float32", "float16", "bfloat16")
 PRECISIONS = ("mixed", "pure")
 # float32 matmuls: `strict` full FP32; `tf32` lets tensor cores round inputs to TF32 (GPU only matters).
 FP32_MODES = ("strict", "tf32")
+HEADS = ("none", "linear")
 # What `compiled` means, per framework: torch.compile's inductor (optionally replaying CUDA graphs,
 # mode="reduce-overhead", GPU only), tf.function graphs (optionally with XLA, jit_compile=True),
 # jax.jit's XLA. Eager cases are "none". Which backend accepts which is the backend's `compilers`.
@@ -82,6 +84,8 @@ class Case:
     precision: str = ""  # "" -> "pure" for float32, "mixed" for float16/bfloat16
     fp32: str = "strict"
     compiler: str = ""  # "" -> "none" for eager, else the framework's DEFAULT_COMPILER
+    head: str = "none"  # "linear": logits y_t = W_hy h_t + b_y and a cross-entropy loss in train
+    vocab: int = 0  # the head's output size (classes); 0 without a head
 
     def __post_init__(self) -> None:
         check_choice("framework", self.framework, FRAMEWORKS)
@@ -100,6 +104,13 @@ class Case:
             default = "none" if self.mode == "eager" else DEFAULT_COMPILER[self.framework]
             object.__setattr__(self, "compiler", default)
         check_choice("compiler", self.compiler, COMPILERS)
+        check_choice("head", self.head, HEADS)
+        if self.head == "linear" and (
+            isinstance(self.vocab, bool) or not isinstance(self.vocab, int) or self.vocab < 1
+        ):
+            raise UsageError(f"head 'linear' needs a positive vocab size, got {self.vocab!r}")
+        if self.head == "none" and self.vocab:
+            raise UsageError("vocab applies to head 'linear' only")
         if self.mode == "eager" and self.compiler != "none":
             raise UsageError(f"mode {self.mode!r} does not go with compiler {self.compiler!r}")
         for name in ("batch", "input_size", "hidden", "seq_len", "layers"):
@@ -118,8 +129,14 @@ class Case:
 
     @property
     def flops(self) -> int:
-        """Useful FLOPs of one call (see `cells.useful_flops`)."""
-        return useful_flops(self.spec, self.batch, self.input_size, self.hidden, self.seq_len, self.layers, self.train)
+        """Useful FLOPs of one call (see `reference.useful_flops`), plus the head's GEMM (x3 for train)."""
+        cells = useful_flops(self.spec, self.batch, self.input_size, self.hidden, self.seq_len, self.layers, self.train)
+        head = 2 * self.seq_len * self.batch * self.hidden * self.vocab * (3 if self.train else 1)
+        return cells + head
+
+    def targets(self) -> Any:
+        """The head's target classes `(T, B)` (int64 numpy), the same for every framework and the reference."""
+        return init_targets(self.seq_len, self.batch, self.vocab)
 
     @property
     def param_dtype(self) -> str:
@@ -135,6 +152,7 @@ class Case:
             # suffixes only off the defaults of float32, so keys written before these fields still match
             + (f"-{self.precision}" if self.dtype != "float32" else "")
             + ("/tf32" if self.fp32 == "tf32" else "")
+            + (f"/head-v{self.vocab}" if self.head == "linear" else "")
             + (f"/{self.compiler}" if self.compiler not in ("none", DEFAULT_COMPILER[self.framework]) else "")
         )
 

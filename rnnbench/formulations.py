@@ -27,7 +27,19 @@ import numpy as np
 
 from rnnbench.reference import Array, CellSpec
 
-__all__ = ["CastOnRead", "Ops", "make_step", "pack", "python_scan", "run_layers", "unpack_grads"]
+__all__ = [
+    "CastOnRead",
+    "Ops",
+    "head_logits",
+    "make_loss",
+    "make_step",
+    "pack",
+    "pack_head",
+    "python_scan",
+    "run_layers",
+    "unpack_grads",
+    "unpack_head_grads",
+]
 
 # (carry, x_t) -> (carry, y_t); carry is (h,) or (h, c)
 Step = Callable[[tuple[Any, ...], Any], tuple[tuple[Any, ...], Any]]
@@ -56,6 +68,8 @@ class Ops:
     tanh: Callable[[Any], Any]
     relu: Callable[[Any], Any]
     reshape: Callable[[Any, tuple[int, ...]], Any]
+    log_softmax: Callable[[Any], Any]  # along the last axis
+    sum: Callable[[Any], Any]  # of every element
     # scan(step, carry, xs) -> (carry, ys stacked on axis 0)
     scan: Scan
 
@@ -226,6 +240,30 @@ class CastOnRead(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._params)
+
+
+def pack_head(weights: Mapping[str, Array]) -> dict[str, Array]:
+    """The output head's parameters as a step computes with them (`y @ W_hy^T`), float32."""
+    return {"why_t": np.ascontiguousarray(weights["weight_hy"].T), "by": np.asarray(weights["bias_y"])}
+
+
+def unpack_head_grads(grads: Mapping[str, Array]) -> dict[str, Array]:
+    return {"weight_hy": np.asarray(grads["why_t"], dtype=np.float64).T, "bias_y": np.asarray(grads["by"], np.float64)}
+
+
+def head_logits(ops: Ops, ys: Any, p: Mapping[str, Any]) -> Any:
+    """Logits `(T, B, V)` (or batch-major) of hidden outputs `ys`, as one (T*B, H) x (H, V) GEMM."""
+    t, b, hid = (int(n) for n in ys.shape)
+    logits = ops.reshape(ys, (t * b, hid)) @ p["why_t"] + p["by"]
+    return ops.reshape(logits, (t, b, int(logits.shape[-1])))
+
+
+def make_loss(ops: Ops, onehot: Any | None) -> Callable[[Any], Any]:
+    """The train pass's loss of the model output: sum(y), or mean cross-entropy against one-hot targets."""
+    if onehot is None:
+        return ops.sum
+    n = int(np.prod(onehot.shape[:-1]))
+    return lambda logits: -ops.sum(onehot * ops.log_softmax(logits)) / n
 
 
 def run_layers(

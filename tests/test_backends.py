@@ -275,3 +275,51 @@ def test_tensorflow_soft_device_placement_is_off():
 
     backends.get("tensorflow").devices()  # imports and configures TF
     assert tf.config.get_soft_device_placement() is False
+
+
+HEAD_CASES = [
+    case
+    for fw, mode in (
+        ("numpy", "eager"),
+        ("torch", "eager"),
+        ("torch", "compiled"),
+        ("tensorflow", "eager"),
+        ("tensorflow", "compiled"),
+        ("jax", "compiled"),
+    )
+    for form in ("separate", "concat", "hoisted", "native")
+    for p in ("forward", "train")
+    for case in [
+        Case(framework=fw, mode=mode, formulation=form, pass_=p, cell="lstm", layers=2, head="linear", vocab=7)
+    ]
+    if not backends.get(fw).unsupported(case)
+]
+
+
+@pytest.mark.parametrize("case", HEAD_CASES, ids=lambda c: c.key)
+def test_output_head_matches_reference_in_every_framework_and_formulation(case):
+    """Logits y_t = W_hy h_t + b_y and, for train, cross-entropy gradients including dW_hy and db_y."""
+    weights, x, state0 = make_inputs(case)
+    out = (k := backends.get(case.framework).build(case, weights, x, state0)).fetch(k.call())
+    assert out.y.shape == (case.seq_len, case.batch, case.vocab)
+    if case.train:
+        assert {"weight_hy", "bias_y"} <= set(out.grads)
+        # cross-entropy gradients are small: compare them on their own scale, not the max(1, |ref|) one
+        from rnnbench.measure.verify import reference
+
+        ref = reference(case, weights, x, state0)
+        for name in ("weight_hy", "bias_y", "weight_hh_l0"):
+            np.testing.assert_allclose(out.grads[name], ref.grads[name], rtol=1e-3, atol=1e-6, err_msg=name)
+    check = verify_kernel(k, weights, x, state0)
+    assert check.ok, (check.worst, check.max_rel_error)
+
+
+def test_head_is_a_grid_axis_with_vocab_sizes():
+    from rnnbench.sweep.grid import Grid, expand
+
+    cases, _ = expand(Grid(frameworks=("jax",), heads=("none", "linear"), vocabs=(16, 64), formulations=("concat",),
+                           passes=("train",), cells=("rnn",)), installed=FRAMEWORKS)  # fmt: skip
+    assert {(c.head, c.vocab) for c in cases} == {("none", 0), ("linear", 16), ("linear", 64)}
+    assert len({c.key for c in cases}) == len(cases)
+    with pytest.raises(rnnbench.UsageError):
+        Case(head="linear")  # needs a vocab size

@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,6 +32,7 @@ import numpy as np
 
 from rnnbench.case import FRAMEWORKS, Case
 from rnnbench.errors import Unsupported, UsageError
+from rnnbench.formulations import pack_head, unpack_grads, unpack_head_grads
 from rnnbench.reference import Array, negate_update_gate
 
 __all__ = ["Backend", "Kernel", "Outputs", "available", "get"]
@@ -145,6 +146,30 @@ class Backend(ABC):
         """numpy `Outputs` from the framework's `ys` (batch-major ones transposed), recording where `ys` lived."""
         y = self._to_numpy(ys)
         return Outputs(y if time_major else y.transpose(1, 0, 2), state, grads, self._device_of(ys))
+
+    def _head_parts(
+        self, case: Case, weights: dict[str, Array], tensor: Callable[[Array, bool], Any], batch_major: bool = False
+    ) -> tuple[dict[str, Any], Any | None]:
+        """The output head's parameters and one-hot targets as framework tensors; ({}, None) without a head.
+
+        `tensor(array, trainable)` makes a framework tensor; `batch_major` lays targets out (B, T, V).
+        """
+        if case.head == "none":
+            return {}, None
+        targets = case.targets().T if batch_major else case.targets()
+        onehot = np.eye(case.vocab, dtype=np.float32)[targets]
+        return {n: tensor(a, True) for n, a in pack_head(weights).items()}, tensor(onehot, False)
+
+    def _unpack_flat_grads(
+        self, case: Case, params: list[dict[str, Any]], head: dict[str, Any], grads: Iterable[Any]
+    ) -> dict[str, Array]:
+        """Gradients listed in the order of `[*params' values, *head's values]` -> canonical names, numpy."""
+        it = iter(grads)
+        packed = [{n: self._to_numpy(next(it)) for n in p} for p in params]
+        canon = unpack_grads(case.spec, case.formulation, packed)
+        if head:
+            canon |= unpack_head_grads({n: self._to_numpy(next(it)) for n in head})
+        return canon
 
     def _stack_states(self, finals: list[tuple[Any, ...]]) -> tuple[Array, ...]:
         """Per-layer final carries -> (h_n,) or (h_n, c_n), each (L, B, H) numpy."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnbench import formulations as fm
 from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
 from rnnbench.formulations import Ops, pack, run_layers, unpack_grads
@@ -42,6 +43,8 @@ def _ops(jax: Any) -> Ops:
         tanh=jnp.tanh,
         relu=jax.nn.relu,
         reshape=jnp.reshape,
+        log_softmax=jax.nn.log_softmax,
+        sum=jnp.sum,
         scan=jax.lax.scan,
     )
 
@@ -86,8 +89,10 @@ class JaxBackend(Backend):
         platforms = {d.platform for d in t.devices()}
         return "cuda" if platforms == {"gpu"} or platforms == {"cuda"} else ",".join(sorted(platforms))
 
-    def _pass_fn(self, case: Case, forward: Callable[..., Any], *args: Any) -> Callable[[], Any]:
-        """One synchronised call: jit(forward)(*args), or jit(grad) of sum(y) w.r.t. args[0].
+    def _pass_fn(
+        self, case: Case, forward: Callable[..., Any], loss: Callable[[Any], Any], *args: Any
+    ) -> Callable[[], Any]:
+        """One synchronised call: jit(forward)(*args), or jit(grad) of loss(y) w.r.t. args[0].
 
         The float32 matmul precision is part of what jit traces; it is set around every call
         (JAX's default lets the GPU use TF32).
@@ -96,11 +101,11 @@ class JaxBackend(Backend):
         precision = jax.default_matmul_precision("tensorfloat32" if case.fp32 == "tf32" else "highest")
         if case.train:
 
-            def loss(*args: Any) -> Any:
+            def objective(*args: Any) -> Any:
                 ys, finals = forward(*args)
-                return jax.numpy.sum(ys), (ys, finals)
+                return loss(ys), (ys, finals)
 
-            grad_fn = jax.jit(jax.grad(loss, has_aux=True))
+            grad_fn = jax.jit(jax.grad(objective, has_aux=True))
 
             def call() -> Any:
                 with precision:
@@ -117,6 +122,24 @@ class JaxBackend(Backend):
 
         return call_forward
 
+    def _head(self, case: Case, weights: dict[str, Array], put: Callable[..., Any]) -> tuple[Any, Any, Any]:
+        """Head parameters (param_dtype), `output(head_params, ys)` and the loss of the output."""
+        jnp = _jax().numpy
+        dtype, ops = getattr(jnp, case.dtype), _ops(_jax())
+        hp, onehot = self._head_parts(
+            case, weights, lambda a, trainable: put(a, case.param_dtype if trainable else dtype)
+        )
+
+        def output(hp: Any, ys: Any) -> Any:
+            if not hp:
+                return ys
+            # mixed: float32 head parameters cast to the compute dtype where they are read
+            return fm.head_logits(
+                ops, ys, fm.CastOnRead(hp, lambda a: a.astype(dtype)) if case.precision == "mixed" else hp
+            )
+
+        return hp, output, fm.make_loss(ops, onehot)
+
     def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         jax = _jax()
         jnp = jax.numpy
@@ -126,6 +149,8 @@ class JaxBackend(Backend):
         def put(a: Array, dtype: Any = dtype) -> Any:
             return jax.device_put(jnp.asarray(a, dtype=dtype), device)
 
+        hp, output, loss = self._head(case, weights, put)
+
         packed = pack(case.spec, case.formulation, weights, case.layers)
         params = [{n: put(a, getattr(jnp, case.param_dtype)) for n, a in p.items()} for p in packed]
         xs, st = put(x), [put(s) for s in state0]
@@ -134,18 +159,22 @@ class JaxBackend(Backend):
         # mixed: float32 parameters cast to the compute dtype inside the scan body, once per step
         cast = (lambda a: a.astype(dtype)) if case.precision == "mixed" else None
 
-        def forward(params: Any, xs: Any, st: Any) -> Any:
-            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, cast=cast)
+        def forward(model: Any, xs: Any, st: Any) -> Any:
+            params, hp = model
+            ys, finals = run_layers(ops, case.spec, case.formulation, params, xs, st, shape, cast=cast)
+            return output(hp, ys), finals
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
             canon = None
             if grads is not None:
-                numpy_grads = [{n: self._to_numpy(a) for n, a in g.items()} for g in grads]
+                numpy_grads = [{n: self._to_numpy(a) for n, a in g.items()} for g in grads[0]]
                 canon = unpack_grads(case.spec, case.formulation, numpy_grads)
+                if grads[1]:
+                    canon |= fm.unpack_head_grads({n: self._to_numpy(a) for n, a in grads[1].items()})
             return self._outputs(ys, self._stack_states([tuple(c) for c in finals]), canon)
 
-        return Kernel(case, self._pass_fn(case, forward, params, xs, st), fetch)
+        return Kernel(case, self._pass_fn(case, forward, loss, (params, hp), xs, st), fetch)
 
     def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         """flax.nnx cells scanned by `nnx.RNN`, one per layer, under jit (and jax.grad for train).
@@ -192,8 +221,12 @@ class JaxBackend(Backend):
         # differentiate the weights only: the cells also hold RNG state (integer keys)
         graphdef, params, rest = nnx.split(nnx.List(cells), nnx.Param, ...)  # type: ignore[misc]
         params = jax.device_put(params, device)
+        hp, output, loss = self._head(
+            case, weights, lambda a, dtype=dtype: jax.device_put(jnp.asarray(a, dtype=dtype), device)
+        )
 
-        def forward(params: Any, xs: Any, st: Any) -> Any:
+        def forward(model: Any, xs: Any, st: Any) -> Any:
+            params, hp = model
             layers = nnx.merge(graphdef, params, rest)
             finals = []
             for k, rnn in enumerate(layers):
@@ -201,14 +234,14 @@ class JaxBackend(Backend):
                 carry = (st[1][k], st[0][k]) if case.cell == "lstm" else st[0][k]
                 carry, xs = rnn(xs, initial_carry=carry)
                 finals.append((carry[1], carry[0]) if case.cell == "lstm" else (carry,))
-            return xs, finals
+            return output(hp, xs), finals
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
             canon: dict[str, Array] | None = None
             if grads is not None:
                 canon = {}
-                for k, g in enumerate(nnx.merge(graphdef, grads, rest)):
+                for k, g in enumerate(nnx.merge(graphdef, grads[0], rest)):
                     c = g.cell
                     bias = c.dense_h.bias if case.cell == "lstm" else c.dense_i.bias
                     db = self._to_numpy(bias.value).astype(np.float64)
@@ -218,9 +251,11 @@ class JaxBackend(Backend):
                         f"bias_ih_l{k}": db,
                         f"bias_hh_l{k}": db,
                     }
+                if grads[1]:
+                    canon |= fm.unpack_head_grads({n: self._to_numpy(a) for n, a in grads[1].items()})
             return self._outputs(ys, self._stack_states([tuple(c) for c in finals]), canon)
 
-        call = self._pass_fn(case, forward, params, xs, st)
+        call = self._pass_fn(case, forward, loss, (params, hp), xs, st)
         return Kernel(case, call, fetch, keep=(graphdef, params, rest), impl="flax nnx.RNN")
 
 

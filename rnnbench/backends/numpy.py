@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnbench import formulations as fm
 from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
 from rnnbench.formulations import Ops, pack, python_scan, run_layers
@@ -25,6 +26,10 @@ OPS = Ops(
     tanh=np.tanh,
     relu=lambda a: np.maximum(a, 0),
     reshape=np.reshape,
+    log_softmax=lambda a: (
+        a - a.max(-1, keepdims=True) - np.log(np.exp(a - a.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    ),
+    sum=np.sum,
     scan=python_scan(np.stack),
 )
 
@@ -58,9 +63,11 @@ class NumpyBackend(Backend):
         shape = (case.seq_len, case.batch, case.input_size, case.hidden)
         xs = np.ascontiguousarray(x, dtype=np.float32)
         st = tuple(np.ascontiguousarray(s, dtype=np.float32) for s in state0)
+        hp, _ = self._head_parts(case, weights, lambda a, trainable: a)
 
         def call() -> Any:
-            return run_layers(OPS, case.spec, case.formulation, params, xs, st, shape)
+            ys, finals = run_layers(OPS, case.spec, case.formulation, params, xs, st, shape)
+            return (fm.head_logits(OPS, ys, hp) if hp else ys), finals
 
         def fetch(result: Any) -> Outputs:
             ys, finals = result

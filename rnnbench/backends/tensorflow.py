@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from rnnbench import formulations as fm
 from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
-from rnnbench.formulations import Ops, Step, pack, python_scan, run_layers, unpack_grads
+from rnnbench.formulations import Ops, Step, pack, python_scan, run_layers
 from rnnbench.reference import Array, CellSpec
 
 
@@ -68,6 +69,8 @@ def _ops(tf: Any) -> Ops:
         tanh=tf.tanh,
         relu=tf.nn.relu,
         reshape=tf.reshape,
+        log_softmax=tf.nn.log_softmax,
+        sum=tf.reduce_sum,
         scan=scan,
     )
 
@@ -139,6 +142,24 @@ class TensorflowBackend(Backend):
     def _device(self, case: Case) -> str:
         return "/GPU:0" if case.device == "cuda" else "/CPU:0"
 
+    def _head(self, case: Case, weights: dict[str, Array], batch_major: bool) -> tuple[dict[str, Any], Any, Any]:
+        """Head variables (param_dtype), the logits function and the loss, on the case's device."""
+        tf = _tf()
+        dtype, param_dtype = getattr(tf, case.dtype), getattr(tf, case.param_dtype)
+        ops = _ops(tf)
+
+        def tensor(a: Array, trainable: bool) -> Any:
+            return tf.Variable(tf.cast(a, param_dtype)) if trainable else tf.cast(a, dtype)
+
+        with tf.device(self._device(case)):
+            hp, onehot = self._head_parts(case, weights, tensor, batch_major)
+        read = fm.CastOnRead(hp, lambda v: tf.cast(v, dtype)) if case.precision == "mixed" else hp
+
+        def output(ys: Any) -> Any:
+            return fm.head_logits(ops, ys, read) if hp else ys
+
+        return hp, output, fm.make_loss(ops, onehot)
+
     def _set_fp32(self, case: Case) -> None:
         """Process-wide float32 matmul precision for `case` (TF's default is TF32 on Ampere and later)."""
         tf = _tf()
@@ -146,8 +167,10 @@ class TensorflowBackend(Backend):
         if tf.config.experimental.tensor_float_32_execution_enabled() != tf32:
             tf.config.experimental.enable_tensor_float_32_execution(tf32)
 
-    def _pass_fn(self, case: Case, forward: Callable[[], Any], variables: Sequence[Any]) -> Callable[[], Any]:
-        """`forward()` alone, or under a GradientTape with d sum(y) / d variables: what tf.function wraps."""
+    def _pass_fn(
+        self, case: Case, forward: Callable[[], Any], variables: Sequence[Any], loss: Callable[[Any], Any]
+    ) -> Callable[[], Any]:
+        """`forward()` alone, or under a GradientTape with d loss(y) / d variables: what tf.function wraps."""
         tf = _tf()
 
         def body() -> Any:
@@ -156,8 +179,8 @@ class TensorflowBackend(Backend):
                 return ys, finals, []
             with tf.GradientTape() as tape:
                 ys, finals = forward()
-                loss = tf.reduce_sum(ys)
-            return ys, finals, tape.gradient(loss, variables)
+                value = loss(ys)
+            return ys, finals, tape.gradient(value, variables)
 
         return body
 
@@ -166,13 +189,14 @@ class TensorflowBackend(Backend):
         case: Case,
         forward: Callable[[], Any],
         variables: Sequence[Any],
+        loss: Callable[[Any], Any],
         fetch: Callable[[Any], Outputs],
         keep: tuple[Any, ...],
     ) -> Kernel:
         """A synchronised call on the case's device, through tf.function in `compiled` mode."""
         tf = _tf()
         device = self._device(case)
-        body = self._pass_fn(case, forward, variables)
+        body = self._pass_fn(case, forward, variables, loss)
         fn = body
         if case.compiler != "none":  # XLA only where asked: jit_compile=True
             fn = tf.function(body, jit_compile=case.compiler == "tf.function+xla")
@@ -203,20 +227,21 @@ class TensorflowBackend(Backend):
         # mixed: float32 variables cast to the compute dtype where they are read, as Keras's policy does
         cast = (lambda v: tf.cast(v, dtype)) if case.precision == "mixed" else None
 
+        hp, output, loss = self._head(case, weights, batch_major=False)
+
         def forward() -> Any:
-            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, cast=cast)
+            ys, finals = run_layers(ops, case.spec, case.formulation, params, xs, st, shape, cast=cast)
+            return output(ys), finals
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
             canon = None
             if case.train:
-                it = iter(grads)
-                numpy_grads = [{n: self._to_numpy(next(it)) for n in p} for p in params]
-                canon = unpack_grads(case.spec, case.formulation, numpy_grads)
+                canon = self._unpack_flat_grads(case, params, hp, grads)
             return self._outputs(ys, self._stack_states(finals), canon)
 
-        flat = [v for p in params for v in p.values()]
-        return self._kernel(case, forward, flat, fetch, keep=(params,))
+        flat = [v for p in params for v in p.values()] + list(hp.values())
+        return self._kernel(case, forward, flat, loss, fetch, keep=(params, hp))
 
     def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         tf = _tf()
@@ -247,14 +272,15 @@ class TensorflowBackend(Backend):
                 layers.append(layer)
             xb = tf.cast(np.ascontiguousarray(x.transpose(1, 0, 2)), dtype)  # batch-major, outside the clock
             st = [tf.cast(s, dtype) for s in state0]
-        variables = [w for layer in layers for w in layer.trainable_weights]
+        hp, output, loss = self._head(case, weights, batch_major=True)
+        variables = [w for layer in layers for w in layer.trainable_weights] + list(hp.values())
 
         def forward() -> Any:
             seq, finals = xb, []
             for k, layer in enumerate(layers):
                 seq, *state = layer(seq, initial_state=[s[k] for s in st])
                 finals.append(tuple(state))
-            return seq, finals
+            return output(seq), finals
 
         def fetch(result: Any) -> Outputs:
             seq, finals, grads = result
@@ -262,9 +288,11 @@ class TensorflowBackend(Backend):
             if case.train:
                 g = [self._to_numpy(t).astype(np.float64) for t in grads]
                 canon = _canonical_grads(spec, [g[3 * k : 3 * k + 3] for k in range(case.layers)])
+                if hp:
+                    canon |= fm.unpack_head_grads(dict(zip(hp, g[3 * case.layers :])))
             return self._outputs(seq, self._stack_states(finals), canon, time_major=False)
 
-        kernel = self._kernel(case, forward, variables, fetch, keep=(layers,))
+        kernel = self._kernel(case, forward, variables, loss, fetch, keep=(layers, hp))
         return replace(kernel, impl="cudnn" if cudnn else "generic loop")
 
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from rnnbench import formulations as fm
 from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
-from rnnbench.formulations import Ops, make_step, pack, python_scan, run_layers, unpack_grads
-from rnnbench.reference import Array, weight_names
+from rnnbench.formulations import Ops, make_step, pack, python_scan, run_layers
+from rnnbench.reference import HEAD_NAMES, Array, weight_names
 
 
 @functools.cache
@@ -45,6 +46,8 @@ def _ops(torch: Any) -> Ops:
         tanh=torch.tanh,
         relu=torch.relu,
         reshape=torch.reshape,
+        log_softmax=lambda a: torch.log_softmax(a, dim=-1),
+        sum=torch.sum,
         scan=python_scan(torch.stack),
     )
 
@@ -101,8 +104,10 @@ class TorchBackend(Backend):
             torch.backends.cudnn.allow_tf32 = tf32  # cuDNN RNNs and convolutions
             torch.set_float32_matmul_precision("high" if tf32 else "highest")
 
-    def _pass_fn(self, case: Case, forward: Callable[[], Any], params: Sequence[Any]) -> Callable[[], Any]:
-        """One synchronised call: `forward()` without autograd, or forward plus d sum(y) / d params.
+    def _pass_fn(
+        self, case: Case, forward: Callable[[], Any], params: Sequence[Any], loss: Callable[[Any], Any]
+    ) -> Callable[[], Any]:
+        """One synchronised call: `forward()` without autograd, or forward plus d loss(y) / d params.
 
         Mixed precision runs the forward under autocast and the backward outside it, as torch's AMP recipe does.
         """
@@ -125,7 +130,7 @@ class TorchBackend(Backend):
             def call() -> Any:
                 self._set_fp32(case)  # another kernel in this process may have changed it
                 ys, state = run()
-                grads = torch.autograd.grad(ys.sum(), params)
+                grads = torch.autograd.grad(loss(ys), params)
                 sync()
                 return ys, state, grads
 
@@ -149,13 +154,15 @@ class TorchBackend(Backend):
             for p in pack(case.spec, case.formulation, weights, case.layers)
         ]
         ops = _ops(torch)
+        hp, onehot = self._head_parts(case, weights, lambda a, grad: self._tensor(case, a, grad and case.train))
         shape = (case.seq_len, case.batch, case.input_size, case.hidden)
         steps = [make_step(ops, case.spec, case.formulation, p, case.hidden) for p in params]
         if case.compiler == "inductor":  # once, here: a new torch.compile wrapper per call costs far more than a step
             steps = [torch.compile(step, dynamic=False) for step in steps]
 
         def forward() -> Any:
-            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, steps)
+            ys, finals = run_layers(ops, case.spec, case.formulation, params, xs, st, shape, steps)
+            return (fm.head_logits(ops, ys, hp) if hp else ys), finals
 
         if case.compiler == "inductor+cudagraphs":
             # One CUDA graph must cover the whole pass: replaying a per-step graph would overwrite
@@ -166,12 +173,11 @@ class TorchBackend(Backend):
             ys, finals, grads = result
             canon = None
             if grads is not None:
-                it = iter(grads)
-                packed = [{n: self._to_numpy(next(it)) for n in p} for p in params]
-                canon = unpack_grads(case.spec, case.formulation, packed)
+                canon = self._unpack_flat_grads(case, params, hp, grads)
             return self._outputs(ys, self._stack_states(finals), canon)
 
-        call = self._pass_fn(case, forward, [t for p in params for t in p.values()])
+        flat = [t for p in params for t in p.values()] + list(hp.values())
+        call = self._pass_fn(case, forward, flat, fm.make_loss(ops, onehot))
         return Kernel(case, call, fetch)
 
     def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
@@ -179,7 +185,7 @@ class TorchBackend(Backend):
         cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[case.cell]
         extra = {"nonlinearity": case.nonlinearity} if case.cell == "rnn" else {}
         module = cls(case.input_size, case.hidden, case.layers, **extra)
-        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items() if k not in HEAD_NAMES})
         module = module.to(device=torch.device(case.device), dtype=getattr(torch, case.param_dtype))
         module.requires_grad_(case.train)
         run = module
@@ -191,6 +197,12 @@ class TorchBackend(Backend):
         hx = tuple(st) if case.cell == "lstm" else st[0]
         names = weight_names(case.layers)
         params = [dict(module.named_parameters())[n] for n in names]
+        ops = _ops(torch)
+        hp, onehot = self._head_parts(case, weights, lambda a, grad: self._tensor(case, a, grad and case.train))
+
+        def forward() -> Any:
+            ys, state = run(xs, hx)
+            return (fm.head_logits(ops, ys, hp) if hp else ys), state
 
         def fetch(result: Any) -> Outputs:
             ys, state, grads = result
@@ -198,12 +210,15 @@ class TorchBackend(Backend):
             canon = None
             if grads is not None:
                 canon = {n: self._to_numpy(g).astype(np.float64) for n, g in zip(names, grads)}
+                if hp:
+                    canon |= fm.unpack_head_grads({n: self._to_numpy(g) for n, g in zip(hp, grads[len(names) :])})
             return self._outputs(ys, states, canon)
 
         # torch.nn's RNNs run cuDNN on CUDA whenever cuDNN is enabled; on CPU, ATen's kernels (oneDNN for some)
         cudnn = case.device == "cuda" and torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled
         impl = "cudnn" if cudnn else "aten"
-        return Kernel(case, self._pass_fn(case, lambda: run(xs, hx), params), fetch, keep=(module, run), impl=impl)
+        call = self._pass_fn(case, forward, params + list(hp.values()), fm.make_loss(ops, onehot))
+        return Kernel(case, call, fetch, keep=(module, run), impl=impl)
 
 
 BACKEND = TorchBackend()

@@ -138,6 +138,8 @@ def add_grid_flags(p: argparse.ArgumentParser, default_preset: str) -> None:
         type=names,
         help="comma list for compiled mode: inductor, inductor+cudagraphs (GPU), tf.function, tf.function+xla, xla",
     )
+    p.add_argument("--head", type=names, help="comma list: none (default), linear (logits + cross-entropy loss)")
+    p.add_argument("--vocab", type=positive_ints, help="output-head sizes for --head linear (default 32)")
     p.add_argument("--batch", type=positive_ints)
     p.add_argument("--input-size", type=positive_ints)
     p.add_argument("--hidden", type=positive_ints)
@@ -165,6 +167,8 @@ def grid_from_args(args: argparse.Namespace, check_installed: bool = True) -> Gr
         precisions=args.precision,
         fp32=args.fp32,
         compilers=args.compiler,
+        heads=args.head,
+        vocabs=args.vocab,
         layers=args.layers,
         batch=args.batch,
         input_size=args.input_size,

@@ -21,7 +21,15 @@ import numpy as np
 
 from rnnbench.backends import Kernel, Outputs
 from rnnbench.case import Case
-from rnnbench.reference import Array, init_inputs, init_weights, reference_forward, reference_gradients
+from rnnbench.reference import (
+    Array,
+    head_forward,
+    init_head,
+    init_inputs,
+    init_weights,
+    reference_forward,
+    reference_gradients,
+)
 
 __all__ = ["Check", "compare", "make_inputs", "reduction_length", "reference", "tolerance", "verify_kernel"]
 
@@ -85,6 +93,8 @@ class Check:
 def make_inputs(case: Case, seed: int = 0) -> tuple[dict[str, Array], Array, tuple[Array, ...]]:
     """Seeded canonical weights, input `x (T,B,I)` and initial state for `case`."""
     weights = init_weights(case.spec, case.input_size, case.hidden, case.layers, seed=seed)
+    if case.head == "linear":
+        weights |= init_head(case.hidden, case.vocab, seed=seed + 3)
     x, state0 = init_inputs(case.spec, case.seq_len, case.batch, case.input_size, case.hidden, case.layers, seed + 1)
     return weights, x, state0
 
@@ -105,7 +115,11 @@ def reference(case: Case, weights: dict[str, Array], x: Array, state0: tuple[Arr
     x = _round(x, case.dtype)
     state0 = tuple(_round(s, case.dtype) for s in state0)
     y, state = reference_forward(case.spec, x, weights, *state0)
-    grads = reference_gradients(case.spec, x, weights, *state0) if case.train else None
+    targets = case.targets() if case.head == "linear" else None
+    if targets is not None:
+        y = head_forward(y, weights)
+    c0 = state0[1] if len(state0) > 1 else None
+    grads = reference_gradients(case.spec, x, weights, state0[0], c0, targets) if case.train else None
     return Outputs(y, state, grads)
 
 

@@ -26,6 +26,7 @@ from rnnbench.case import (
     FORMULATIONS,
     FP32_MODES,
     FRAMEWORKS,
+    HEADS,
     MODES,
     PASSES,
     PRECISIONS,
@@ -83,6 +84,8 @@ class Grid:
     precisions: tuple[str, ...] = ("mixed",)  # applies to float16/bfloat16 (float32 is always pure)
     fp32: tuple[str, ...] = ("strict",)  # applies to float32 only
     compilers: tuple[str, ...] | None = None  # compiled mode only; None: each framework's default
+    heads: tuple[str, ...] = ("none",)
+    vocabs: tuple[int, ...] = (32,)  # output-head sizes, for head "linear" only
 
 
 _DEEPBENCH_GPU = (
@@ -156,14 +159,15 @@ def override(
         "precisions": PRECISIONS,
         "fp32": FP32_MODES,
         "compilers": COMPILERS,
+        "heads": HEADS,
         "cells": (*CELL_VARIANTS, "gru*", "rnn*"),
     }
     changes: dict[str, object] = {}
     for name, values in lists.items():
         if values is None:
             continue
-        if name == "layers":
-            changes[name] = tuple(_positive("layers", v) for v in values)  # type: ignore[arg-type]
+        if name in ("layers", "vocabs"):
+            changes[name] = tuple(_positive(name.rstrip("s"), v) for v in values)  # type: ignore[arg-type]
             continue
         for v in values:
             check_choice(name.rstrip("s").replace("passe", "pass").replace("fp32", "fp32 mode"), v, checks[name])
@@ -228,12 +232,13 @@ def expand(grid: Grid, installed: Sequence[str] | None = None) -> tuple[list[Cas
                 else [(precision, "strict") for precision in grid.precisions]
             )
             compilers = ("none",) if mode == "eager" else grid.compilers or ("",)
-            for (precision, fp32), compiler in itertools.product(numerics, compilers):
+            heads = [(h, v) for h in grid.heads for v in ((0,) if h == "none" else grid.vocabs)]
+            for (precision, fp32), compiler, (head, vocab) in itertools.product(numerics, compilers, heads):
                 case = Case(
                     framework=fw, device=device, cell=spec.cell, formulation=formulation, mode=mode, pass_=pass_,
                     batch=b, input_size=i, hidden=h, seq_len=t, layers=layers, dtype=dtype,
                     nonlinearity=spec.nonlinearity, gru_update=spec.gru_update, gru_reset=spec.gru_reset,
-                    precision=precision, fp32=fp32, compiler=compiler,
+                    precision=precision, fp32=fp32, compiler=compiler, head=head, vocab=vocab,
                 )  # fmt: skip
                 reason = backend.unsupported(case)
                 if reason:
