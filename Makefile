@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make bench` and `make test`.
 # Both create .venv once (re-installing only when pyproject.toml changes).
+# `make test-fast` is the edit loop: lint and the tests not marked slow; `make test` stays the gate.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := rnnbench tests scripts $(wildcard benchmarks)
 SHELL_SCRIPTS := $(wildcard scripts/*.sh scripts/slurm/*.sh scripts/slurm/*.sbatch)
 
-.PHONY: bench test lint typecheck pytest verify clean chromium slurm gpu-check
+.PHONY: bench test test-fast lint typecheck pytest verify clean chromium slurm gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +43,10 @@ pytest: $(STAMP) chromium slurm
 	RNNBENCH_REQUIRE_BROWSER=1 RNNBENCH_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# no browser or SLURM needed: without chromium or slurm-wlm their tests skip here (make test requires them)
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

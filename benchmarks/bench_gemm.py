@@ -1,7 +1,7 @@
 """asv: the peak GEMM each framework reaches here, the ceiling the RNN GFLOP/s are read against.
 
 One n x n @ n x n matmul per call, from `Backend.gemm(device, dtype, n)`
-(skipped for a backend that has none).
+(skipped where the device or dtype is not available to that backend).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """asv: rates rather than times, GFLOP/s per case and the concat/separate time ratio.
 
 `track_*` benchmarks time a few synchronised calls themselves (median of
-`asvsuite.TRACK_CALLS`, `time.perf_counter`) inside one process, after the
-kernels were built and verified in `setup`.
+`asvsuite.TRACK_CALLS` samples from the timing engine's interleaved mode,
+`asvsuite.median_seconds`) inside one process, after the kernels were built
+and verified in `setup`.
 """
 
 from __future__ import annotations

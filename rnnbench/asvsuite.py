@@ -27,8 +27,6 @@ import functools
 import importlib
 import os
 import re
-import statistics
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,6 +34,7 @@ from rnnbench import backends
 from rnnbench.backends import Kernel
 from rnnbench.case import DEVICES, FORMULATIONS, FRAMEWORKS, MODES, PASSES, Case, check_choice
 from rnnbench.errors import UsageError
+from rnnbench.measure.timing import measure_interleaved
 from rnnbench.measure.verify import make_inputs, verify_kernel
 from rnnbench.sweep.grid import CELL_VARIANTS, PRIMARY_MODE
 
@@ -262,29 +261,19 @@ def median_seconds(*calls: Callable[[], Any], repeats: int = TRACK_CALLS) -> lis
     With several calls the rounds interleave them, so drift on a shared
     machine (another job starting, clock changes) hits every call alike and
     cancels out of their ratio. Each call must synchronise its device itself,
-    as `Kernel.call` does.
+    as `Kernel.call` does. This is the timing engine's interleaved mode with
+    one call per sample.
     """
-    for call in calls:
-        call()
-    samples: list[list[float]] = [[] for _ in calls]
-    for _ in range(repeats):
-        for call, out in zip(calls, samples):
-            start = time.perf_counter()
-            call()
-            out.append(time.perf_counter() - start)
-    return [statistics.median(s) for s in samples]
+    return [m.median_s for m in measure_interleaved(calls, repeats, warmup=1)]
 
 
 def gemm_call(framework: str, device: str, dtype: str, n: int) -> Callable[[], Any]:
-    """A synchronised zero-argument n x n @ n x n matmul from the backend; NotImplementedError where there is none."""
+    """A synchronised zero-argument n x n @ n x n matmul from the backend; NotImplementedError where it cannot run."""
     backend = _backend(framework.partition(":")[0])
-    make = getattr(backend, "gemm", None)
-    if make is None:
-        raise NotImplementedError(f"the {backend.name} backend has no gemm() yet")
     if device != "cpu" and device not in backend.devices():
         raise NotImplementedError(f"device {device!r} is not available to {backend.name} here")
     try:
-        call: Callable[[], Any] = make(device, dtype, n)
+        call: Callable[[], Any] = backend.gemm(device, dtype, n)
     except UsageError as e:
         raise NotImplementedError(str(e)) from None
     return call

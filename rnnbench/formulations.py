@@ -7,7 +7,7 @@ knows one framework's formulation knows all four. This module owns:
 
 - `pack`: canonical weights -> the parameters a formulation trains on
   (transposed so a step is `x @ W^T`; `concat` builds `W_m = [W | U]` with
-  `b = b_i + b_h`, and for GRU the block matrices of DESIGN.md);
+  `b = b_i + b_h`, and for GRU the block matrices of docs/formulations.md);
 - `run_layers`: the forward of a stack of layers for one formulation;
 - `python_scan`: the time loop run op by op from Python (numpy, eager
   torch and TensorFlow; JAX and tf.function use their own loop primitives);

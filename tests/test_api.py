@@ -22,7 +22,8 @@ def _oracle(cell, w, x, state):
     return y, hn, {n: p.grad.numpy() for n, p in m.named_parameters()}
 
 
-@pytest.mark.parametrize("framework", ["numpy", "torch", "tensorflow", "jax"])
+# JAX jit-compiles a forward and a gradient per formulation: by far the slowest of these
+@pytest.mark.parametrize("framework", ["numpy", "torch", "tensorflow", pytest.param("jax", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_forward_and_gradients_match_torch_modules(framework, cell):
     spec = CellSpec(cell)

@@ -88,12 +88,14 @@ def failed(result_file: Path) -> list[str]:
     return bad
 
 
+@pytest.mark.slow  # asv in a subprocess
 def test_asv_check(tmp_path: Path) -> None:
     p = asv(["check", "--python=same"], ROOT, asv_env(tmp_path))
     assert p.returncode == 0, p.stdout + p.stderr
     assert "No problems found" in p.stdout
 
 
+@pytest.mark.slow  # every benchmark through asv, one process per parameter tuple: minutes
 def test_quick_run_every_benchmark_same_python(tmp_path: Path) -> None:
     """Every benchmark runs with no failure on a narrowed grid, and results are written."""
     env = asv_env(tmp_path, RNNBENCH_ASV_FRAMEWORKS="numpy,jax", RNNBENCH_ASV_FORMULATIONS="separate,concat")
@@ -129,11 +131,8 @@ def test_quick_run_every_benchmark_same_python(tmp_path: Path) -> None:
     }  # fmt: skip
     assert set(got) == expected
     needs_autograd = {name for name in expected if "train" in name or "StackedLayers" in name}
-    # PeakGEMM waits for Backend.gemm; without it every tuple is skipped, by design
-    needs_gemm = {name for name in expected if "PeakGEMM" in name}
+    # every benchmark, PeakGEMM included, must produce numbers (numpy has no train pass)
     must_have_numbers = expected - (needs_autograd if env[asvsuite.ENV_FRAMEWORKS] == "numpy" else set())
-    if not hasattr(backends.Backend, "gemm"):
-        must_have_numbers -= needs_gemm
     empty = sorted(name for name in must_have_numbers if not got[name])
     assert not empty, f"benchmarks that produced no number: {empty}"
     assert all(v > 0 for values in got.values() for v in values)
@@ -202,6 +201,7 @@ def test_history_in_virtualenv_and_publish(tmp_path: Path) -> None:
     assert graphs, "asv publish wrote no graph for the LSTM forward sweep"
 
 
+@pytest.mark.slow  # a pytest subprocess that imports every framework
 def test_pytest_benchmark_suite_collects_every_formulation() -> None:
     p = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", str(ROOT / "tests" / "bench")],
@@ -211,9 +211,12 @@ def test_pytest_benchmark_suite_collects_every_formulation() -> None:
     ids = [line for line in p.stdout.splitlines() if "::" in line]
     for formulation in ("separate", "concat", "hoisted", "native"):
         assert any(i.endswith(f"/{formulation}]") for i in ids), f"no {formulation} benchmark collected"
-    # torch and TF: 4 formulations x 3 cells x 2 passes; JAX: 3 x 3 x 2 (no native); numpy: 3 x 3 forward only
-    assert len(ids) == 2 * 4 * 3 * 2 + 3 * 3 * 2 + 3 * 3
+    # torch and TF: 4 formulations x 3 cells x 2 passes; JAX: 3 x 3 x 2 plus flax native for rnn and lstm
+    # (flax's GRUCell has no b_hn, so JAX has no native gru); numpy: 3 x 3 forward only
+    assert len(ids) == 2 * 4 * 3 * 2 + (3 * 3 * 2 + 2 * 2) + 3 * 3
     assert any(i.endswith("[torch/gru/train/native]") for i in ids)
+    assert any(i.endswith("[jax/lstm/train/native]") for i in ids)
+    assert not any(i.endswith("[jax/gru/forward/native]") for i in ids)
 
 
 def test_grid_env_vars_narrow_and_widen(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,6 +257,21 @@ def test_skips_and_verification() -> None:
     kernel = asvsuite.verified_kernel(numpy_train.replace(pass_="forward"))
     (seconds,) = asvsuite.median_seconds(kernel.call, repeats=3)
     assert seconds > 0
+
+
+@pytest.mark.parametrize("framework", backends.available())
+def test_gemm_call_is_the_product_of_two_n_by_n_matrices(framework: str) -> None:
+    """PeakGEMM's call: an (n x n) result, finite, and n^3 work (doubling n makes the values grow like sqrt(n))."""
+    import numpy as np
+
+    results = {n: np.asarray(asvsuite.gemm_call(framework, "cpu", "float32", n)(), dtype=np.float64) for n in (64, 256)}
+    for n, out in results.items():
+        assert out.shape == (n, n) and np.isfinite(out).all()
+    # entries of A @ B with standard-normal A, B have variance n: their RMS grows 2x from n=64 to n=256
+    rms = {n: float(np.sqrt(np.mean(out**2))) for n, out in results.items()}
+    assert 1.6 < rms[256] / rms[64] < 2.4, rms
+    with pytest.raises(NotImplementedError):
+        asvsuite.gemm_call(framework, "tpu", "float32", 8)
 
 
 def test_a_kernel_that_disagrees_with_the_reference_fails_setup(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,7 +33,16 @@ def test_verify_grid_covers_everything():
     assert len(CASES) > 500
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.key)
+def _in_fast_tier(case: Case) -> bool:
+    """`make test-fast` keeps every framework x formulation x pass of the plain cells at one layer; the cell
+    variants, two layers and torch.compile (seconds of compiling per case) run in `make test`."""
+    plain = case.layers == 1 and case.spec.label in ("rnn", "gru", "lstm")
+    return plain and not (case.framework == "torch" and case.mode == "compiled")
+
+
+@pytest.mark.parametrize(
+    "case", [c if _in_fast_tier(c) else pytest.param(c, marks=pytest.mark.slow) for c in CASES], ids=lambda c: c.key
+)
 def test_case_matches_reference(case):
     weights, x, state0 = make_inputs(case)
     check = verify_kernel(backends.get(case.framework).build(case, weights, x, state0), weights, x, state0)
@@ -69,7 +78,10 @@ LOW_PRECISION = [
 ]
 
 
-@pytest.mark.parametrize("case", LOW_PRECISION, ids=lambda c: c.key)
+# the train cases (JAX's especially) spend seconds compiling each: slow
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.slow) if c.train else c for c in LOW_PRECISION], ids=lambda c: c.key
+)
 def test_half_precision_matches_reference(case):
     weights, x, state0 = make_inputs(case)
     check = verify_kernel(backends.get(case.framework).build(case, weights, x, state0), weights, x, state0)
@@ -77,8 +89,11 @@ def test_half_precision_matches_reference(case):
 
 
 @pytest.mark.parametrize(
-    "framework,mode", [("torch", "eager"), ("torch", "compiled"), ("tensorflow", "eager"), ("jax", "compiled")]
-)
+    "framework,mode",
+    # torch.compile of a two-layer train pass, per formulation and GRU reset: by far the slowest
+    [("torch", "eager"), pytest.param("torch", "compiled", marks=pytest.mark.slow), ("tensorflow", "eager"),
+     ("jax", "compiled")],
+)  # fmt: skip
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_concat_gradients_map_back_onto_separate(framework, mode, cell):
     """dW_m split back into W and U equals separate's dW and dU, in the framework's own precision."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +46,7 @@ def test_torch_train(case, seed):
     _check(case, seed)
 
 
+@pytest.mark.slow  # a jit compile per example
 @settings(max_examples=10, deadline=None)
 @given(cases("jax", "compiled", True), st.integers(0, 1000))
 def test_jax_train(case, seed):

@@ -17,7 +17,7 @@ from rnnbench.analysis.doctor import document, measure_set
 from rnnbench.analysis.frame import load
 from rnnbench.case import Case
 from rnnbench.cli import main
-from rnnbench.report.build import build_report
+from rnnbench.report.build import _chart_of, build_report
 from tests import synthetic_runs as S
 
 ASV_DATA = Path(__file__).parent / "data" / "asv"
@@ -181,6 +181,7 @@ def test_browser_opens_the_report_offline_and_loads_every_image(site: Path, tmp_
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="chromium not installed (make test installs it)")
+@pytest.mark.slow  # Chromium renders the whole page and screenshots it
 def test_browser_screenshot_is_not_blank(site: Path, tmp_path: Path) -> None:
     import matplotlib.image as mpimg
 
@@ -213,3 +214,14 @@ def test_build_report_handles_a_single_run_without_history(tmp_path: Path) -> No
     text = page.read_text(encoding="utf-8")
     assert "no history yet" in text
     assert "Concat beats separate on" in text
+
+
+def test_history_charts_group_formulations_by_the_column_not_a_key_position() -> None:
+    case = Case("torch", "cpu", "gru", "concat", "eager", "forward", 16, 64, 64, 32)
+    form, chart = _chart_of(case.key, case.formulation)
+    assert form == "concat" and chart == case.key.replace("/concat/", "/*/")
+    assert _chart_of(case.replace(formulation="hoisted").key, "hoisted")[1] == chart
+    # an asv benchmark that is no rnnbench case has no formulation: its own chart, labelled by its key
+    gemm = "asv/bench_gemm.PeakGEMM.time_matmul/numpy/cpu/float32/512"
+    assert _chart_of(gemm, float("nan")) == (gemm, gemm)
+    assert _chart_of(gemm, None) == (gemm, gemm)

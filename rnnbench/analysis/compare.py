@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rnnbench.display import format_markdown, format_table
+from rnnbench.display import format_markdown, format_table, format_time
 from rnnbench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -592,27 +592,12 @@ def resolve(spec: str, store: str | Path = "results") -> pd.DataFrame:
 # -- output -----------------------------------------------------------------------------------------
 
 
-def _time(s: float) -> str:
-    try:
-        from rnnbench.display import format_time  # type: ignore[attr-defined]
-
-        return str(format_time(s))
-    except ImportError:
-        pass
-    if s != s:
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if s >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
-
-
 def format_value(value: float, unit: str) -> str:
     """A measured value in its own unit: seconds scaled to ms/µs/ns, bytes to KiB/MiB/GiB, others as is."""
     if value != value:
         return "-"
     if unit == "s":
-        return _time(value)
+        return format_time(value)
     if unit in ("bytes", "B", "byte"):
         for name, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
             if abs(value) >= scale:

@@ -17,9 +17,10 @@ injected into one formulation through the worker's self-test switch
 interleaved runs for `ab`, reporting each tool's false-alarm rate and the
 share of slowed cases it caught.
 
-Samples are taken here with `time.perf_counter` around `number` calls
-(`_samples`) with a fixed count, so that both sets of an A/A pair have the same
-size; the runner's `rnnbench.measure.timing.measure` adapts its count instead.
+Samples come from the one timing engine in its fixed-count mode
+(`rnnbench.measure.timing.measure_fixed`, calibrated by `timing.calibrate`),
+so that both sets of an A/A pair have the same size; the runner uses the same
+engine's adaptive mode.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ import numpy as np
 
 from rnnbench.analysis.compare import THRESHOLD, compare_samples
 from rnnbench.case import Case
+from rnnbench.display import format_time
+from rnnbench.measure import timing
 
 __all__ = [
     "KERNEL_SET",
@@ -91,27 +94,6 @@ def timer_stats(n: int = 200_000) -> dict[str, float]:
     }
 
 
-def _calibrate(call: Callable[[], Any], sample_time: float) -> int:
-    """Calls per sample so that one sample lasts about `sample_time` (timer overhead negligible)."""
-    call()  # warm-up: first-touch allocations and BLAS thread start-up are not the steady state
-    t0 = time.perf_counter()
-    call()
-    once = max(time.perf_counter() - t0, 1e-7)
-    return max(1, round(sample_time / once))
-
-
-def _samples(call: Callable[[], Any], n: int, number: int) -> list[float]:
-    """`n` samples of seconds per call, each the mean over `number` back-to-back calls."""
-    clock = time.perf_counter
-    out = []
-    for _ in range(n):
-        t0 = clock()
-        for _ in range(number):
-            call()
-        out.append((clock() - t0) / number)
-    return out
-
-
 def _slowed(call: Callable[[], Any], fraction: float) -> Callable[[], Any]:
     """`call` followed by a busy-wait of `fraction` of its own duration: a real, proportional slowdown."""
     clock = time.perf_counter
@@ -145,8 +127,8 @@ def measure_set(
     for case, call in kernels.items():
         fraction = slow(case)
         fn = _slowed(call, fraction) if fraction else call
-        fn()
-        out.append(Measured(case, _samples(fn, n_samples, numbers[case]), numbers[case]))
+        m = timing.measure_fixed(fn, n_samples, numbers[case], warmup=1)
+        out.append(Measured(case, list(m.samples_s), numbers[case]))
     return out
 
 
@@ -202,26 +184,27 @@ def run_doctor(args: DoctorOptions) -> int:
     say = print
     t = timer_stats()
     say(
-        f"timer: perf_counter resolution {t['resolution_s'] * 1e9:.0f} ns, smallest observed tick "
-        f"{t['min_tick_s'] * 1e9:.0f} ns, {t['overhead_s'] * 1e9:.0f} ns per call"
+        f"timer: perf_counter resolution {format_time(t['resolution_s'])}, smallest observed tick "
+        f"{format_time(t['min_tick_s'])}, {format_time(t['overhead_s'])} per call"
     )
     from threadpoolctl import threadpool_info, threadpool_limits
 
     kernels = _kernels(KERNEL_SET)
     with threadpool_limits(args.threads):
-        numbers = {c: _calibrate(k, args.sample_time) for c, k in kernels.items()}
+        numbers = {c: timing.calibrate(k, args.sample_time) for c, k in kernels.items()}
 
     noise_call = _kernels([NOISE_CASE])[NOISE_CASE]
     default_threads = max((int(p.get("num_threads", 1)) for p in threadpool_info()), default=1)
     rel_iqr = {}
     for threads in sorted({default_threads, args.threads}):
         with threadpool_limits(threads):
-            noise = np.asarray(_samples(noise_call, 4 * args.samples, _calibrate(noise_call, args.sample_time)))
+            number = timing.calibrate(noise_call, args.sample_time)
+            noise = np.asarray(timing.measure_fixed(noise_call, 4 * args.samples, number, warmup=0).samples_s)
         med = float(np.median(noise))
         q25, q75 = np.percentile(noise, [25, 75])
         rel_iqr[threads] = float((q75 - q25) / med)
         say(
-            f"noise at {threads} BLAS thread(s): {NOISE_CASE.key}: median {med * 1e6:.1f} µs over {len(noise)} "
+            f"noise at {threads} BLAS thread(s): {NOISE_CASE.key}: median {format_time(med)} over {len(noise)} "
             f"samples, IQR {rel_iqr[threads]:.1%} of the median, range {float((noise.max() - noise.min()) / med):.1%}"
         )
 

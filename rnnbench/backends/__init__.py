@@ -17,6 +17,10 @@ A `Kernel` is the runnable result of `build`: `call()` runs one synchronised
 pass (the device has finished when it returns) and returns an opaque result;
 `fetch(result)` turns that result into numpy `Outputs` (outside any timed
 region). Timing engines, asv and pytest-benchmark all call `call()`.
+Where a device runs asynchronously (CUDA), `launch()` is the same pass
+without the synchronisation and `sync(result)` waits for it, so the timing
+engine can issue `number` calls and synchronise once per sample; both are
+None for backends whose `call()` is synchronous by nature (numpy).
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ class Kernel:
     keep: tuple[Any, ...] = field(default=(), repr=False)
     # which implementation runs a native layer: "cudnn" or the framework's generic loop/kernel
     impl: str | None = None
+    # `call` without its device synchronisation, and the synchronisation (given launch()'s result)
+    launch: Callable[[], Any] | None = field(default=None, repr=False)
+    sync: Callable[[Any], Any] | None = field(default=None, repr=False)
 
 
 class Backend(ABC):

@@ -91,8 +91,9 @@ class JaxBackend(Backend):
 
     def _pass_fn(
         self, case: Case, forward: Callable[..., Any], loss: Callable[[Any], Any], *args: Any
-    ) -> Callable[[], Any]:
-        """One synchronised call: jit(forward)(*args), or jit(grad) of loss(y) w.r.t. args[0].
+    ) -> tuple[Callable[[], Any], Callable[[], Any]]:
+        """(call, launch): one synchronised call of jit(forward)(*args), or jit(grad) of loss(y) w.r.t.
+        args[0]; `launch` is the same call without `block_until_ready`.
 
         The float32 matmul precision is part of what jit traces; it is set around every call
         (JAX's default lets the GPU use TF32).
@@ -107,20 +108,23 @@ class JaxBackend(Backend):
 
             grad_fn = jax.jit(jax.grad(objective, has_aux=True))
 
-            def call() -> Any:
+            def launch() -> Any:
                 with precision:
                     grads, (ys, finals) = grad_fn(*args)
-                return jax.block_until_ready((ys, finals, grads))
+                return ys, finals, grads
 
-            return call
-        fwd = jax.jit(forward)
+        else:
+            fwd = jax.jit(forward)
 
-        def call_forward() -> Any:
-            with precision:
-                ys, finals = fwd(*args)
-            return jax.block_until_ready((ys, finals, None))
+            def launch() -> Any:
+                with precision:
+                    ys, finals = fwd(*args)
+                return ys, finals, None
 
-        return call_forward
+        def call() -> Any:
+            return jax.block_until_ready(launch())
+
+        return call, launch
 
     def _head(self, case: Case, weights: dict[str, Array], put: Callable[..., Any]) -> tuple[Any, Any, Any]:
         """Head parameters (param_dtype), `output(head_params, ys)` and the loss of the output."""
@@ -174,7 +178,8 @@ class JaxBackend(Backend):
                     canon |= fm.unpack_head_grads({n: self._to_numpy(a) for n, a in grads[1].items()})
             return self._outputs(ys, self._stack_states([tuple(c) for c in finals]), canon)
 
-        return Kernel(case, self._pass_fn(case, forward, loss, (params, hp), xs, st), fetch)
+        call, launch = self._pass_fn(case, forward, loss, (params, hp), xs, st)
+        return Kernel(case, call, fetch, launch=launch, sync=jax.block_until_ready)
 
     def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         """flax.nnx cells scanned by `nnx.RNN`, one per layer, under jit (and jax.grad for train).
@@ -255,8 +260,16 @@ class JaxBackend(Backend):
                     canon |= fm.unpack_head_grads({n: self._to_numpy(a) for n, a in grads[1].items()})
             return self._outputs(ys, self._stack_states([tuple(c) for c in finals]), canon)
 
-        call = self._pass_fn(case, forward, loss, (params, hp), xs, st)
-        return Kernel(case, call, fetch, keep=(graphdef, params, rest), impl="flax nnx.RNN")
+        call, launch = self._pass_fn(case, forward, loss, (params, hp), xs, st)
+        return Kernel(
+            case,
+            call,
+            fetch,
+            keep=(graphdef, params, rest),
+            impl="flax nnx.RNN",
+            launch=launch,
+            sync=jax.block_until_ready,
+        )
 
 
 BACKEND = JaxBackend()

@@ -204,15 +204,21 @@ class TensorflowBackend(Backend):
 
         self._set_fp32(case)
 
-        def call() -> Any:
+        def launch() -> Any:
             self._set_fp32(case)  # another kernel in this process may have changed it
             with tf.device(device):
-                out = fn()
+                return fn()
+
+        def sync() -> None:
             if case.device == "cuda" and sync_devices is not None:
                 sync_devices()
+
+        def call() -> Any:
+            out = launch()
+            sync()
             return out
 
-        return Kernel(case, call, fetch, keep=(fn, *keep))
+        return Kernel(case, call, fetch, keep=(fn, *keep), launch=launch, sync=lambda _: sync())
 
     def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         tf = _tf()

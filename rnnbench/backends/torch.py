@@ -106,8 +106,9 @@ class TorchBackend(Backend):
 
     def _pass_fn(
         self, case: Case, forward: Callable[[], Any], params: Sequence[Any], loss: Callable[[Any], Any]
-    ) -> Callable[[], Any]:
-        """One synchronised call: `forward()` without autograd, or forward plus d loss(y) / d params.
+    ) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[Any], Any]]:
+        """(call, launch, sync): one synchronised call of `forward()` without autograd, or forward plus
+        d loss(y) / d params; `launch` is the same without the device synchronisation, `sync` waits for it.
 
         Mixed precision runs the forward under autocast and the backward outside it, as torch's AMP recipe does.
         """
@@ -127,23 +128,25 @@ class TorchBackend(Backend):
 
         if case.train:
 
-            def call() -> Any:
+            def launch() -> Any:
                 self._set_fp32(case)  # another kernel in this process may have changed it
                 ys, state = run()
-                grads = torch.autograd.grad(loss(ys), params)
-                sync()
-                return ys, state, grads
+                return ys, state, torch.autograd.grad(loss(ys), params)
 
         else:
 
-            def call() -> Any:
+            def launch() -> Any:
                 self._set_fp32(case)
                 with torch.no_grad():
                     ys, state = run()
-                sync()
                 return ys, state, None
 
-        return call
+        def call() -> Any:
+            out = launch()
+            sync()
+            return out
+
+        return call, launch, lambda _: sync()
 
     def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         torch = _torch()
@@ -177,8 +180,8 @@ class TorchBackend(Backend):
             return self._outputs(ys, self._stack_states(finals), canon)
 
         flat = [t for p in params for t in p.values()] + list(hp.values())
-        call = self._pass_fn(case, forward, flat, fm.make_loss(ops, onehot))
-        return Kernel(case, call, fetch)
+        call, launch, sync = self._pass_fn(case, forward, flat, fm.make_loss(ops, onehot))
+        return Kernel(case, call, fetch, launch=launch, sync=sync)
 
     def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         torch = _torch()
@@ -217,8 +220,8 @@ class TorchBackend(Backend):
         # torch.nn's RNNs run cuDNN on CUDA whenever cuDNN is enabled; on CPU, ATen's kernels (oneDNN for some)
         cudnn = case.device == "cuda" and torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled
         impl = "cudnn" if cudnn else "aten"
-        call = self._pass_fn(case, forward, params + list(hp.values()), fm.make_loss(ops, onehot))
-        return Kernel(case, call, fetch, keep=(module, run), impl=impl)
+        call, launch, sync = self._pass_fn(case, forward, params + list(hp.values()), fm.make_loss(ops, onehot))
+        return Kernel(case, call, fetch, keep=(module, run), impl=impl, launch=launch, sync=sync)
 
 
 BACKEND = TorchBackend()

@@ -8,7 +8,16 @@ import sys
 from pathlib import Path
 
 from rnnbench.cli.compare import FORMATS
-from rnnbench.cli.options import add_grid_flags, fraction, grid_from_args, int_range, positive_float, threads
+from rnnbench.cli.options import (
+    add_budget_flags,
+    add_grid_flags,
+    fraction,
+    grid_from_args,
+    int_range,
+    nonempty,
+    output_dir,
+    threads,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -21,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from rnnbench.measure.timing import TimingConfig
     from rnnbench.sweep.ab import ABOptions, run_ab
     from rnnbench.sweep.grid import expand
+    from rnnbench.sweep.memory import check_fits
 
     grid = grid_from_args(args)
     if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
@@ -28,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     cases, _ = expand(grid)
     if not cases:
         raise UsageError("the grid is empty after filters (is the framework installed?)")
+    check_fits(cases)
     n_threads = args.threads or os.cpu_count() or 1
     opts = ABOptions(
         base=args.base,
@@ -57,26 +68,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "ab", help="BASE vs NEW (interpreters or git revisions) interleaved in one sweep, judged with paired statistics"
     )
-    p.add_argument("--base", required=True, help="Python interpreter of the BASE environment, or a git revision")
-    p.add_argument("--new", required=True, help="Python interpreter of the NEW environment, or a git revision")
+    p.add_argument(
+        "--base", required=True, type=nonempty, help="Python interpreter of the BASE environment, or a git revision"
+    )
+    p.add_argument(
+        "--new", required=True, type=nonempty, help="Python interpreter of the NEW environment, or a git revision"
+    )
     add_grid_flags(p, "quick")
     p.add_argument("--threads", type=threads, default=None, help="compute threads on both sides (default: all cores)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower")
-    p.add_argument("--results", help="results directory for both sides' run documents (default: results/ in the repo)")
     p.add_argument(
-        "--budget", type=positive_float(3600), default=1.0,
-        help="sampling seconds per case and side, all rounds together (default 1.0)",
-    )  # fmt: skip
+        "--results",
+        type=output_dir,
+        help="results directory for both sides' run documents (default: results/ in the repo)",
+    )
     p.add_argument(
         "--rounds", type=int_range(2, 100), default=3,
         help="interleaved rounds; the paired statistics resample them (default 3)",
     )  # fmt: skip
     p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="seed of the visiting order (default 0)")
-    p.add_argument(
-        "--timeout", type=positive_float(7 * 24 * 3600), default=600.0,
-        help="seconds before a case's worker is killed (default 600)",
-    )  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_budget_flags(p, " and side")
     p.set_defaults(func=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnbench.cli.options import fraction
+from rnnbench.cli.options import fraction, nonempty
 from rnnbench.errors import UsageError
 
 __all__ = ["FORMATS", "add_parser", "run"]
@@ -15,9 +15,9 @@ FORMATS = ("table", "markdown", "json")
 
 def run(args: argparse.Namespace) -> int:
     from rnnbench.analysis.compare import compare_frames, format_comparison, resolve
-    from rnnbench.analysis.frame import one_line_warnings
+    from rnnbench.cli.inputs import warnings_or_reason
 
-    with one_line_warnings():
+    with warnings_or_reason():
         base = resolve(args.base, args.results)
         new = resolve(args.new, args.results)
     cmp = compare_frames(base, new, threshold=args.threshold)
@@ -35,10 +35,16 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("compare", help="verdicts per case between two result sets: faster, slower, same, too noisy")
-    p.add_argument("base", metavar="BASE", help="result file, folder, or commit prefix in the results store")
-    p.add_argument("new", metavar="NEW", help="result file, folder, or commit prefix in the results store")
+    p.add_argument(
+        "base", metavar="BASE", type=nonempty, help="result file, folder, or commit prefix in the results store"
+    )
+    p.add_argument(
+        "new", metavar="NEW", type=nonempty, help="result file, folder, or commit prefix in the results store"
+    )
     p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower (or worse)")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--results", default="results", help="results store to look commits up in (default results/)")
+    p.add_argument(
+        "--results", type=nonempty, default="results", help="results store to look commits up in (default results/)"
+    )
     p.set_defaults(func=run)

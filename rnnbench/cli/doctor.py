@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rnnbench.cli.options import add_grid_flags, fraction, grid_from_args, int_range, positive_float, threads
+from rnnbench.cli.options import (
+    add_budget_flags,
+    add_grid_flags,
+    fraction,
+    grid_from_args,
+    int_range,
+    output_dir,
+    positive_float,
+    threads,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -28,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
             sample_time=args.sample_time,
             slowdown=args.slowdown,
             threads=args.threads or 1,
-            save=Path(args.save) if args.save else None,
+            save=args.save,
         )
     )
 
@@ -52,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default=None,
         help="BLAS threads for the kernel set (default 1); with --preset, compute threads (default: all cores)",
     )
-    p.add_argument("--save", help="also write the measured sets as runner documents into this folder")
+    p.add_argument("--save", type=output_dir, help="also write the measured sets as runner documents into this folder")
     cal = p.add_argument_group(
         "calibration on a preset",
         "with --preset: run it as A/A and as A/B (--slowdown injected into --slowed) in separate sweeps, "
@@ -61,11 +70,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add_grid_flags(cal, None)  # type: ignore[arg-type]
     cal.add_argument("--slowed", default="concat", help="formulation the A/B sweeps slow down (default concat)")
     cal.add_argument(
-        "--budget", type=positive_float(3600), default=1.0,
-        help="sampling seconds per case and sweep, all rounds together (default 1.0)",
-    )  # fmt: skip
-    cal.add_argument("--results", help="where the calibration's run documents go (default: a temporary folder)")
-    cal.add_argument("--no-progress", action="store_true", help="no progress bars")
+        "--results", type=output_dir, help="where the calibration's run documents go (default: a temporary folder)"
+    )
+    add_budget_flags(cal, " and sweep", timeout=False)
     p.set_defaults(func=run)
 
 

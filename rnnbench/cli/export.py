@@ -3,35 +3,52 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rnnbench.errors import UsageError
+from rnnbench.cli.options import input_path, output_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["PATHS_HELP", "add_parser", "run"]
 
 PATHS_HELP = "result files or folders (runner documents, asv results); default: results/"
 
 
-def out_file(text: str) -> str:
-    if Path(text).suffix not in (".csv", ".parquet"):  # fail before reading a large tree
-        raise argparse.ArgumentTypeError(f"must end in .csv or .parquet, got {Path(text).name!r}")
-    return text
-
-
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.frame import export, load, one_line_warnings
+    from rnnbench.cli.inputs import load_results
 
-    with one_line_warnings():
-        frame = load(args.paths or None)
-    if frame.empty:
-        raise UsageError(f"no rnnbench or asv results in {', '.join(args.paths or ['results'])}")
-    out = export(frame, args.out)
+    frame = load_results(args.paths)
+    out = _export_atomically(frame, args.out)
     print(f"rnnbench: {len(frame)} rows written to {out}")
     return 0
 
 
+def _export_atomically(frame: pd.DataFrame, out: Path) -> Path:
+    """Write through a temporary file beside `out`, so a failure leaves no half-written table."""
+    from rnnbench.analysis.frame import export
+
+    tmp = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix)
+        os.close(fd)
+        export(frame, tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {out}: {exc.strerror or exc}", str(out)) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return out
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("export", help="write every result under PATHS as one table (CSV or Parquet)")
-    p.add_argument("paths", nargs="*", help=PATHS_HELP)
-    p.add_argument("--out", required=True, type=out_file, help="file.csv or file.parquet")
+    p.add_argument("paths", nargs="*", type=input_path, help=PATHS_HELP)
+    # checked while parsing: fail before reading a large tree
+    p.add_argument("--out", required=True, type=output_file((".csv", ".parquet")), help="file.csv or file.parquet")
     p.set_defaults(func=run)

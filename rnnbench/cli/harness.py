@@ -8,8 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rnnbench.cli.options import threads
-from rnnbench.display import format_table
+from rnnbench.cli.options import int_range, output_dir, threads
+from rnnbench.display import format_table, format_time
 
 __all__ = ["add_parser", "run"]
 
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     rows.append(
         [
             "timer overhead per sample (perf_counter pair)",
-            f"{overhead * 1e9:.0f} ns",
+            format_time(overhead),
             f"{overhead / 1e-3:.2%} of a 1 ms sample",
         ]
     )
@@ -40,15 +40,28 @@ def run(args: argparse.Namespace) -> int:
         rows.append(
             [
                 "  rnnbench median",
-                f"{t['rnnbench_median_s'] * 1e3:.3f} ms",
-                f"torch Timer {t['torch_timer_median_s'] * 1e3:.3f} ms, {t['threads']} threads",
+                format_time(t["rnnbench_median_s"]),
+                f"torch Timer {format_time(t['torch_timer_median_s'])}, {t['threads']} threads",
             ]
         )
     if not args.skip_quick:
         with tempfile.TemporaryDirectory() as tmp:
-            q = quick_preset_overhead(Path(args.results) if args.results else Path(tmp), n_threads)
-        rows.append(["quick preset wall time", f"{q['wall_s']:.1f} s", f"{q['cases']} cases, {q['ok']} ok"])
-        rows.append(["  share outside timed regions", f"{q['outside_share']:.1%}", f"timed {q['timed_s']:.1f} s"])
+            q = quick_preset_overhead(
+                Path(args.results) if args.results else Path(tmp), n_threads, args.rounds, not args.no_warmup_pass
+            )
+        rows.append(["quick preset wall time", format_time(q["wall_s"]), f"{q['cases']} cases, {q['ok']} ok"])
+        rows.append(
+            ["  share outside timed regions", f"{q['outside_share']:.1%}", f"timed {format_time(q['timed_s'])}"]
+        )
+        b = q["round_bias"]
+        rows.append(
+            [
+                "  later/first round median, per case",
+                f"{b['median']:.3f}",
+                f"p5 {b['p5']:.3f}, p95 {b['p95']:.3f} over {b['cases']} cases ({args.rounds} rounds, "
+                f"warm-up pass {'off' if args.no_warmup_pass else 'on'}; target: median within 1% of 1)",
+            ]
+        )
     print(format_table(["measure", "value", "detail"], rows))
     sys.stdout.flush()
     return 0
@@ -61,5 +74,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--threads", type=threads, default=None)
     p.add_argument("--skip-quick", action="store_true", help="skip the quick-preset wall-time run")
     p.add_argument("--skip-torch", action="store_true", help="skip the torch.utils.benchmark comparison")
-    p.add_argument("--results", help="keep the quick run's document here (default: a temporary directory)")
+    p.add_argument(
+        "--results", type=output_dir, help="keep the quick run's document here (default: a temporary directory)"
+    )
+    p.add_argument(
+        "--rounds", type=int_range(2, 100), default=3,
+        help="rounds of the quick run; the first-round bias compares later rounds with the first (default 3)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-warmup-pass", action="store_true",
+        help="time the first round without the warm-up pass (to see the bias the pass removes)",
+    )  # fmt: skip
     p.set_defaults(func=run)

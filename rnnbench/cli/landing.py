@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnbench.cli.options import fraction, int_range
+from rnnbench.cli.options import fraction, input_path, int_range, nonempty, output_dir
 
 __all__ = ["add_parser", "run"]
 
@@ -31,15 +31,30 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("landing", help="write the nightly site's landing page: what changed in the newest run")
-    p.add_argument("history", metavar="HISTORY", help="results folder holding every merged run (runs/<machine>/)")
-    p.add_argument("--out", required=True, help="site folder: index.html goes here, beside report/ and asv/")
-    p.add_argument("--run", help="the run document to judge (default: the newest merged run in HISTORY)")
+    p.add_argument(
+        "history", metavar="HISTORY", type=input_path, help="results folder holding every merged run (runs/<machine>/)"
+    )
+    p.add_argument(
+        "--out", required=True, type=output_dir, help="site folder: index.html goes here, beside report/ and asv/"
+    )
+    p.add_argument(
+        "--run", type=input_path, help="the run document to judge (default: the newest merged run in HISTORY)"
+    )
     p.add_argument(
         "--baseline", type=int_range(1, 1000), default=5, help="previous runs a case is judged against (default 5)"
     )
     p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
-    p.add_argument("--report", default="report/index.html", help="link to the rnnbench report, relative to --out")
-    p.add_argument("--asv", default="asv/index.html", help="link to the asv dashboard, relative to --out")
-    p.add_argument("--check", default="regressions.txt", help="link to the regression check output, relative to --out")
+    p.add_argument(
+        "--report", type=nonempty, default="report/index.html", help="link to the rnnbench report, relative to --out"
+    )
+    p.add_argument(
+        "--asv", type=nonempty, default="asv/index.html", help="link to the asv dashboard, relative to --out"
+    )
+    p.add_argument(
+        "--check",
+        type=nonempty,
+        default="regressions.txt",
+        help="link to the regression check output, relative to --out",
+    )
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case regressed")
     p.set_defaults(func=run)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rnnbench.cli.options import output_dir
 from rnnbench.errors import UsageError
 
 if TYPE_CHECKING:
@@ -23,8 +24,10 @@ def grid_of(doc: dict[str, Any]) -> Grid | None:
     command = doc.get("command") or []
     if len(command) < 2 or command[1] != "run":
         return None
+    # the shard's --results was a path on its own machine: checking it here would judge the wrong disk
+    argv = [a for i, a in enumerate(command[1:], 1) if not a.startswith("--results") and command[i - 1] != "--results"]
     try:
-        args = build_parser().parse_args(command[1:])
+        args = build_parser().parse_args(argv)
     except UsageError:
         return None
     return grid_from_args(args, check_installed=False)
@@ -64,7 +67,12 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("merge", help="join shard results into one run document; check every case is there once")
     p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="results folder (or document) of each shard")
-    p.add_argument("--out", required=True, help="results folder to write the merged document into (runs/<machine>/)")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=output_dir,
+        help="results folder to write the merged document into (runs/<machine>/)",
+    )
     p.add_argument(
         "--no-grid-check", action="store_true", help="check shards against each other only, not against their grid"
     )

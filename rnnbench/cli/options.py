@@ -9,8 +9,11 @@ bounded where a larger value would only exhaust the machine.
 from __future__ import annotations
 
 import argparse
+import errno
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rnnbench.errors import UsageError
@@ -23,8 +26,12 @@ __all__ = [
     "add_grid_flags",
     "fraction",
     "grid_from_args",
+    "input_path",
     "int_range",
     "names",
+    "nonempty",
+    "output_dir",
+    "output_file",
     "positive_float",
     "positive_ints",
     "shard_spec",
@@ -45,6 +52,13 @@ def names(text: str) -> list[str]:
     if not values:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
     return values
+
+
+def nonempty(text: str) -> str:
+    """Any text but the empty one (an empty path would silently mean the working directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def positive_ints(text: str) -> list[int]:
@@ -98,6 +112,83 @@ def fraction(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (0% and 100%), exclusive, got {text!r}")
     return value
+
+
+# -- paths ------------------------------------------------------------------------------------------
+# Output paths are checked while the arguments are parsed, so a typo fails in a second rather
+# than after minutes of measuring, and nothing is created for a command that is then refused.
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(".")
+
+
+def _check_writable(folder: Path, shown: str) -> None:
+    """ArgumentTypeError unless files can be created in `folder`. `access(2)` answers for the real
+    user (root may write where the mode says no) and says EROFS for a read-only mount; it writes
+    nothing, so parsing a recorded command line again (`merge`) has no side effect."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return
+    try:
+        os.stat(folder)
+        why = "permission denied"
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            why = "read-only file system"
+    except OSError as exc:
+        why = "read-only file system" if exc.errno == errno.EROFS else (exc.strerror or str(exc)).lower()
+    raise argparse.ArgumentTypeError(f"cannot write to {shown}: {why}")
+
+
+def _writable_target(text: str, want_dir: bool) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (give a path)")
+    path = Path(text).expanduser()
+    existing = _nearest_existing(path)
+    if existing == path:
+        if want_dir and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
+        if not want_dir and path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+        if not want_dir and not os.access(path, os.W_OK):
+            raise argparse.ArgumentTypeError(f"cannot write to {text}: permission denied")
+        folder = path if want_dir else path.parent
+    else:
+        if not existing.is_dir():
+            raise argparse.ArgumentTypeError(f"cannot create {text}: {existing} is not a folder")
+        folder = existing
+    _check_writable(folder, text)
+    return path
+
+
+def output_dir(text: str) -> Path:
+    """A folder that exists or can be created, and can be written into."""
+    return _writable_target(text, want_dir=True)
+
+
+def output_file(suffixes: Sequence[str] = ()) -> Callable[[str], Path]:
+    """A file path (ending in one of `suffixes`, if given) whose folder exists or can be created and is writable."""
+
+    def parse(text: str) -> Path:
+        if suffixes and Path(text).suffix not in suffixes:
+            raise argparse.ArgumentTypeError(f"must end in {' or '.join(suffixes)}, got {Path(text).name!r}")
+        return _writable_target(text, want_dir=False)
+
+    return parse
+
+
+def input_path(text: str) -> str:
+    """A file or folder that exists and can be read."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (give a path)")
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file or directory")
+    if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+        raise argparse.ArgumentTypeError(f"cannot read {text}: permission denied")
+    return text
 
 
 # more threads than this is a typo, not a machine; the cap keeps a worker from spawning 100k threads
@@ -180,3 +271,17 @@ def grid_from_args(args: argparse.Namespace, check_installed: bool = True) -> Gr
         if missing:
             raise UsageError(f"framework {missing[0]!r} is not installed (pip install -e '.[{missing[0]}]')")
     return grid
+
+
+def add_budget_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup, per: str, timeout: bool = True) -> None:
+    """--budget (sampling seconds per case `per`, all rounds together), --timeout and --no-progress."""
+    p.add_argument(
+        "--budget", type=positive_float(3600), default=1.0,
+        help=f"sampling seconds per case{per}, all rounds together (default 1.0)",
+    )  # fmt: skip
+    if timeout:
+        p.add_argument(
+            "--timeout", type=positive_float(7 * 24 * 3600), default=600.0,
+            help="seconds before a case's worker is killed (default 600)",
+        )  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -7,21 +7,18 @@ import sys
 
 from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.export import PATHS_HELP
-from rnnbench.cli.options import fraction, int_range
-from rnnbench.errors import UsageError
+from rnnbench.cli.options import fraction, input_path, int_range
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.frame import load, one_line_warnings
+    from rnnbench.analysis.frame import one_line_warnings
     from rnnbench.analysis.history import baseline, detect, format_baseline, format_steps
+    from rnnbench.cli.inputs import load_results
 
+    frame = load_results(args.paths)
     with one_line_warnings():
-        frame = load(args.paths or None)
-        where = ", ".join(args.paths or ["results"])
-        if frame.empty:
-            raise UsageError(f"no rnnbench or asv results in {where}")
         if args.baseline:
             verdicts, short = baseline(frame, args.baseline, args.threshold)
             text = format_baseline(verdicts, short, args.baseline, args.format, args.threshold)
@@ -37,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("regressions", help="step changes in every case's history, or the newest run vs its baseline")
-    p.add_argument("paths", nargs="*", help=PATHS_HELP)
+    p.add_argument("paths", nargs="*", type=input_path, help=PATHS_HELP)
     p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
     p.add_argument(
         "--baseline", type=int_range(2, 10_000), metavar="N",

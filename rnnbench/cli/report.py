@@ -5,20 +5,18 @@ from __future__ import annotations
 import argparse
 
 from rnnbench.cli.export import PATHS_HELP
-from rnnbench.cli.options import fraction, int_range
-from rnnbench.errors import UsageError
+from rnnbench.cli.options import fraction, input_path, int_range, output_dir
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.frame import load, one_line_warnings
-    from rnnbench.report.build import build_report
+    from rnnbench.analysis.frame import one_line_warnings
+    from rnnbench.cli.inputs import load_results
+    from rnnbench.report.build import build_report, check_out_dir
 
-    with one_line_warnings():
-        frame = load(args.paths or None)
-    if frame.empty:
-        raise UsageError(f"no rnnbench or asv results in {', '.join(args.paths or ['results'])}")
+    check_out_dir(args.out)  # before reading a large tree
+    frame = load_results(args.paths)
     with one_line_warnings():  # a hardware change splitting a history is a one-line warning too
         page = build_report(
             frame, args.out, threshold=args.threshold, max_charts=args.max_charts, progress=not args.quiet
@@ -29,8 +27,11 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("report", help="write a static HTML report with charts")
-    p.add_argument("paths", nargs="*", help=PATHS_HELP)
-    p.add_argument("--out", required=True, help="folder for index.html and its images")
+    p.add_argument("paths", nargs="*", type=input_path, help=PATHS_HELP)
+    p.add_argument(
+        "--out", required=True, type=output_dir,
+        help="folder for index.html and its images: a new or empty folder, or one an earlier report wrote",
+    )  # fmt: skip
     p.add_argument(
         "--threshold", type=fraction, default=0.05, help="smallest step change marked in histories (default 5%%)"
     )

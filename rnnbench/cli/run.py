@@ -8,7 +8,15 @@ import os
 import sys
 from pathlib import Path
 
-from rnnbench.cli.options import add_grid_flags, grid_from_args, int_range, positive_float, shard_spec, threads
+from rnnbench.cli.options import (
+    add_budget_flags,
+    add_grid_flags,
+    grid_from_args,
+    int_range,
+    output_dir,
+    shard_spec,
+    threads,
+)
 from rnnbench.display import format_table
 from rnnbench.errors import UsageError
 
@@ -35,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from rnnbench.measure.machine import fingerprint
     from rnnbench.measure.timing import TimingConfig
     from rnnbench.sweep.grid import expand, shard, shard_of
+    from rnnbench.sweep.memory import check_fits
     from rnnbench.sweep.runner import RunOptions, run_cases, summary_rows
-    from rnnbench.sweep.store import done_keys
+    from rnnbench.sweep.store import done_keys, live_writers
     from rnnbench.sweep.worker import make_record
 
     grid = grid_from_args(args)
@@ -52,25 +61,35 @@ def run(args: argparse.Namespace) -> int:
         k, n = args.shard
         cases, shard_text = shard(cases, k, n), f"{k}/{n}"
         skipped = [(c, why) for c, why in skipped if shard_of(c.key, n) == k]
-    results = Path(args.results) if args.results is not None else default_results_dir()
+    if not cases and not args.resume:
+        raise UsageError("the grid is empty after filters (is the framework installed?)")
+    check_fits(cases)
+    results: Path = args.results if args.results is not None else default_results_dir()
     machine = fingerprint(n_threads)
     if args.resume:
+        live = live_writers(results, machine["machine"], machine["git_commit"])
+        if live:
+            path, pid = live[0]
+            holder = f"process {pid}" if pid > 0 else "another process"
+            raise UsageError(f"cannot resume: {holder} is still writing {path}; wait for it to end")
         done = done_keys(results, machine["machine"], machine["git_commit"])
         before = len(cases)
         cases = [c for c in cases if c.key not in done]
         print(f"rnnbench: --resume: {before - len(cases)} cases already recorded, {len(cases)} to go", file=sys.stderr)
-    if not cases and not args.resume:
-        raise UsageError("the grid is empty after filters (is the framework installed?)")
+        if not cases:
+            print("rnnbench: --resume: nothing left to run; no new document written", file=sys.stderr)
+            return 0
     # the per-case budget and minimum sample count are split across the rounds
-    timing = TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)))
+    timing = TimingConfig(
+        budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)), flush_l2=args.flush_l2
+    )
     opts = RunOptions(
         results_dir=results, threads=n_threads, timing=timing, timeout_s=args.timeout, progress=not args.no_progress,
         command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text, rounds=args.rounds,
+        seed=args.seed,
     )  # fmt: skip
-    writer = run_cases(cases, machine, opts)
-    for case, why in skipped:
-        writer.doc["records"].append(make_record(case, "skipped", threads=n_threads, error=why))
-    writer.flush()
+    not_applicable = [make_record(case, "skipped", threads=n_threads, error=why) for case, why in skipped]
+    writer = run_cases(cases, machine, opts, extra_records=not_applicable)
     records = writer.doc["records"]
     out = sys.stderr if args.json else sys.stdout
     headers, rows = summary_rows(records)
@@ -82,16 +101,22 @@ def run(args: argparse.Namespace) -> int:
     inaccurate = [r for r in records if r["status"] == "inaccurate"]
     for r in inaccurate:
         print(f"INACCURATE {r['key']}: {r['error']}", file=out)
+    peak_failures = writer.doc.get("peak_failures", [])
+    for p in peak_failures:
+        print(
+            f"PEAK FAILED {p['framework']}/{p['device']}/{p['dtype']}: {p['error']} (peak_fraction left null)", file=out
+        )
     ok = sum(r["status"] == "ok" for r in records)
+    peak_note = f", {len(peak_failures)} peak probe(s) failed" if peak_failures else ""
     print(
-        f"\n{ok} measured, {len(failed)} failed, {len(inaccurate)} inaccurate, {len(skipped)} not applicable; "
-        f"results: {writer.path}",
+        f"\n{ok} measured, {len(failed)} failed, {len(inaccurate)} inaccurate, {len(skipped)} not applicable"
+        f"{peak_note}; results: {writer.path}",
         file=out,
     )
     if args.json:
         json.dump(writer.doc, sys.stdout, indent=1)
         print()
-    return 1 if failed else (EXIT_INACCURATE if inaccurate else 0)
+    return 1 if failed or peak_failures else (EXIT_INACCURATE if inaccurate else 0)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -102,19 +127,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--shard", type=shard_spec, help="K/N: run the K-th of N disjoint parts of the grid")
     p.add_argument("--resume", action="store_true", help="skip cases already recorded for this machine and commit")
-    p.add_argument("--results", help="results directory (default: results/ in the repo)")
+    p.add_argument("--results", type=output_dir, help="results directory (default: results/ in the repo)")
     p.add_argument("--json", action="store_true", help="print the run document to stdout (the table goes to stderr)")
-    p.add_argument(
-        "--budget", type=positive_float(3600), default=1.0,
-        help="sampling seconds per case, all rounds together (default 1.0)",
-    )  # fmt: skip
     p.add_argument(
         "--rounds", type=int_range(1, 100), default=2,
         help="sweeps over each group; a case's samples span them (default 2)",
     )  # fmt: skip
+    add_budget_flags(p, "")
     p.add_argument(
-        "--timeout", type=positive_float(7 * 24 * 3600), default=600.0,
-        help="seconds before a case's worker is killed (default 600)",
+        "--seed", type=int_range(0, 2**32 - 1), default=None,
+        help="seed of the rounds' random case order (default: a fresh one; stored in the document as order_seed)",
     )  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--flush-l2", action="store_true",
+        help="write a buffer larger than the cache before every sample; samples are then single cold-cache calls",
+    )  # fmt: skip
     p.set_defaults(func=run)

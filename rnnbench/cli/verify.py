@@ -19,28 +19,32 @@ __all__ = ["add_parser", "run", "verify_grid"]
 
 def verify_grid(grid: Grid, quiet: bool = False) -> int:
     """Verify every case of `grid`; print a table; 0 if all agree, 1 otherwise."""
+    from rnnbench.sweep.memory import check_fits
+
     cases, skipped = expand(grid)
     if not cases:
         raise UsageError("the grid is empty after filters (is the framework installed?)")
+    check_fits(cases)
     for device in grid.devices:
         if device == "cpu":
             continue
         for fw in sorted({c.framework for c in cases if c.device == device}):
             if device not in backends.get(fw).devices():
                 raise UsageError(f"device {device!r} is not available to {fw} here (no CUDA GPU visible)")
-    rows, failures = [], 0
+    rows, passed, failures = [], 0, 0
     for case in tqdm(cases, desc="verify", unit="case", file=sys.stderr, disable=None):
         weights, x, state0 = make_inputs(case)
         try:
             check = verify_kernel(backends.get(case.framework).build(case, weights, x, state0), weights, x, state0)
             ok, abs_err, rel_err, note = check.ok, check.max_abs_error, check.max_rel_error, check.worst
             tol = check.tolerance
-        except Unsupported as exc:
+        except Unsupported as exc:  # refused at build time: not applicable, and only that (not also passed)
             skipped.append((case, str(exc)))
             continue
         except Exception as exc:  # a backend bug is a failed check, reported, not a crash
             ok, abs_err, rel_err, note = False, float("nan"), float("nan"), f"{type(exc).__name__}: {exc}"[:120]
             tol = tolerance(case)
+        passed += ok
         failures += not ok
         if ok and quiet:
             continue
@@ -66,7 +70,7 @@ def verify_grid(grid: Grid, quiet: bool = False) -> int:
     if rows:
         print(format_table(headers, rows))
     frameworks = ", ".join(sorted({c.framework for c in cases}))
-    print(f"\n{len(cases) - failures} passed, {failures} failed, {len(skipped)} not applicable ({frameworks})")
+    print(f"\n{passed} passed, {failures} failed, {len(skipped)} not applicable ({frameworks})")
     return 1 if failures else 0
 
 

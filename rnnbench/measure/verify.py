@@ -31,7 +31,16 @@ from rnnbench.reference import (
     reference_gradients,
 )
 
-__all__ = ["Check", "compare", "make_inputs", "reduction_length", "reference", "tolerance", "verify_kernel"]
+__all__ = [
+    "Check",
+    "ReferenceCache",
+    "compare",
+    "make_inputs",
+    "reduction_length",
+    "reference",
+    "tolerance",
+    "verify_kernel",
+]
 
 # Normalised error allowed per (dtype, fp32 mode) for a short computation. float32
 # `strict` is full FP32 (GPU reductions reorder sums, hence looser on CUDA); `tf32`
@@ -121,6 +130,48 @@ def reference(case: Case, weights: dict[str, Array], x: Array, state0: tuple[Arr
     c0 = state0[1] if len(state0) > 1 else None
     grads = reference_gradients(case.spec, x, weights, state0[0], c0, targets) if case.train else None
     return Outputs(y, state, grads)
+
+
+class ReferenceCache:
+    """float64 references of the seeded inputs, shared by every case with the same math.
+
+    A reference depends only on (cell spec, shape, layers, pass, dtype): the
+    framework, formulation and mode of a case do not change it (dtype does,
+    through the rounding of the inputs). A sweep has many cases per
+    reference (every formulation and mode of a shape), so a worker keeps the
+    most recently used ones, bounded by `max_bytes` (large nightly shapes hold
+    hundreds of MB each).
+    """
+
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        self.max_bytes = max_bytes
+        self.entries: dict[tuple[object, ...], tuple[Outputs, int]] = {}
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(case: Case, seed: int = 0) -> tuple[object, ...]:
+        # param_dtype: mixed and pure round the weights differently; the head changes y and the loss
+        return (case.spec, case.batch, case.input_size, case.hidden, case.seq_len, case.layers, case.train,
+                case.dtype, case.param_dtype, case.head, case.vocab, seed)  # fmt: skip
+
+    def get(self, case: Case, seed: int = 0) -> tuple[Outputs, tuple[dict[str, Array], Array, tuple[Array, ...]]]:
+        """(reference outputs, the inputs they were computed from) for `case`."""
+        inputs = make_inputs(case, seed)
+        k = self.key(case, seed)
+        if k in self.entries:
+            self.hits += 1
+            ref, size = self.entries.pop(k)
+            self.entries[k] = (ref, size)  # most recently used last
+            return ref, inputs
+        self.misses += 1
+        ref = reference(case, *inputs)
+        arrays = [ref.y, *ref.state, *(ref.grads or {}).values()]
+        size = sum(int(np.asarray(a).nbytes) for a in arrays)
+        while self.entries and sum(s for _, s in self.entries.values()) + size > self.max_bytes:
+            self.entries.pop(next(iter(self.entries)))
+        if size <= self.max_bytes:
+            self.entries[k] = (ref, size)
+        return ref, inputs
 
 
 def compare(case: Case, out: Outputs, ref: Outputs) -> Check:

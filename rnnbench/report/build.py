@@ -7,6 +7,12 @@ numbers, and writing a self-contained site: `index.html` with inline CSS and
 system on a machine with no internet. Everything that comes from result
 files (machine names, errors, keys) is HTML-escaped before it is written.
 Drawing itself lives in `rnnbench.charts`.
+
+The output folder is the report's own: `build_report` writes only into a
+new or empty folder, or one holding the `.rnnbench-report` marker an earlier
+report left there (only then does it remove the old `img/*.png`), and
+refuses anything else, so a typo in `--out` cannot delete someone's files.
+`index.html` is replaced atomically.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import html
 import itertools
 import json
 import math
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,12 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 from rnnbench.analysis.compare import WINNER_CONFIDENCE, Winner, format_value, resolve_winner, rounds_of
 from rnnbench.analysis.history import StepChange, detect, series, version_change
+from rnnbench.errors import UsageError
 from rnnbench.report import charts
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MAX_CHARTS", "Section", "build_report"]
+__all__ = ["MARKER", "MAX_CHARTS", "Section", "build_report", "check_out_dir"]
+
+MARKER = ".rnnbench-report"  # in a folder a report wrote, so a later report may replace its files
 
 MAX_CHARTS = 24  # per section: more charts than this is a wall nobody reads
 MAX_GRID = 10  # rows/columns per heatmap, and shapes per bar chart, so labels stay readable
@@ -345,6 +356,19 @@ def _roofline(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, lis
 # -- history ----------------------------------------------------------------------------------------
 
 
+def _chart_of(key: str, formulation: object) -> tuple[str, str]:
+    """(line label, chart id) of a series: its formulation, and its key with the formulation replaced by `*`.
+
+    The formulation comes from its column, not from a position in the key; a series
+    with none (an asv benchmark that is not an rnnbench case) is a chart of its own.
+    """
+    parts = key.split("/")
+    if not isinstance(formulation, str) or formulation not in parts:
+        return key, key
+    i = parts.index(formulation)
+    return formulation, "/".join([*parts[:i], "*", *parts[i + 1 :]])
+
+
 def _history(
     frame: pd.DataFrame, steps: list[StepChange], img: Path, limit: int, threshold: float
 ) -> tuple[Section, list[Job]]:
@@ -363,12 +387,12 @@ def _history(
     long = [(ident, g) for ident, g in series(frame) if len(g) >= 2]
     # one chart per case shape on one machine and source: its formulations share the axes
     charts_by: dict[tuple[str, str, str], list[tuple[str, pd.DataFrame]]] = {}
+    shape_of: dict[str, str] = {}
     for (machine, key, source), g in long:
-        parts = key.split("/")
-        form = parts[3] if len(parts) > 3 else key
-        shape_key = "/".join([*parts[:3], "*", *parts[4:]]) if len(parts) > 3 else key
+        form, shape_key = _chart_of(key, g["formulation"].iloc[0])
+        shape_of[key] = shape_key
         charts_by.setdefault((machine, shape_key, source), []).append((form, g))
-    has_step = {(s.machine, s.source, "/".join([*s.key.split("/")[:3], "*", *s.key.split("/")[4:]])) for s in steps}
+    has_step = {(s.machine, s.source, shape_of.get(s.key, s.key)) for s in steps}
     order = sorted(
         charts_by, key=lambda k: ((k[0], k[2], k[1]) not in has_step, -max(len(g) for _, g in charts_by[k]), k)
     )
@@ -675,7 +699,12 @@ def build_report(
     from tqdm import tqdm
 
     out = Path(out)
-    (out / "img").mkdir(parents=True, exist_ok=True)
+    check_out_dir(out)
+    try:
+        (out / "img").mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text("written by rnnbench report; a later report may replace this folder's files\n")
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write to {out}: {exc.strerror or exc}", str(out)) from None
     for old in (out / "img").glob("*.png"):
         old.unlink()  # a chart that is no longer drawn must not linger next to the new page
     latest = _latest(frame)
@@ -696,5 +725,39 @@ def build_report(
         job()
     page = out / "index.html"
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page.write_text(_page(sections, frame, generated), encoding="utf-8")
+    _replace(page, _page(sections, frame, generated))
     return page
+
+
+def check_out_dir(out: Path) -> None:
+    """UsageError unless `out` is missing, empty, or a folder an earlier report wrote (it has the marker)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if (out / MARKER).is_file():
+        return
+    try:
+        with os.scandir(out) as it:
+            first = next(it, None)
+    except OSError as exc:
+        raise UsageError(f"cannot read --out {out}: {exc.strerror or exc}") from None
+    if first is not None:
+        raise UsageError(
+            f"--out {out} is not empty and no earlier report was written there (no {MARKER}); "
+            "give a new or empty folder"
+        )
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `path` all at once, so a full disk or a kill leaves the previous page, not half of one."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}", str(path)) from None

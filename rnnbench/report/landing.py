@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rnnbench.display import format_time
 from rnnbench.errors import UsageError
 from rnnbench.sweep.merge import machine_class
 from rnnbench.sweep.store import iter_documents, read_document
@@ -185,18 +186,9 @@ def _table(headers: list[str], rows: list[list[object]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _time(s: float | None) -> str:
-    if s is None or s != s:
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if s >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
-
-
 def _findings(findings: list[Finding]) -> str:
     rows: list[list[object]] = [
-        [f"{f.ratio - 1:+.1%}", f"[{f.ci_low:.3f}, {f.ci_high:.3f}]", _time(f.baseline_s), _time(f.newest_s),
+        [f"{f.ratio - 1:+.1%}", f"[{f.ci_low:.3f}, {f.ci_high:.3f}]", format_time(f.baseline_s), format_time(f.newest_s),
          f.baseline_runs, f.key]
         for f in findings
     ]  # fmt: skip

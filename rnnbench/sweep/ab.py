@@ -327,6 +327,8 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
                 w.finish()
         finally:
             bar.close()
+            for w in writers.values():
+                w.close()  # release the documents' locks (see store.RunWriter)
     comparison = judge(writers["base"].doc["records"], writers["new"].doc["records"], opts.threshold)
     return ABResult(comparison, writers["base"].path, writers["new"].path, writers["base"].doc, writers["new"].doc)
 

@@ -189,6 +189,7 @@ def merge_documents(
             "created": d.doc["created"],
             "finished": d.doc.get("finished"),
             "records": len(d.doc["records"]),
+            "order_seed": d.doc.get("order_seed"),  # each shard's rounds' case order
         }
         for d in sorted(docs, key=lambda d: (d.shard, d.doc["created"]))
     ]

@@ -11,13 +11,24 @@ Ctrl-C keeps every finished case and never leaves a half-written file; run
 files have unique names, so concurrent runs never touch each other's and
 nothing existing is overwritten. `iter_documents` is a generator over every
 readable document, skipping (with a warning) files that are not ours.
+
+Locking: a writer holds an exclusive `flock` on `.<document>.lock` beside its
+document while it runs (the kernel drops it when the process dies, even by
+SIGKILL), so `live_writers` can tell a run that is still being written from
+one that was killed, and `--resume` refuses to race a live one. A writer
+removes, in its folder, the temporary and lock files that killed writers
+left behind. A failed write (a full disk) raises `OSError` naming the
+document, which is left as it was after the last good write.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sys
 import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -32,6 +43,7 @@ __all__ = [
     "RunWriter",
     "done_keys",
     "iter_documents",
+    "live_writers",
     "new_document",
     "now_iso",
     "read_document",
@@ -116,16 +128,136 @@ def validate(doc: dict[str, Any]) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Replace `path` by `text` all at once; OSError naming `path` (never a temporary file) on failure."""
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}", str(path)) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# -- locks ---------------------------------------------------------------------------------------------
+
+_TMP_SUFFIX = ".tmp"
+_LOCK_SUFFIX = ".lock"
+# a lock file with no document yet is left alone this long: its writer may be between taking
+# the lock and writing the document for the first time
+_ORPHAN_LOCK_AGE_S = 600.0
+
+
+def _lock_path(document: Path) -> Path:
+    return document.parent / f".{document.name}{_LOCK_SUFFIX}"
+
+
+def _lock_holder(lock: Path) -> int | None:
+    """The pid written in `lock` if a live process holds it, else None (free, missing, or not lockable here)."""
+    if sys.platform == "win32":  # pragma: no cover - no flock; resume cannot tell, and does not refuse
+        return None
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return None
+        try:
+            return int(os.pread(fd, 32, 0).decode() or 0) or -1
+        except (OSError, ValueError):
+            return -1
+    finally:
+        os.close(fd)
+    return None
+
+
+def _document_of(name: str) -> str | None:
+    """`.X.json.abc.tmp` or `.X.json.lock` -> `X.json`."""
+    if not name.startswith("."):
+        return None
+    end = name.find(".json.")
+    return name[1 : end + 5] if end > 0 else None
+
+
+def clean_stale(directory: Path) -> list[Path]:
+    """Remove temporary and lock files of documents no live process is writing; returns what went."""
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for path in directory.iterdir():
+        if not (path.name.endswith(_TMP_SUFFIX) or path.name.endswith(_LOCK_SUFFIX)):
+            continue
+        doc = _document_of(path.name)
+        if doc is None or _lock_holder(_lock_path(directory / doc)) is not None:
+            continue
+        if path.name.endswith(_LOCK_SUFFIX) and not (directory / doc).exists():
+            try:
+                if time.time() - path.stat().st_mtime < _ORPHAN_LOCK_AGE_S:
+                    continue
+            except OSError:
+                continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass  # not ours to remove (permissions): harmless, readers ignore dot files
+    return removed
+
+
+def live_writers(results_dir: Path, machine: str, commit: str | None = None) -> list[tuple[Path, int]]:
+    """(document, pid) for every run of `machine` (at `commit`, if given) that a live process is writing."""
+    directory = Path(results_dir) / RUNS_DIR / machine
+    tag = f"-{(commit or 'nocommit')[:8]}-" if commit is not None else ""
+    live = []
+    for lock in sorted(directory.glob(f".*{_LOCK_SUFFIX}")) if directory.is_dir() else []:
+        doc = _document_of(lock.name)
+        if doc is None or tag not in doc:
+            continue
+        pid = _lock_holder(lock)
+        if pid is not None and pid != os.getpid():
+            live.append((directory / doc, pid))
+    return live
+
+
+class _DocumentLock:
+    """An exclusive flock on a document's lock file, held while the document is being written."""
+
+    def __init__(self, document: Path) -> None:
+        self.path = _lock_path(document)
+        self.fd: int | None = None
+        if sys.platform == "win32":  # pragma: no cover
+            return
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write {self.path}: {exc.strerror or exc}", str(self.path)) from None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh uniquely named file: never contended
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        # unlink first, while still holding the lock, so no reader finds a free lock on a live name
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+        self.fd = None
 
 
 def new_document(
@@ -159,12 +291,30 @@ class RunWriter:
         self.run_id: str = self.doc["run_id"]
         commit = (machine.get("git_commit") or "nocommit")[:8]
         directory = Path(results_dir) / RUNS_DIR / machine["machine"]
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot create {directory}: {exc.strerror or exc}", str(directory)) from None
         self.path = directory / f"{created:%Y%m%dT%H%M%S}-{commit}-{self.run_id[:8]}.json"
-        self.flush()
+        clean_stale(directory)
+        self._lock = _DocumentLock(self.path)
+        try:
+            self.flush()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the document's lock (the document stays; an unfinished one can be resumed)."""
+        self._lock.release()
 
     def add_peak(self, peak: dict[str, Any]) -> None:
         self.doc["peaks"].append(peak)
+        self.flush()
+
+    def add_peak_failure(self, failure: dict[str, Any]) -> None:
+        """A peak probe that failed twice: its group's `peak_fraction` stays null, and the run says so."""
+        self.doc.setdefault("peak_failures", []).append(failure)
         self.flush()
 
     def add(self, record: dict[str, Any]) -> None:

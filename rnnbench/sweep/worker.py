@@ -5,10 +5,22 @@ and JAX never share a process (or a GPU context), thread settings apply
 before any framework starts, and a crash, out-of-memory or hang takes down
 only the worker: the runner records that case as failed and starts a new one.
 Messages are plain dicts over a `multiprocessing` pipe:
-`{"op": "case", "case": {...}}` -> a result record; `{"op": "peak", ...}` ->
-a peak record; `{"op": "runtime", "framework": ...}` -> the CUDA runtime and
-cuDNN the framework was built with (only the worker imports frameworks);
-`{"op": "exit"}` ends the loop.
+`{"op": "prepare", "case": {...}}` builds, verifies and warms a case's kernel
+and keeps it (the runner's warm-up pass; the reply is a record whose samples
+are discarded); `{"op": "case", "case": {...}}` -> a result record (timing
+the kept kernel when there is one); `{"op": "peak", ...}` -> a peak record;
+`{"op": "runtime", "framework": ...}` -> the CUDA runtime and cuDNN the
+framework was built with (only the worker imports frameworks);
+`{"op": "exit"}` ends the loop. Every case reply carries the load average and
+CPU steal around it (`rnnbench.measure.load`).
+
+A worker never outlives the run: it ignores SIGINT (a Ctrl-C in the terminal
+reaches the whole process group; the runner decides and kills it), asks Linux
+to SIGKILL it when its parent dies (`prctl(PR_SET_PDEATHSIG)`), and a watcher
+thread polls the parent's pid as a fallback elsewhere. A reply marks the
+worker `poisoned` after a CUDA error other than out-of-memory (an illegal
+address or a device-side assert leaves the CUDA context unusable), and the
+runner then replaces it.
 
 Self-test switch: `RNNBENCH_SELFTEST_SLOWDOWN=FORMULATION:FACTOR[,...]` (or
 `all:FACTOR`) makes every timed call of those formulations take FACTOR times
@@ -21,16 +33,47 @@ it for real measurements.
 from __future__ import annotations
 
 import os
+import re
+import signal
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from rnnbench.backends import Kernel
 from rnnbench.case import Case
-from rnnbench.measure.timing import Measurement, TimingConfig, measure
+from rnnbench.measure.timing import Measurement, TimingConfig, measure_kernel
 from rnnbench.sweep.store import now_iso
 
-__all__ = ["SELFTEST_SLOWDOWN", "make_record", "measure_case", "measure_peak", "selftest_factor", "worker_main"]
+__all__ = [
+    "SELFTEST_SLOWDOWN",
+    "die_with_parent",
+    "is_poisoning",
+    "make_record",
+    "measure_case",
+    "measure_peak",
+    "selftest_factor",
+    "timing_fields",
+    "worker_main",
+]
+
+# CUDA errors after which the process's CUDA context is unusable (every later call fails);
+# out-of-memory is not one of them: the allocator recovers and the next, smaller case runs.
+_POISON = re.compile(
+    r"illegal (memory )?address|device-side assert|unspecified launch failure|cudaErrorIllegal|"
+    r"CUDA_ERROR_ILLEGAL|misaligned address|illegal instruction|CUBLAS_STATUS_EXECUTION_FAILED|"
+    r"CUDA error: (an )?(illegal|unspecified|misaligned|invalid program counter)",
+    re.IGNORECASE,
+)
+
+
+def is_poisoning(error: str) -> bool:
+    """True for an error text that leaves the CUDA context unusable (not an out-of-memory)."""
+    return bool(_POISON.search(error)) and "out of memory" not in error.lower()
+
 
 SELFTEST_SLOWDOWN = "RNNBENCH_SELFTEST_SLOWDOWN"
 
@@ -62,6 +105,13 @@ def _slowed(call: Callable[[], Any], factor: float) -> Callable[[], Any]:
         return result
 
     return slow
+
+
+def _slowed_kernel(kernel: Kernel, factor: float) -> Kernel:
+    """`kernel` with its call slowed; a slowed kernel is timed synchronously, so the factor applies to device work."""
+    if factor == 1.0:
+        return kernel
+    return replace(kernel, call=_slowed(kernel.call, factor), launch=None, sync=None)
 
 
 def make_record(
@@ -104,6 +154,11 @@ def make_record(
     return d
 
 
+def timing_fields(m: Measurement) -> dict[str, Any]:
+    """Optional record fields from the engine: the clock, host launch time per call, stalled samples."""
+    return {"clock": m.clock, "launch_s": m.launch_s, "stalls": m.stalls}
+
+
 def measure_peak(framework: str, device: str, dtype: str, config: TimingConfig) -> dict[str, Any]:
     """The roofline's ceilings for (framework, device, dtype): best GEMM over a size ladder, STREAM bandwidth.
 
@@ -132,15 +187,17 @@ def measure_case(
     threads: int,
     peak_gflops: float | None,
     cache: dict[str, Any] | None = None,
+    references: Any = None,
 ) -> dict[str, Any]:
     """Verify `case` against the reference, then time it; never raises for a case-level problem.
 
     With a `cache` holding this case's kernel (a later round), the kernel is
     timed again without rebuilding; `compile_s` is then None (it belongs to
-    the round that built it).
+    the round that built it). `references`: a `verify.ReferenceCache` shared
+    by the cases of this worker.
     """
     slowdown = selftest_factor(case.formulation)
-    record = _measure_case(case, config, threads, peak_gflops, cache, slowdown)
+    record = _measure_case(case, config, threads, peak_gflops, cache, slowdown, references)
     if slowdown != 1.0:
         record["selftest_slowdown"] = slowdown
     return record
@@ -148,34 +205,34 @@ def measure_case(
 
 def _measure_case(
     case: Case, config: TimingConfig, threads: int, peak_gflops: float | None, cache: dict[str, Any] | None,
-    slowdown: float,
+    slowdown: float, references: Any,
 ) -> dict[str, Any]:  # fmt: skip
     from rnnbench import backends
     from rnnbench.errors import Unsupported
-    from rnnbench.measure.verify import compare, make_inputs, reference
+    from rnnbench.measure.verify import ReferenceCache, compare
 
     if cache is not None and case.key in cache:
         kernel, check = cache[case.key]
         try:
-            m = measure(_slowed(kernel.call, slowdown), config)
+            m = measure_kernel(_slowed_kernel(kernel, slowdown), config)
         except Exception as exc:
-            return make_record(case, "failed", threads=threads, error=f"{type(exc).__name__}: {exc}"[:500])
+            return _failed(case, threads, f"{type(exc).__name__}: {exc}"[:500])
         record = make_record(
             case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
             max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
         )  # fmt: skip
         record["compile_s"] = None
         record["impl"] = kernel.impl
-        return record
+        return record | timing_fields(m)
     try:
         backend = backends.get(case.framework)
-        weights, x, state0 = make_inputs(case)
+        ref, (weights, x, state0) = (references or ReferenceCache()).get(case)
         kernel = backend.build(case, weights, x, state0)
         # the first call compiles (torch.compile, tf.function, jit): clock it, and verify its output
         t0 = time.perf_counter()
         result = kernel.call()
         first_call_s = time.perf_counter() - t0
-        check = compare(case, kernel.fetch(result), reference(case, weights, x, state0))
+        check = compare(case, kernel.fetch(result), ref)
         del result
         if not check.ok:  # it ran, but beyond its tolerance: numerically inaccurate, not a crash
             return make_record(
@@ -183,7 +240,7 @@ def _measure_case(
                 max_rel_error=check.max_rel_error,
                 error=f"does not match the reference: {check.worst} rel error {check.max_rel_error:.3g} > {check.tolerance}",
             )  # fmt: skip
-        m = measure(_slowed(kernel.call, slowdown), config, first_call_s=first_call_s)
+        m = measure_kernel(_slowed_kernel(kernel, slowdown), config, first_call_s=first_call_s)
         if cache is not None:
             while len(cache) >= CACHE_SIZE:
                 cache.pop(next(iter(cache)))
@@ -193,40 +250,96 @@ def _measure_case(
     except Exception as exc:  # a framework error fails this case only
         last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""
-        return make_record(case, "failed", threads=threads, error=f"{type(exc).__name__}: {exc}"[:500] + where)
+        return _failed(case, threads, f"{type(exc).__name__}: {exc}"[:500] + where)
     record = make_record(
         case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
         max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
     )  # fmt: skip
     record["impl"] = kernel.impl  # which implementation a native layer ran (cudnn or the generic one)
+    return record | timing_fields(m)
+
+
+# The warm-up pass times each case briefly: enough to compile, warm and verify, not a sample set.
+PREPARE_TIMING = TimingConfig(budget_s=0.0, min_samples=1, max_samples=1)
+
+
+def _failed(case: Case, threads: int, error: str) -> dict[str, Any]:
+    record = make_record(case, "failed", threads=threads, error=error)
+    if is_poisoning(error):
+        record["poisoned"] = True  # the runner replaces this worker; not stored
     return record
 
 
-def worker_main(conn: Any, threads: int, config: TimingConfig) -> None:
-    """Loop of the worker process (entry point of `multiprocessing` spawn)."""
-    from rnnbench.measure.threads import apply_threads
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
+
+def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """End this process when `parent_pid` goes away: a kernel parent-death signal on Linux,
+    and on every platform a daemon thread that polls the parent's pid (the fallback, and the
+    cover for a parent that died before the prctl call)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the polling thread still covers it
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)  # the parent is gone: nobody will read what this worker measures
+            time.sleep(poll_s)
+
+    if os.getppid() != parent_pid:
+        os._exit(0)
+    threading.Thread(target=watch, name="rnnbench-parent-watch", daemon=True).start()
+
+
+def worker_main(conn: Any, threads: int, config: TimingConfig, parent_pid: int | None = None) -> None:
+    """Loop of the worker process (entry point of `multiprocessing` spawn)."""
+    from rnnbench.measure import load
+    from rnnbench.measure.threads import apply_threads
+    from rnnbench.measure.verify import ReferenceCache
+
+    # the runner shuts its workers down; a terminal's Ctrl-C must not print their tracebacks
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     apply_threads(threads)
     cache: dict[str, Any] = {}
+    references = ReferenceCache()
     while True:
         try:
             msg = conn.recv()
-        except EOFError:
-            return
+        except (EOFError, OSError):
+            return  # the runner closed the pipe or died
         op = msg.get("op")
         if op == "exit":
             return
-        if op == "case":
-            reply = measure_case(Case.from_dict(msg["case"]), config, threads, msg.get("peak_gflops"), cache)
+        if op in ("case", "prepare"):
+            case = Case.from_dict(msg["case"])
+            cfg = config
+            if op == "prepare":  # always a fresh build: its first call is the compile time the record keeps
+                cfg = replace(PREPARE_TIMING, warmup_budget_s=config.warmup_budget_s, flush_l2=config.flush_l2)
+                cache.pop(case.key, None)
+            before = load.sample()
+            reply = measure_case(case, cfg, threads, msg.get("peak_gflops"), cache, references)
+            reply |= load.load_fields(before, load.sample())
         elif op == "peak":
             try:
                 reply = measure_peak(msg["framework"], msg["device"], msg["dtype"], msg["config"])
             except Exception as exc:
                 reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+                reply["poisoned"] = is_poisoning(reply["error"])
         elif op == "runtime":
             from rnnbench.measure.machine import framework_runtime
 
             reply = framework_runtime(msg["framework"])
         else:
             reply = {"error": f"unknown op {op!r}"}
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            return  # the runner is gone: nothing to report to, and no traceback to print

@@ -4,7 +4,7 @@ Each group (framework / cell / pass / shape) holds the four formulations, so
 pytest-benchmark's table compares them side by side. Every kernel is verified
 against the numpy reference before it is timed. `make test` runs this file
 with `--benchmark-disable` (in pyproject's addopts): each benchmark then runs
-once, as a test. Time for real with `--benchmark-enable` (see README).
+once, as a test. Time for real with `--benchmark-enable` (see docs/asv.md).
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import pytest
 
 from rnnbench import asvsuite, backends
 from rnnbench.case import FORMULATIONS, FRAMEWORKS, PASSES
+
+# 75 kernels built, verified and run once each: part of `make test`, not of `make test-fast`
+pytestmark = pytest.mark.slow
 
 SHAPE = asvsuite.shapes()[0]
 

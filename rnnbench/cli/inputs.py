@@ -1,0 +1,50 @@
+"""Reading the result files a command was given, in the CLI's voice.
+
+Files that are not results are skipped with a one-line warning each; but when
+nothing readable is left, the command fails with one line that says why
+(the first skipped file's reason), instead of a warning per file followed by
+an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from rnnbench.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["load_results", "warnings_or_reason"]
+
+
+@contextlib.contextmanager
+def warnings_or_reason() -> Iterator[None]:
+    """Collect warnings raised inside; on a `UsageError`, fold the first into its message, else print each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except UsageError as exc:
+            reasons = [str(w.message) for w in caught]
+            if not reasons:
+                raise
+            more = f"; {len(reasons) - 1} more file(s) skipped" if len(reasons) > 1 else ""
+            raise UsageError(f"{exc} (skipped {reasons[0]}{more})".replace("\n", " ")) from None
+    for w in caught:
+        print(f"rnnbench: warning: {w.message}", file=sys.stderr)
+
+
+def load_results(paths: Sequence[str]) -> pd.DataFrame:
+    """Every result under `paths` (default `results/`) as one frame; UsageError when there is none."""
+    from rnnbench.analysis.frame import load
+
+    with warnings_or_reason():
+        frame = load(list(paths) or None)
+        if frame.empty:
+            raise UsageError(f"no rnnbench or asv results in {', '.join(paths or ['results'])}")
+    return frame
