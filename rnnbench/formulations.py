@@ -9,6 +9,8 @@ knows one framework's formulation knows all four. This module owns:
   (transposed so a step is `x @ W^T`; `concat` builds `W_m = [W | U]` with
   `b = b_i + b_h`, and for GRU the block matrices of docs/formulations.md);
 - `run_layers`: the forward of a stack of layers for one formulation;
+- `python_scan`: the time loop run op by op from Python (numpy, eager
+  torch and TensorFlow; JAX and tf.function use their own loop primitives);
 - `unpack_grads`: gradients w.r.t. packed parameters -> canonical names
   (so `concat`'s dW_m is compared with `separate`'s dW and dU).
 
@@ -17,7 +19,7 @@ knows one framework's formulation knows all four. This module owns:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +27,36 @@ import numpy as np
 
 from rnnbench.reference import Array, CellSpec
 
-__all__ = ["Ops", "pack", "run_layers", "unpack_grads"]
+__all__ = [
+    "CastOnRead",
+    "Ops",
+    "head_logits",
+    "make_loss",
+    "make_step",
+    "pack",
+    "pack_head",
+    "python_scan",
+    "run_layers",
+    "unpack_grads",
+    "unpack_head_grads",
+]
 
 # (carry, x_t) -> (carry, y_t); carry is (h,) or (h, c)
 Step = Callable[[tuple[Any, ...], Any], tuple[tuple[Any, ...], Any]]
+Scan = Callable[[Step, tuple[Any, ...], Any], tuple[tuple[Any, ...], Any]]
+
+
+def python_scan(stack: Callable[[list[Any]], Any]) -> Scan:
+    """A scan that loops over axis 0 in Python and joins the outputs with `stack` (e.g. np.stack)."""
+
+    def scan(step: Step, carry: tuple[Any, ...], xs: Any) -> tuple[tuple[Any, ...], Any]:
+        ys = []
+        for t in range(int(xs.shape[0])):
+            carry, y = step(carry, xs[t])
+            ys.append(y)
+        return carry, stack(ys)
+
+    return scan
 
 
 @dataclass(frozen=True)
@@ -40,8 +68,10 @@ class Ops:
     tanh: Callable[[Any], Any]
     relu: Callable[[Any], Any]
     reshape: Callable[[Any, tuple[int, ...]], Any]
+    log_softmax: Callable[[Any], Any]  # along the last axis
+    sum: Callable[[Any], Any]  # of every element
     # scan(step, carry, xs) -> (carry, ys stacked on axis 0)
-    scan: Callable[[Step, tuple[Any, ...], Any], tuple[tuple[Any, ...], Any]]
+    scan: Scan
 
 
 def pack(spec: CellSpec, formulation: str, weights: Mapping[str, Array], layers: int) -> list[dict[str, Array]]:
@@ -190,6 +220,52 @@ def hoist(ops: Ops, xs: Any, p: Mapping[str, Any], shape: tuple[int, int, int]) 
     return ops.reshape(proj, (t, b, proj.shape[-1]))
 
 
+class CastOnRead(Mapping[str, Any]):
+    """A view of one layer's parameters that casts each on every read (a Keras AutoCastVariable).
+
+    Mixed precision keeps float32 master weights and computes in a low dtype.
+    Casting where a step reads a weight (inside the scan body, once per step)
+    makes each step's weight gradient flow back through the cast into float32,
+    so the sum of gradients over the sequence accumulates in float32.
+    """
+
+    def __init__(self, params: Mapping[str, Any], cast: Callable[[Any], Any]) -> None:
+        self._params, self._cast = params, cast
+
+    def __getitem__(self, name: str) -> Any:
+        return self._cast(self._params[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+
+def pack_head(weights: Mapping[str, Array]) -> dict[str, Array]:
+    """The output head's parameters as a step computes with them (`y @ W_hy^T`), float32."""
+    return {"why_t": np.ascontiguousarray(weights["weight_hy"].T), "by": np.asarray(weights["bias_y"])}
+
+
+def unpack_head_grads(grads: Mapping[str, Array]) -> dict[str, Array]:
+    return {"weight_hy": np.asarray(grads["why_t"], dtype=np.float64).T, "bias_y": np.asarray(grads["by"], np.float64)}
+
+
+def head_logits(ops: Ops, ys: Any, p: Mapping[str, Any]) -> Any:
+    """Logits `(T, B, V)` (or batch-major) of hidden outputs `ys`, as one (T*B, H) x (H, V) GEMM."""
+    t, b, hid = (int(n) for n in ys.shape)
+    logits = ops.reshape(ys, (t * b, hid)) @ p["why_t"] + p["by"]
+    return ops.reshape(logits, (t, b, int(logits.shape[-1])))
+
+
+def make_loss(ops: Ops, onehot: Any | None) -> Callable[[Any], Any]:
+    """The train pass's loss of the model output: sum(y), or mean cross-entropy against one-hot targets."""
+    if onehot is None:
+        return ops.sum
+    n = int(np.prod(onehot.shape[:-1]))
+    return lambda logits: -ops.sum(onehot * ops.log_softmax(logits)) / n
+
+
 def run_layers(
     ops: Ops,
     spec: CellSpec,
@@ -198,20 +274,23 @@ def run_layers(
     xs: Any,
     state0: Sequence[Any],
     shape: tuple[int, int, int, int],
-    step_wrapper: Callable[[Step], Step] | None = None,
+    steps: Sequence[Step] | None = None,
+    cast: Callable[[Any], Any] | None = None,
 ) -> tuple[Any, list[tuple[Any, ...]]]:
     """Forward through every layer: returns (ys of the last layer, final carry per layer).
 
     `shape` is (T, B, I, H). `state0[j]` is the j-th state tensor (h0, c0),
-    each (L, B, H). `step_wrapper` lets a backend compile the step function.
+    each (L, B, H). `steps` are per-layer step functions built (and compiled)
+    once by the backend, by default `make_step`'s. `cast`, for mixed
+    precision, is applied to every parameter read (see `CastOnRead`).
     """
     t, b, i, hid = shape
     finals = []
     for k, p in enumerate(params):
+        if cast is not None:
+            p = CastOnRead(p, cast)
         carry = tuple(s[k] for s in state0)
-        step = make_step(ops, spec, formulation, p, hid)
-        if step_wrapper is not None:
-            step = step_wrapper(step)
+        step = steps[k] if steps is not None else make_step(ops, spec, formulation, p, hid)
         seq = hoist(ops, xs, p, (t, b, i if k == 0 else hid)) if formulation == "hoisted" else xs
         carry, xs = ops.scan(step, carry, seq)
         finals.append(carry)

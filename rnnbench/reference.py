@@ -26,10 +26,15 @@ __all__ = [
     "GATES",
     "GRU_RESETS",
     "GRU_UPDATES",
+    "HEAD_NAMES",
     "NONLINEARITIES",
     "CellSpec",
+    "cross_entropy",
+    "head_forward",
     "infer_shapes",
+    "init_head",
     "init_inputs",
+    "init_targets",
     "init_weights",
     "negate_update_gate",
     "reference_forward",
@@ -124,6 +129,41 @@ def init_inputs(
     return x, state
 
 
+# The optional output head `y_t = W_hy h_t + b_y` (seed 001), trained with softmax cross-entropy.
+HEAD_NAMES = ("weight_hy", "bias_y")
+
+
+def init_head(hidden: int, vocab: int, seed: int = 3) -> dict[str, Array]:
+    """Head weights drawn like torch.nn.Linear's: U(-1/sqrt(H), 1/sqrt(H)), float32."""
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(hidden)
+    return {
+        "weight_hy": rng.uniform(-bound, bound, size=(vocab, hidden)).astype(np.float32),
+        "bias_y": rng.uniform(-bound, bound, size=(vocab,)).astype(np.float32),
+    }
+
+
+def init_targets(seq_len: int, batch: int, vocab: int, seed: int = 4) -> npt.NDArray[np.int64]:
+    """Target classes `(T, B)` for the head's cross-entropy loss."""
+    return np.random.default_rng(seed).integers(0, vocab, size=(seq_len, batch))
+
+
+def head_forward(y: npt.ArrayLike, weights: Mapping[str, npt.ArrayLike]) -> Array:
+    """Logits `(T, B, V)` = y W_hy^T + b_y, in float64."""
+    w, b = (np.asarray(weights[n], dtype=np.float64) for n in HEAD_NAMES)
+    return np.asarray(y, dtype=np.float64) @ w.T + b
+
+
+def cross_entropy(logits: Array, targets: npt.ArrayLike) -> tuple[float, Array]:
+    """Mean softmax cross-entropy over every (t, b) and its gradient w.r.t. the logits."""
+    t = np.asarray(targets)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    onehot = np.eye(logits.shape[-1])[t]
+    n = t.size
+    return float(-(onehot * log_p).sum() / n), (np.exp(log_p) - onehot) / n
+
+
 def infer_shapes(spec: CellSpec, weights: Mapping[str, npt.ArrayLike]) -> tuple[int, int, int]:
     """(input_size, hidden, layers) of a canonical weight dict; UsageError if it is not one."""
     layers = 0
@@ -131,7 +171,7 @@ def infer_shapes(spec: CellSpec, weights: Mapping[str, npt.ArrayLike]) -> tuple[
         layers += 1
     if layers == 0:
         raise UsageError("weights must be a PyTorch-style state_dict with 'weight_ih_l0', 'weight_hh_l0', ...")
-    expected = set(weight_names(layers))
+    expected = set(weight_names(layers)) | (set(HEAD_NAMES) & set(weights))
     if set(weights) != expected:
         extra = sorted(set(weights) - expected)
         missing = sorted(expected - set(weights))
@@ -167,6 +207,9 @@ def negate_update_gate(spec: CellSpec, weights: Mapping[str, Array]) -> dict[str
     out = {}
     for name, w in weights.items():
         w = np.array(w, copy=True)
+        if name in HEAD_NAMES:  # the output head has no gates
+            out[name] = w
+            continue
         hidden = w.shape[0] // 3
         w[hidden : 2 * hidden] *= -1
         out[name] = w
@@ -284,12 +327,24 @@ def reference_gradients(
     weights: Mapping[str, npt.ArrayLike],
     h0: npt.ArrayLike | None = None,
     c0: npt.ArrayLike | None = None,
+    targets: npt.ArrayLike | None = None,
 ) -> dict[str, Array]:
-    """Gradients of `sum(y)` w.r.t. every canonical weight, by hand-written BPTT in float64."""
+    """Gradients of the loss w.r.t. every canonical weight, by hand-written BPTT in float64.
+
+    The loss is `sum(y)`, or with head weights (`HEAD_NAMES`) in `weights`, the
+    mean softmax cross-entropy of the head's logits against `targets (T, B)`.
+    """
     y, _, caches = _forward_cached(spec, x, weights, h0, c0)
     layers = len(caches)
     grads: dict[str, Array] = {}
     dy = np.ones_like(y)  # d sum(y) / d y
+    if HEAD_NAMES[0] in weights:
+        if targets is None:
+            raise UsageError("a model with an output head needs targets for its cross-entropy loss")
+        _, dlogits = cross_entropy(head_forward(y, weights), targets)
+        grads["weight_hy"] = np.einsum("tbv,tbh->vh", dlogits, y)
+        grads["bias_y"] = dlogits.sum(axis=(0, 1))
+        dy = dlogits @ np.asarray(weights["weight_hy"], dtype=np.float64)
     for k in reversed(range(layers)):
         w, u, bi, bh = _layer_weights(weights, k)
         hid = u.shape[1]
@@ -352,4 +407,4 @@ def reference_gradients(
         grads[f"bias_ih_l{k}"] = dbi
         grads[f"bias_hh_l{k}"] = dbh
         dy = dx_seq
-    return {name: grads[name] for name in weight_names(layers)}
+    return {name: grads[name] for name in [*weight_names(layers), *HEAD_NAMES] if name in grads}

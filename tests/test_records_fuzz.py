@@ -174,7 +174,7 @@ def _check_rows(frame: Any) -> None:
     """What every row the reader lets through must be, whatever the file held."""
     rows = frame.itertuples(index=False) if hasattr(frame, "itertuples") else frame
     for row in rows:
-        assert row.status in ("ok", "failed", "skipped")
+        assert row.status in ("ok", "failed", "inaccurate", "skipped")
         assert isinstance(row.machine, str) and row.machine
         assert isinstance(row.commit, str) or pd.isna(row.commit)  # a frame holds a missing commit as NaN
         for size in (row.batch, row.input_size, row.hidden, row.seq_len, row.layers):

@@ -145,3 +145,49 @@ def test_infer_shapes_rejects_bad_weights():
     bad["weight_hh_l0"] = bad["weight_hh_l0"][:, :3]
     with pytest.raises(UsageError):
         infer_shapes(spec, bad)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_head_reference_matches_torch_nn_linear_and_cross_entropy(cell):
+    """The output head and its BPTT against an independent oracle: torch.nn.{RNN,GRU,LSTM} + Linear + CrossEntropyLoss."""
+    from rnnbench.reference import cross_entropy, head_forward, init_head, init_targets
+
+    spec = CellSpec(cell)
+    seq_len, batch, input_size, hidden, layers, vocab = 6, 3, 4, 5, 2, 7
+    weights = init_weights(spec, input_size, hidden, layers) | init_head(hidden, vocab)
+    x, state = init_inputs(spec, seq_len, batch, input_size, hidden, layers)
+    targets = init_targets(seq_len, batch, vocab)
+
+    rnn = TORCH[cell](input_size, hidden, layers).double()
+    head = torch.nn.Linear(hidden, vocab).double()
+    rnn.load_state_dict(
+        {k: torch.from_numpy(v).double() for k, v in weights.items() if k not in ("weight_hy", "bias_y")}
+    )
+    head.load_state_dict({"weight": torch.from_numpy(weights["weight_hy"]).double(),
+                          "bias": torch.from_numpy(weights["bias_y"]).double()})  # fmt: skip
+    hx = [torch.from_numpy(s).double() for s in state]
+    y, _ = rnn(torch.from_numpy(x).double(), tuple(hx) if cell == "lstm" else hx[0])
+    logits = head(y)
+    loss = torch.nn.CrossEntropyLoss()(logits.reshape(-1, vocab), torch.from_numpy(targets).reshape(-1))
+    loss.backward()
+    oracle = {n: p.grad.numpy() for n, p in rnn.named_parameters()}
+    oracle |= {"weight_hy": head.weight.grad.numpy(), "bias_y": head.bias.grad.numpy()}
+
+    ref_y, _ = reference_forward(spec, x, weights, *state)
+    ref_logits = head_forward(ref_y, weights)
+    np.testing.assert_allclose(ref_logits, logits.detach().numpy(), atol=1e-12)
+    assert cross_entropy(ref_logits, targets)[0] == pytest.approx(loss.item(), abs=1e-12)
+    grads = reference_gradients(spec, x, weights, *state, targets=targets)
+    assert set(grads) == set(oracle)
+    for name, g in oracle.items():
+        np.testing.assert_allclose(grads[name], g, atol=1e-12, err_msg=name)
+
+
+def test_a_head_needs_targets():
+    from rnnbench.reference import init_head
+
+    spec = CellSpec("rnn")
+    weights = init_weights(spec, 3, 4) | init_head(4, 5)
+    x, state = init_inputs(spec, 2, 2, 3, 4)
+    with pytest.raises(UsageError):
+        reference_gradients(spec, x, weights, *state)

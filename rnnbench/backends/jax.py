@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench.backends import Backend, Kernel, Outputs, stack_states
+from rnnbench import formulations as fm
+from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
 from rnnbench.formulations import Ops, pack, run_layers, unpack_grads
 from rnnbench.reference import Array
@@ -42,20 +43,17 @@ def _ops(jax: Any) -> Ops:
         tanh=jnp.tanh,
         relu=jax.nn.relu,
         reshape=jnp.reshape,
+        log_softmax=jax.nn.log_softmax,
+        sum=jnp.sum,
         scan=jax.lax.scan,
     )
-
-
-def _numpy(t: Any) -> Array:
-    return np.asarray(t, dtype=np.float32)
 
 
 class JaxBackend(Backend):
     name = "jax"
     module = "jax"
-    modes = ("compiled",)
     dtypes = ("float32", "float16", "bfloat16")
-    native = True
+    compilers = ("xla",)
 
     def _unsupported(self, case: Case) -> str | None:
         if case.formulation == "native" and importlib.util.find_spec("flax") is None:
@@ -84,55 +82,103 @@ class JaxBackend(Backend):
         matmul = jax.jit(jax.numpy.matmul)
         return lambda: jax.block_until_ready(matmul(a, b))
 
-    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+    def _to_numpy(self, t: Any) -> Array:
+        return np.asarray(t, dtype=np.float32)
+
+    def _device_of(self, t: Any) -> str:
+        platforms = {d.platform for d in t.devices()}
+        return "cuda" if platforms == {"gpu"} or platforms == {"cuda"} else ",".join(sorted(platforms))
+
+    def _pass_fn(
+        self, case: Case, forward: Callable[..., Any], loss: Callable[[Any], Any], *args: Any
+    ) -> tuple[Callable[[], Any], Callable[[], Any]]:
+        """(call, launch): one synchronised call of jit(forward)(*args), or jit(grad) of loss(y) w.r.t.
+        args[0]; `launch` is the same call without `block_until_ready`.
+
+        The float32 matmul precision is part of what jit traces; it is set around every call
+        (JAX's default lets the GPU use TF32).
+        """
         jax = _jax()
-        jnp = jax.numpy
-        device = jax.devices("gpu" if case.device == "cuda" else "cpu")[0]
-        dtype = getattr(jnp, case.dtype)
-
-        def put(a: Array) -> Any:
-            return jax.device_put(jnp.asarray(a, dtype=dtype), device)
-
-        if case.formulation == "native":
-            return self._build_native(case, weights, x, state0)
-        params = [{n: put(a) for n, a in p.items()} for p in pack(case.spec, case.formulation, weights, case.layers)]
-        xs, st = put(x), [put(s) for s in state0]
-        ops = _ops(jax)
-        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
-
-        def forward(params: Any, xs: Any, st: Any) -> Any:
-            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape)
-
+        precision = jax.default_matmul_precision("tensorfloat32" if case.fp32 == "tf32" else "highest")
         if case.train:
 
-            def loss(params: Any, xs: Any, st: Any) -> Any:
-                ys, finals = forward(params, xs, st)
-                return jnp.sum(ys), (ys, finals)
+            def objective(*args: Any) -> Any:
+                ys, finals = forward(*args)
+                return loss(ys), (ys, finals)
 
-            grad_fn = jax.jit(jax.grad(loss, has_aux=True))
+            grad_fn = jax.jit(jax.grad(objective, has_aux=True))
 
             def launch() -> Any:
-                grads, (ys, finals) = grad_fn(params, xs, st)
+                with precision:
+                    grads, (ys, finals) = grad_fn(*args)
                 return ys, finals, grads
 
         else:
             fwd = jax.jit(forward)
 
             def launch() -> Any:
-                ys, finals = fwd(params, xs, st)
+                with precision:
+                    ys, finals = fwd(*args)
                 return ys, finals, None
 
         def call() -> Any:
             return jax.block_until_ready(launch())
 
+        return call, launch
+
+    def _head(self, case: Case, weights: dict[str, Array], put: Callable[..., Any]) -> tuple[Any, Any, Any]:
+        """Head parameters (param_dtype), `output(head_params, ys)` and the loss of the output."""
+        jnp = _jax().numpy
+        dtype, ops = getattr(jnp, case.dtype), _ops(_jax())
+        hp, onehot = self._head_parts(
+            case, weights, lambda a, trainable: put(a, case.param_dtype if trainable else dtype)
+        )
+
+        def output(hp: Any, ys: Any) -> Any:
+            if not hp:
+                return ys
+            # mixed: float32 head parameters cast to the compute dtype where they are read
+            return fm.head_logits(
+                ops, ys, fm.CastOnRead(hp, lambda a: a.astype(dtype)) if case.precision == "mixed" else hp
+            )
+
+        return hp, output, fm.make_loss(ops, onehot)
+
+    def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        jax = _jax()
+        jnp = jax.numpy
+        device = jax.devices("gpu" if case.device == "cuda" else "cpu")[0]
+        dtype = getattr(jnp, case.dtype)
+
+        def put(a: Array, dtype: Any = dtype) -> Any:
+            return jax.device_put(jnp.asarray(a, dtype=dtype), device)
+
+        hp, output, loss = self._head(case, weights, put)
+
+        packed = pack(case.spec, case.formulation, weights, case.layers)
+        params = [{n: put(a, getattr(jnp, case.param_dtype)) for n, a in p.items()} for p in packed]
+        xs, st = put(x), [put(s) for s in state0]
+        ops = _ops(jax)
+        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
+        # mixed: float32 parameters cast to the compute dtype inside the scan body, once per step
+        cast = (lambda a: a.astype(dtype)) if case.precision == "mixed" else None
+
+        def forward(model: Any, xs: Any, st: Any) -> Any:
+            params, hp = model
+            ys, finals = run_layers(ops, case.spec, case.formulation, params, xs, st, shape, cast=cast)
+            return output(hp, ys), finals
+
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
             canon = None
             if grads is not None:
-                numpy_grads = [{n: _numpy(a) for n, a in g.items()} for g in grads]
+                numpy_grads = [{n: self._to_numpy(a) for n, a in g.items()} for g in grads[0]]
                 canon = unpack_grads(case.spec, case.formulation, numpy_grads)
-            return Outputs(_numpy(ys), stack_states([tuple(c) for c in finals], _numpy), canon)
+                if grads[1]:
+                    canon |= fm.unpack_head_grads({n: self._to_numpy(a) for n, a in grads[1].items()})
+            return self._outputs(ys, self._stack_states([tuple(c) for c in finals]), canon)
 
+        call, launch = self._pass_fn(case, forward, loss, (params, hp), xs, st)
         return Kernel(case, call, fetch, launch=launch, sync=jax.block_until_ready)
 
     def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
@@ -153,9 +199,9 @@ class JaxBackend(Backend):
 
         device = jax.devices("gpu" if case.device == "cuda" else "cpu")[0]
         dtype = getattr(jnp, case.dtype)
-        # flax computes in `dtype` from parameters kept in `param_dtype` (its Linear casts on use): the
-        # mixed-precision policy's float32 master weights, once Case carries `param_dtype`
-        param_dtype = getattr(jnp, getattr(case, "param_dtype", case.dtype))
+        # flax computes in `dtype` from parameters kept in `param_dtype` (its Linear casts on use):
+        # the mixed-precision policy's float32 master weights
+        param_dtype = getattr(jnp, case.param_dtype)
         xs, st = (jax.device_put(jnp.asarray(x, dtype=dtype), device),
                   [jax.device_put(jnp.asarray(s, dtype=dtype), device) for s in state0])  # fmt: skip
         cells = []
@@ -180,8 +226,12 @@ class JaxBackend(Backend):
         # differentiate the weights only: the cells also hold RNG state (integer keys)
         graphdef, params, rest = nnx.split(nnx.List(cells), nnx.Param, ...)  # type: ignore[misc]
         params = jax.device_put(params, device)
+        hp, output, loss = self._head(
+            case, weights, lambda a, dtype=dtype: jax.device_put(jnp.asarray(a, dtype=dtype), device)
+        )
 
-        def forward(params: Any, xs: Any, st: Any) -> Any:
+        def forward(model: Any, xs: Any, st: Any) -> Any:
+            params, hp = model
             layers = nnx.merge(graphdef, params, rest)
             finals = []
             for k, rnn in enumerate(layers):
@@ -189,48 +239,37 @@ class JaxBackend(Backend):
                 carry = (st[1][k], st[0][k]) if case.cell == "lstm" else st[0][k]
                 carry, xs = rnn(xs, initial_carry=carry)
                 finals.append((carry[1], carry[0]) if case.cell == "lstm" else (carry,))
-            return xs, finals
-
-        if case.train:
-
-            def loss(params: Any, xs: Any, st: Any) -> Any:
-                ys, finals = forward(params, xs, st)
-                return jnp.sum(ys), (ys, finals)
-
-            grad_fn = jax.jit(jax.grad(loss, has_aux=True))
-
-            def launch() -> Any:
-                grads, (ys, finals) = grad_fn(params, xs, st)
-                return ys, finals, grads
-
-        else:
-            fwd = jax.jit(forward)
-
-            def launch() -> Any:
-                ys, finals = fwd(params, xs, st)
-                return ys, finals, None
-
-        def call() -> Any:
-            return jax.block_until_ready(launch())
+            return output(hp, xs), finals
 
         def fetch(result: Any) -> Outputs:
             ys, finals, grads = result
             canon: dict[str, Array] | None = None
             if grads is not None:
                 canon = {}
-                for k, g in enumerate(nnx.merge(graphdef, grads, rest)):
+                for k, g in enumerate(nnx.merge(graphdef, grads[0], rest)):
                     c = g.cell
                     bias = c.dense_h.bias if case.cell == "lstm" else c.dense_i.bias
-                    db = _numpy(bias.value).astype(np.float64)
+                    db = self._to_numpy(bias.value).astype(np.float64)
                     canon |= {
-                        f"weight_ih_l{k}": _numpy(c.dense_i.kernel.value).T.astype(np.float64),
-                        f"weight_hh_l{k}": _numpy(c.dense_h.kernel.value).T.astype(np.float64),
+                        f"weight_ih_l{k}": self._to_numpy(c.dense_i.kernel.value).T.astype(np.float64),
+                        f"weight_hh_l{k}": self._to_numpy(c.dense_h.kernel.value).T.astype(np.float64),
                         f"bias_ih_l{k}": db,
                         f"bias_hh_l{k}": db,
                     }
-            return Outputs(_numpy(ys), stack_states([tuple(c) for c in finals], _numpy), canon)
+                if grads[1]:
+                    canon |= fm.unpack_head_grads({n: self._to_numpy(a) for n, a in grads[1].items()})
+            return self._outputs(ys, self._stack_states([tuple(c) for c in finals]), canon)
 
-        return Kernel(case, call, fetch, keep=(graphdef, params, rest), launch=launch, sync=jax.block_until_ready)
+        call, launch = self._pass_fn(case, forward, loss, (params, hp), xs, st)
+        return Kernel(
+            case,
+            call,
+            fetch,
+            keep=(graphdef, params, rest),
+            impl="flax nnx.RNN",
+            launch=launch,
+            sync=jax.block_until_ready,
+        )
 
 
 BACKEND = JaxBackend()

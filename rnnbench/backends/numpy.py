@@ -13,19 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench.backends import Backend, Kernel, Outputs, stack_states
+from rnnbench import formulations as fm
+from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
-from rnnbench.formulations import Ops, Step, pack, run_layers
+from rnnbench.formulations import Ops, pack, python_scan, run_layers
 from rnnbench.reference import Array
-
-
-def _scan(step: Step, carry: tuple[Any, ...], xs: Any) -> tuple[tuple[Any, ...], Any]:
-    ys = []
-    for t in range(xs.shape[0]):
-        carry, y = step(carry, xs[t])
-        ys.append(y)
-    return carry, np.stack(ys)
-
 
 OPS = Ops(
     concat=lambda arrays: np.concatenate(arrays, axis=-1),
@@ -34,16 +26,18 @@ OPS = Ops(
     tanh=np.tanh,
     relu=lambda a: np.maximum(a, 0),
     reshape=np.reshape,
-    scan=_scan,
+    log_softmax=lambda a: (
+        a - a.max(-1, keepdims=True) - np.log(np.exp(a - a.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    ),
+    sum=np.sum,
+    scan=python_scan(np.stack),
 )
 
 
 class NumpyBackend(Backend):
     name = "numpy"
     module = "numpy"
-    modes = ("eager",)
     dtypes = ("float32",)
-    native = False
 
     def _unsupported(self, case: Case) -> str | None:
         if case.train:
@@ -58,18 +52,26 @@ class NumpyBackend(Backend):
         a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
         return lambda: a @ b
 
-    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+    def _to_numpy(self, t: Any) -> Array:
+        return np.asarray(t)
+
+    def _device_of(self, t: Any) -> str:
+        return "cpu"
+
+    def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         params = pack(case.spec, case.formulation, weights, case.layers)
         shape = (case.seq_len, case.batch, case.input_size, case.hidden)
         xs = np.ascontiguousarray(x, dtype=np.float32)
         st = tuple(np.ascontiguousarray(s, dtype=np.float32) for s in state0)
+        hp, _ = self._head_parts(case, weights, lambda a, trainable: a)
 
         def call() -> Any:
-            return run_layers(OPS, case.spec, case.formulation, params, xs, st, shape)
+            ys, finals = run_layers(OPS, case.spec, case.formulation, params, xs, st, shape)
+            return (fm.head_logits(OPS, ys, hp) if hp else ys), finals
 
         def fetch(result: Any) -> Outputs:
             ys, finals = result
-            return Outputs(np.asarray(ys), stack_states(finals, np.asarray))
+            return self._outputs(ys, self._stack_states(finals), None)
 
         return Kernel(case, call, fetch)
 

@@ -1,9 +1,11 @@
 """PyTorch backend: the formulations in eager and torch.compile mode, plus torch.nn's own layers.
 
-`compiled` compiles the per-step cell function with torch.compile and keeps
-the time loop in Python: torch.compile unrolls Python loops, so compiling the
+`compiled` (compiler `inductor`) compiles the per-step cell function with
+torch.compile once, at build, and keeps the time loop in Python: torch.compile unrolls Python loops, so compiling the
 whole sequence would cost compile time proportional to seq_len (the TorchScript
-fastrnns benchmarks compiled the cell the same way). `native` is
+fastrnns benchmarks compiled the cell the same way). Compiler
+`inductor+cudagraphs` (GPU only) compiles the whole pass with
+mode="reduce-overhead", so one CUDA graph replays every step. `native` is
 torch.nn.RNN/GRU/LSTM (cuDNN on CUDA, oneDNN/ATen on CPU); torch.nn.GRU
 implements the reset-after GRU only, and the take-new update convention is
 run on it with the z rows negated, which is exactly the same function.
@@ -13,15 +15,16 @@ torch is imported inside the methods, never at module import.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from rnnbench.backends import Backend, Kernel, Outputs, stack_states
+from rnnbench import formulations as fm
+from rnnbench.backends import Backend, Kernel, Outputs
 from rnnbench.case import Case
-from rnnbench.formulations import Ops, Step, pack, run_layers, unpack_grads
-from rnnbench.reference import Array, negate_update_gate, weight_names
+from rnnbench.formulations import Ops, make_step, pack, python_scan, run_layers
+from rnnbench.reference import HEAD_NAMES, Array, weight_names
 
 
 @functools.cache
@@ -37,37 +40,30 @@ def _torch() -> Any:
 
 
 def _ops(torch: Any) -> Ops:
-    def scan(step: Step, carry: tuple[Any, ...], xs: Any) -> tuple[tuple[Any, ...], Any]:
-        ys = []
-        for t in range(xs.shape[0]):
-            carry, y = step(carry, xs[t])
-            ys.append(y)
-        return carry, torch.stack(ys)
-
     return Ops(
         concat=lambda ts: torch.cat(list(ts), dim=-1),
         sigmoid=torch.sigmoid,
         tanh=torch.tanh,
         relu=torch.relu,
         reshape=torch.reshape,
-        scan=scan,
+        log_softmax=lambda a: torch.log_softmax(a, dim=-1),
+        sum=torch.sum,
+        scan=python_scan(torch.stack),
     )
-
-
-def _numpy(t: Any) -> Array:
-    return np.asarray(t.detach().float().cpu().numpy())
 
 
 class TorchBackend(Backend):
     name = "torch"
     module = "torch"
-    modes = ("eager", "compiled")
     dtypes = ("float32", "float16", "bfloat16")
-    native = True
+    compilers = ("none", "inductor", "inductor+cudagraphs")
 
     def _unsupported(self, case: Case) -> str | None:
         if case.formulation == "native" and case.cell == "gru" and case.gru_reset == "before":
             return "torch.nn.GRU implements the reset-after GRU only"
+        if case.formulation == "native" and case.cell == "lstm" and case.precision == "mixed" and case.device == "cpu":
+            # torch 2.13: autocast sends nn.LSTM to oneDNN, which cannot create its bf16/fp16 primitive
+            return "torch.nn.LSTM fails under CPU autocast (oneDNN has no primitive for it)"
         return None
 
     def devices(self) -> list[str]:
@@ -87,90 +83,62 @@ class TorchBackend(Backend):
 
         return call
 
-    def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+    def _to_numpy(self, t: Any) -> Array:
+        return np.asarray(t.detach().float().cpu().numpy())
+
+    def _device_of(self, t: Any) -> str:
+        return "cuda" if t.is_cuda else str(t.device.type)
+
+    def _tensor(self, case: Case, a: Array, grad: bool = False) -> Any:
+        """`a` on the case's device in `param_dtype` (float32 under autocast, which casts per op)."""
+        torch = _torch()
+        dtype = getattr(torch, case.param_dtype)
+        return torch.tensor(a, device=torch.device(case.device), dtype=dtype, requires_grad=grad)
+
+    def _set_fp32(self, case: Case) -> None:
+        """Process-wide float32 matmul precision for `case` (cheap when already set)."""
+        torch = _torch()
+        tf32 = case.fp32 == "tf32"
+        if torch.backends.cuda.matmul.allow_tf32 != tf32 or torch.backends.cudnn.allow_tf32 != tf32:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32  # cuDNN RNNs and convolutions
+            torch.set_float32_matmul_precision("high" if tf32 else "highest")
+
+    def _pass_fn(
+        self, case: Case, forward: Callable[[], Any], params: Sequence[Any], loss: Callable[[Any], Any]
+    ) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[Any], Any]]:
+        """(call, launch, sync): one synchronised call of `forward()` without autograd, or forward plus
+        d loss(y) / d params; `launch` is the same without the device synchronisation, `sync` waits for it.
+
+        Mixed precision runs the forward under autocast and the backward outside it, as torch's AMP recipe does.
+        """
         torch = _torch()
         device = torch.device(case.device)
-        dtype = getattr(torch, case.dtype)
+        self._set_fp32(case)
+        run = forward
+        if case.precision == "mixed":
+
+            def run() -> Any:
+                with torch.autocast(device_type=device.type, dtype=getattr(torch, case.dtype)):
+                    return forward()
 
         def sync() -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
 
-        def tensor(a: Array, grad: bool = False) -> Any:
-            return torch.tensor(a, device=device, dtype=dtype, requires_grad=grad)
-
-        xs = tensor(x)
-        st = [tensor(s) for s in state0]
-        if case.formulation == "native":
-            return self._build_native(case, weights, xs, st, sync)
-
-        params = [
-            {n: tensor(a, case.train) for n, a in p.items()}
-            for p in pack(case.spec, case.formulation, weights, case.layers)
-        ]
-        flat = [t for p in params for t in p.values()]
-        ops = _ops(torch)
-        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
-        wrapper = (lambda step: torch.compile(step, dynamic=False)) if case.mode == "compiled" else None
-
-        def forward() -> Any:
-            return run_layers(ops, case.spec, case.formulation, params, xs, st, shape, wrapper)
-
         if case.train:
 
             def launch() -> Any:
-                ys, finals = forward()
-                return ys, finals, torch.autograd.grad(ys.sum(), flat)
+                self._set_fp32(case)  # another kernel in this process may have changed it
+                ys, state = run()
+                return ys, state, torch.autograd.grad(loss(ys), params)
 
         else:
 
             def launch() -> Any:
+                self._set_fp32(case)
                 with torch.no_grad():
-                    return forward()
-
-        def call() -> Any:
-            out = launch()
-            sync()
-            return out
-
-        def fetch(result: Any) -> Outputs:
-            ys, finals = result[0], result[1]
-            grads = None
-            if case.train:
-                it = iter(result[2])
-                packed = [{n: _numpy(next(it)) for n in p} for p in params]
-                grads = unpack_grads(case.spec, case.formulation, packed)
-            return Outputs(_numpy(ys), stack_states(finals, _numpy), grads)
-
-        return Kernel(case, call, fetch, launch=launch, sync=lambda _: sync())
-
-    def _build_native(self, case: Case, weights: dict[str, Array], xs: Any, st: list[Any], sync: Any) -> Kernel:
-        torch = _torch()
-        take_new = case.cell == "gru" and case.gru_update == "take_new"
-        if take_new:
-            weights = negate_update_gate(case.spec, weights)
-        cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[case.cell]
-        extra = {"nonlinearity": case.nonlinearity} if case.cell == "rnn" else {}
-        module = cls(case.input_size, case.hidden, case.layers, **extra)
-        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
-        module = module.to(device=xs.device, dtype=xs.dtype)
-        module.requires_grad_(case.train)
-        run = torch.compile(module, dynamic=False) if case.mode == "compiled" else module
-        hx = tuple(st) if case.cell == "lstm" else st[0]
-        names = weight_names(case.layers)
-        params = [dict(module.named_parameters())[n] for n in names]
-
-        if case.train:
-
-            def launch() -> Any:
-                ys, state = run(xs, hx)
-                return ys, state, torch.autograd.grad(ys.sum(), params)
-
-        else:
-
-            def launch() -> Any:
-                with torch.no_grad():
-                    ys, state = run(xs, hx)
+                    ys, state = run()
                 return ys, state, None
 
         def call() -> Any:
@@ -178,17 +146,82 @@ class TorchBackend(Backend):
             sync()
             return out
 
+        return call, launch, lambda _: sync()
+
+    def _build_formulation(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        torch = _torch()
+        xs = self._tensor(case, x)
+        st = [self._tensor(case, s) for s in state0]
+        params = [
+            {n: self._tensor(case, a, case.train) for n, a in p.items()}
+            for p in pack(case.spec, case.formulation, weights, case.layers)
+        ]
+        ops = _ops(torch)
+        hp, onehot = self._head_parts(case, weights, lambda a, grad: self._tensor(case, a, grad and case.train))
+        shape = (case.seq_len, case.batch, case.input_size, case.hidden)
+        steps = [make_step(ops, case.spec, case.formulation, p, case.hidden) for p in params]
+        if case.compiler == "inductor":  # once, here: a new torch.compile wrapper per call costs far more than a step
+            steps = [torch.compile(step, dynamic=False) for step in steps]
+
+        def forward() -> Any:
+            ys, finals = run_layers(ops, case.spec, case.formulation, params, xs, st, shape, steps)
+            return (fm.head_logits(ops, ys, hp) if hp else ys), finals
+
+        if case.compiler == "inductor+cudagraphs":
+            # One CUDA graph must cover the whole pass: replaying a per-step graph would overwrite
+            # the previous step's outputs. Compile time then grows with seq_len (the loop is unrolled).
+            forward = torch.compile(forward, dynamic=False, mode="reduce-overhead")
+
         def fetch(result: Any) -> Outputs:
-            ys, state, grads = result
-            states = tuple(_numpy(s) for s in (state if case.cell == "lstm" else (state,)))
+            ys, finals, grads = result
             canon = None
             if grads is not None:
-                canon = {n: _numpy(g).astype(np.float64) for n, g in zip(names, grads)}
-                if take_new:  # chain rule through the z-row negation
-                    canon = negate_update_gate(case.spec, canon)
-            return Outputs(_numpy(ys), states, canon)
+                canon = self._unpack_flat_grads(case, params, hp, grads)
+            return self._outputs(ys, self._stack_states(finals), canon)
 
-        return Kernel(case, call, fetch, keep=(module, run), launch=launch, sync=lambda _: sync())
+        flat = [t for p in params for t in p.values()] + list(hp.values())
+        call, launch, sync = self._pass_fn(case, forward, flat, fm.make_loss(ops, onehot))
+        return Kernel(case, call, fetch, launch=launch, sync=sync)
+
+    def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
+        torch = _torch()
+        cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[case.cell]
+        extra = {"nonlinearity": case.nonlinearity} if case.cell == "rnn" else {}
+        module = cls(case.input_size, case.hidden, case.layers, **extra)
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items() if k not in HEAD_NAMES})
+        module = module.to(device=torch.device(case.device), dtype=getattr(torch, case.param_dtype))
+        module.requires_grad_(case.train)
+        run = module
+        if case.compiler != "none":
+            mode = "reduce-overhead" if case.compiler == "inductor+cudagraphs" else None
+            run = torch.compile(module, dynamic=False, mode=mode)
+        xs = self._tensor(case, x)
+        st = [self._tensor(case, s) for s in state0]
+        hx = tuple(st) if case.cell == "lstm" else st[0]
+        names = weight_names(case.layers)
+        params = [dict(module.named_parameters())[n] for n in names]
+        ops = _ops(torch)
+        hp, onehot = self._head_parts(case, weights, lambda a, grad: self._tensor(case, a, grad and case.train))
+
+        def forward() -> Any:
+            ys, state = run(xs, hx)
+            return (fm.head_logits(ops, ys, hp) if hp else ys), state
+
+        def fetch(result: Any) -> Outputs:
+            ys, state, grads = result
+            states = tuple(self._to_numpy(s) for s in (state if case.cell == "lstm" else (state,)))
+            canon = None
+            if grads is not None:
+                canon = {n: self._to_numpy(g).astype(np.float64) for n, g in zip(names, grads)}
+                if hp:
+                    canon |= fm.unpack_head_grads({n: self._to_numpy(g) for n, g in zip(hp, grads[len(names) :])})
+            return self._outputs(ys, states, canon)
+
+        # torch.nn's RNNs run cuDNN on CUDA whenever cuDNN is enabled; on CPU, ATen's kernels (oneDNN for some)
+        cudnn = case.device == "cuda" and torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled
+        impl = "cudnn" if cudnn else "aten"
+        call, launch, sync = self._pass_fn(case, forward, params + list(hp.values()), fm.make_loss(ops, onehot))
+        return Kernel(case, call, fetch, keep=(module, run), impl=impl, launch=launch, sync=sync)
 
 
 BACKEND = TorchBackend()

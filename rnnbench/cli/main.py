@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 the command ran and found a problem (a failed case,
 a failed peak probe, a regression with `--fail-on-regression`); 2 bad input (a
 `UsageError`) or a path that cannot be read or written (a full disk
-included), printed as one line; 130 interrupted (Ctrl-C), also one line.
+included), printed as one line; 3 (`run` only) every case ran but some were
+numerically inaccurate (and none failed); 130 interrupted (Ctrl-C), also one line.
 """
 
 from __future__ import annotations

@@ -220,6 +220,17 @@ def add_grid_flags(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--mode", type=names, help="comma list: eager,compiled")
     p.add_argument("--pass", dest="pass_", type=names, help="comma list: forward,train")
     p.add_argument("--dtype", type=names, help="comma list: float32,float16,bfloat16")
+    p.add_argument(
+        "--precision", type=names, help="comma list: mixed (float32 master weights; default), pure (all in dtype)"
+    )
+    p.add_argument("--fp32", type=names, help="comma list: strict (full FP32 matmuls; default), tf32")
+    p.add_argument(
+        "--compiler",
+        type=names,
+        help="comma list for compiled mode: inductor, inductor+cudagraphs (GPU), tf.function, tf.function+xla, xla",
+    )
+    p.add_argument("--head", type=names, help="comma list: none (default), linear (logits + cross-entropy loss)")
+    p.add_argument("--vocab", type=positive_ints, help="output-head sizes for --head linear (default 32)")
     p.add_argument("--batch", type=positive_ints)
     p.add_argument("--input-size", type=positive_ints)
     p.add_argument("--hidden", type=positive_ints)
@@ -244,6 +255,11 @@ def grid_from_args(args: argparse.Namespace, check_installed: bool = True) -> Gr
         modes=args.mode,
         passes=args.pass_,
         dtypes=args.dtype,
+        precisions=args.precision,
+        fp32=args.fp32,
+        compilers=args.compiler,
+        heads=args.head,
+        vocabs=args.vocab,
         layers=args.layers,
         batch=args.batch,
         input_size=args.input_size,

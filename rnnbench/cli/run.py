@@ -20,6 +20,9 @@ from rnnbench.cli.options import (
 from rnnbench.display import format_table
 from rnnbench.errors import UsageError
 
+# run's exit code when every case ran but some were numerically inaccurate (and none crashed)
+EXIT_INACCURATE = 3
+
 __all__ = ["add_parser", "default_results_dir", "run"]
 
 
@@ -95,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:
         print(f"FAILED {r['key']}: {r['error']}", file=out)
+    inaccurate = [r for r in records if r["status"] == "inaccurate"]
+    for r in inaccurate:
+        print(f"INACCURATE {r['key']}: {r['error']}", file=out)
     peak_failures = writer.doc.get("peak_failures", [])
     for p in peak_failures:
         print(
@@ -103,13 +109,14 @@ def run(args: argparse.Namespace) -> int:
     ok = sum(r["status"] == "ok" for r in records)
     peak_note = f", {len(peak_failures)} peak probe(s) failed" if peak_failures else ""
     print(
-        f"\n{ok} measured, {len(failed)} failed, {len(skipped)} not applicable{peak_note}; results: {writer.path}",
+        f"\n{ok} measured, {len(failed)} failed, {len(inaccurate)} inaccurate, {len(skipped)} not applicable"
+        f"{peak_note}; results: {writer.path}",
         file=out,
     )
     if args.json:
         json.dump(writer.doc, sys.stdout, indent=1)
         print()
-    return 1 if failed or peak_failures else 0
+    return 1 if failed or peak_failures else (EXIT_INACCURATE if inaccurate else 0)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -37,18 +37,20 @@ def verify_grid(grid: Grid, quiet: bool = False) -> int:
         try:
             check = verify_kernel(backends.get(case.framework).build(case, weights, x, state0), weights, x, state0)
             ok, abs_err, rel_err, note = check.ok, check.max_abs_error, check.max_rel_error, check.worst
+            tol = check.tolerance
         except Unsupported as exc:  # refused at build time: not applicable, and only that (not also passed)
             skipped.append((case, str(exc)))
             continue
         except Exception as exc:  # a backend bug is a failed check, reported, not a crash
             ok, abs_err, rel_err, note = False, float("nan"), float("nan"), f"{type(exc).__name__}: {exc}"[:120]
+            tol = tolerance(case)
         passed += ok
         failures += not ok
         if ok and quiet:
             continue
         rows.append(
             [case.framework, case.device, case.spec.label, case.formulation, case.mode, case.pass_, case.layers,
-             case.dtype, abs_err, rel_err, tolerance(case), "pass" if ok else "FAIL", note]
+             f"{case.dtype}-{case.precision}" if case.dtype != "float32" else case.dtype, abs_err, rel_err, tol, "pass" if ok else "FAIL", note]
         )  # fmt: skip
     headers = [
         "framework",

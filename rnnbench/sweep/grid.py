@@ -19,7 +19,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rnnbench import backends
-from rnnbench.case import DEVICES, DTYPES, FORMULATIONS, FRAMEWORKS, MODES, PASSES, Case, check_choice
+from rnnbench.case import (
+    COMPILERS,
+    DEVICES,
+    DTYPES,
+    FORMULATIONS,
+    FP32_MODES,
+    FRAMEWORKS,
+    HEADS,
+    MODES,
+    PASSES,
+    PRECISIONS,
+    Case,
+    check_choice,
+)
 from rnnbench.errors import UsageError
 from rnnbench.reference import CellSpec
 
@@ -68,6 +81,11 @@ class Grid:
     shapes: tuple[Shape, ...] = field(default_factory=lambda: products((16, 64), (64, 256), (32,)))
     layers: tuple[int, ...] = (1,)
     dtypes: tuple[str, ...] = ("float32",)
+    precisions: tuple[str, ...] = ("mixed",)  # applies to float16/bfloat16 (float32 is always pure)
+    fp32: tuple[str, ...] = ("strict",)  # applies to float32 only
+    compilers: tuple[str, ...] | None = None  # compiled mode only; None: each framework's default
+    heads: tuple[str, ...] = ("none",)
+    vocabs: tuple[int, ...] = (32,)  # output-head sizes, for head "linear" only
 
 
 _DEEPBENCH_GPU = (
@@ -138,17 +156,21 @@ def override(
         "modes": MODES,
         "passes": PASSES,
         "dtypes": DTYPES,
+        "precisions": PRECISIONS,
+        "fp32": FP32_MODES,
+        "compilers": COMPILERS,
+        "heads": HEADS,
         "cells": (*CELL_VARIANTS, "gru*", "rnn*"),
     }
     changes: dict[str, object] = {}
     for name, values in lists.items():
         if values is None:
             continue
-        if name == "layers":
-            changes[name] = tuple(_positive("layers", v) for v in values)  # type: ignore[arg-type]
+        if name in ("layers", "vocabs"):
+            changes[name] = tuple(_positive(name.rstrip("s"), v) for v in values)  # type: ignore[arg-type]
             continue
         for v in values:
-            check_choice(name.rstrip("s").replace("passe", "pass"), v, checks[name])
+            check_choice(name.rstrip("s").replace("passe", "pass").replace("fp32", "fp32 mode"), v, checks[name])
         if name == "cells":
             values = _expand_cells(values)  # type: ignore[arg-type]
         changes[name] = tuple(values)
@@ -204,16 +226,25 @@ def expand(grid: Grid, installed: Sequence[str] | None = None) -> tuple[list[Cas
         ):
             spec = CELL_VARIANTS[label]
             b, i, h, t = shape
-            case = Case(
-                framework=fw, device=device, cell=spec.cell, formulation=formulation, mode=mode, pass_=pass_,
-                batch=b, input_size=i, hidden=h, seq_len=t, layers=layers, dtype=dtype,
-                nonlinearity=spec.nonlinearity, gru_update=spec.gru_update, gru_reset=spec.gru_reset,
-            )  # fmt: skip
-            reason = backend.unsupported(case)
-            if reason:
-                skipped.append((case, reason))
-            else:
-                runs.append(case)
+            numerics = (
+                [("pure", fp32) for fp32 in grid.fp32]
+                if dtype == "float32"
+                else [(precision, "strict") for precision in grid.precisions]
+            )
+            compilers = ("none",) if mode == "eager" else grid.compilers or ("",)
+            heads = [(h, v) for h in grid.heads for v in ((0,) if h == "none" else grid.vocabs)]
+            for (precision, fp32), compiler, (head, vocab) in itertools.product(numerics, compilers, heads):
+                case = Case(
+                    framework=fw, device=device, cell=spec.cell, formulation=formulation, mode=mode, pass_=pass_,
+                    batch=b, input_size=i, hidden=h, seq_len=t, layers=layers, dtype=dtype,
+                    nonlinearity=spec.nonlinearity, gru_update=spec.gru_update, gru_reset=spec.gru_reset,
+                    precision=precision, fp32=fp32, compiler=compiler, head=head, vocab=vocab,
+                )  # fmt: skip
+                reason = backend.unsupported(case)
+                if reason:
+                    skipped.append((case, reason))
+                else:
+                    runs.append(case)
     return runs, skipped
 
 

@@ -54,7 +54,7 @@ __all__ = [
 KIND = "rnnbench-run"
 API_VERSION = 1
 READABLE_API_VERSIONS = (1,)
-STATUSES = ("ok", "failed", "skipped")
+STATUSES = ("ok", "failed", "inaccurate", "skipped")  # inaccurate: measured, but outside the reference tolerance
 # relative tolerance when a stored statistic is checked against the one recomputed from the samples
 _TOLERANCE = 1e-6
 

@@ -348,7 +348,7 @@ def iter_documents(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 
 def done_keys(results_dir: Path, machine: str, commit: str | None) -> set[str]:
-    """Keys of cases already measured (ok or failed) on this machine at this commit: what --resume skips.
+    """Keys of cases already measured (ok, failed or inaccurate) on this machine at this commit: what --resume skips.
 
     Malformed records are skipped with a warning (they are measured again), never a crash.
     """
@@ -356,5 +356,5 @@ def done_keys(results_dir: Path, machine: str, commit: str | None) -> set[str]:
     for _, doc in iter_runs(results_dir):
         fp = doc.machine
         if fp.get("machine") == machine and fp.get("git_commit") == commit:
-            keys |= {r.key for r in doc.records if r.status in ("ok", "failed")}
+            keys |= {r.key for r in doc.records if r.status in ("ok", "failed", "inaccurate")}
     return keys

@@ -213,6 +213,7 @@ def _measure_case(
             max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
         )  # fmt: skip
         record["compile_s"] = None
+        record["impl"] = kernel.impl
         return record | timing_fields(m)
     try:
         backend = backends.get(case.framework)
@@ -224,9 +225,9 @@ def _measure_case(
         first_call_s = time.perf_counter() - t0
         check = compare(case, kernel.fetch(result), ref)
         del result
-        if not check.ok:
+        if not check.ok:  # it ran, but beyond its tolerance: numerically inaccurate, not a crash
             return make_record(
-                case, "failed", threads=threads, max_abs_error=check.max_abs_error,
+                case, "inaccurate", threads=threads, max_abs_error=check.max_abs_error,
                 max_rel_error=check.max_rel_error,
                 error=f"does not match the reference: {check.worst} rel error {check.max_rel_error:.3g} > {check.tolerance}",
             )  # fmt: skip
@@ -241,10 +242,12 @@ def _measure_case(
         last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""
         return _failed(case, threads, f"{type(exc).__name__}: {exc}"[:500] + where)
-    return make_record(
+    record = make_record(
         case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
         max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
-    ) | timing_fields(m)  # fmt: skip
+    )  # fmt: skip
+    record["impl"] = kernel.impl  # which implementation a native layer ran (cudnn or the generic one)
+    return record | timing_fields(m)
 
 
 # The warm-up pass times each case briefly: enough to compile, warm and verify, not a sample set.
