@@ -326,6 +326,19 @@ def _value(v: float, unit: str) -> str:
     return format_value(v, unit)
 
 
+STEP_HEADERS = [
+    "kind", "change", "before", "after", "at commit", "after commit", "date", "case", "machine", "source", "versions",
+]  # fmt: skip
+
+
+def step_row(s: StepChange) -> list[Any]:
+    """One step as a table row under `STEP_HEADERS`, values in the step's own unit (for the CLI and the report)."""
+    return [
+        s.kind, f"{s.ratio - 1:+.1%}", _value(s.before_s, s.unit), _value(s.after_s, s.unit), (s.commit or "-")[:8],
+        (s.commit_before or "-")[:8], s.date[:19], s.key, s.machine, s.source, s.versions,
+    ]  # fmt: skip
+
+
 def format_steps(steps: list[StepChange], fmt: str = "table", threshold: float = 0.05) -> str:
     if fmt == "json":
         return json.dumps(
@@ -333,22 +346,8 @@ def format_steps(steps: list[StepChange], fmt: str = "table", threshold: float =
             indent=2,
         )
     head = f"{len(steps)} step changes of at least {threshold:.0%} (asv.step_detect.detect_steps on per-run medians)"
-    headers = ["kind", "change", "before", "after", "at commit", "date", "case", "machine", "source", "versions"]
-    rows: list[list[Any]] = [
-        [
-            s.kind,
-            f"{s.ratio - 1:+.1%}",
-            _value(s.before_s, s.unit),
-            _value(s.after_s, s.unit),
-            (s.commit or "-")[:8],
-            s.date[:19],
-            s.key,
-            s.machine,
-            s.source,
-            s.versions,
-        ]
-        for s in steps
-    ]
+    headers = STEP_HEADERS
+    rows = [step_row(s) for s in steps]
     if fmt == "markdown":
         return f"**{head}**\n\n" + format_markdown(headers, rows) + "\n"
     return head + ("\n\n" + format_table(headers, rows) if rows else "")

@@ -32,8 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.analysis.compare import WINNER_CONFIDENCE, Winner, format_value, resolve_winner, rounds_of
-from rnnbench.analysis.history import StepChange, detect, series, version_change
+from rnnbench.analysis.compare import WINNER_CONFIDENCE, Winner, resolve_winner, rounds_of
+from rnnbench.analysis.history import STEP_HEADERS, StepChange, detect, series, step_row, version_change
 from rnnbench.errors import UsageError
 from rnnbench.report import charts
 
@@ -442,35 +442,8 @@ def _history(
         )
         sec.tables.append(
             _table(
-                [
-                    "kind",
-                    "change",
-                    "before",
-                    "after",
-                    "at commit",
-                    "after commit",
-                    "date",
-                    "case",
-                    "machine",
-                    "source",
-                    "versions",
-                ],
-                [
-                    [
-                        s.kind,
-                        f"{s.ratio - 1:+.1%}",
-                        format_value(s.before_s, s.unit),
-                        format_value(s.after_s, s.unit),
-                        (s.commit or "")[:8],
-                        (s.commit_before or "")[:8],
-                        s.date[:19],
-                        s.key,
-                        s.machine,
-                        s.source,
-                        s.versions,
-                    ]
-                    for s in steps
-                ],
+                STEP_HEADERS,
+                [step_row(s) for s in steps],
             )
         )
     elif long:
