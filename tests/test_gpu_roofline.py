@@ -201,3 +201,36 @@ def test_roofline_chart_draws_both_ceilings(tmp_path: Path):
     _, xs, ys = next(d for d in drawn["lines"] if d[0].startswith("memory ceiling"))
     assert np.allclose(ys, np.minimum(10.0 * np.asarray(xs), 400.0))  # the roof: min(bandwidth x AI, peak)
     assert math.isclose(float(max(ys)), 400.0)
+
+
+def test_peak_probe_records_strict_fp32_and_a_peak_keeps_its_probe_fields() -> None:
+    from rnnbench.measure.timing import TimingConfig
+    from rnnbench.sweep.records import Peak
+    from rnnbench.sweep.worker import measure_peak
+
+    raw = {"framework": "numpy", "device": "cpu", "dtype": "float32", "n": 256, "median_s": 1e-3, "gflops": 33.5,
+           "fp32": "strict", "bandwidth_gbps": 12.0}  # fmt: skip
+    assert Peak.from_json(raw).to_json() == raw
+    peak = measure_peak("numpy", "cpu", "float32", TimingConfig(budget_s=0.05, min_samples=3))
+    assert peak["fp32"] == "strict" and peak["gflops"] > 0
+
+
+@pytest.mark.parametrize("framework", ["torch", "tensorflow"])
+def test_gemm_sets_the_fp32_mode_it_is_asked_for(framework: str) -> None:
+    """TF defaults to TF32 on Ampere and later: the peak probe must say which precision it timed."""
+    from rnnbench import backends
+
+    def tf32_enabled() -> bool:
+        if framework == "torch":
+            import torch
+
+            return bool(torch.backends.cuda.matmul.allow_tf32)
+        import tensorflow as tf
+
+        return bool(tf.config.experimental.tensor_float_32_execution_enabled())
+
+    backend = backends.get(framework)
+    backend.gemm("cpu", "float32", 64, fp32="tf32")()
+    assert tf32_enabled()
+    backend.gemm("cpu", "float32", 64, fp32="strict")()
+    assert not tf32_enabled()

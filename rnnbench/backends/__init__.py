@@ -111,8 +111,12 @@ class Backend(ABC):
         """Devices usable here, e.g. ['cpu', 'cuda'] (imports the framework)."""
 
     @abstractmethod
-    def gemm(self, device: str, dtype: str, n: int) -> Callable[[], Any]:
-        """A synchronised zero-argument call computing one (n x n) @ (n x n) matmul: the peak probe."""
+    def gemm(self, device: str, dtype: str, n: int, fp32: str = "strict") -> Callable[[], Any]:
+        """A synchronised zero-argument call computing one (n x n) @ (n x n) matmul: the peak probe.
+
+        `fp32` (strict or tf32) is set explicitly, like a case's: TF and JAX default to TF32 on
+        Ampere and later, which would make a float32 "peak" a TF32 one.
+        """
 
     def _build(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         if case.formulation != "native":

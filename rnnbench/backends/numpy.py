@@ -47,7 +47,7 @@ class NumpyBackend(Backend):
     def devices(self) -> list[str]:
         return ["cpu"]
 
-    def gemm(self, device: str, dtype: str, n: int) -> Callable[[], Any]:
+    def gemm(self, device: str, dtype: str, n: int, fp32: str = "strict") -> Callable[[], Any]:
         rng = np.random.default_rng(0)
         a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
         return lambda: a @ b

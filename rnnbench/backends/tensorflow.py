@@ -114,14 +114,16 @@ class TensorflowBackend(Backend):
         tf = _tf()
         return ["cpu", "cuda"] if tf.config.list_physical_devices("GPU") else ["cpu"]
 
-    def gemm(self, device: str, dtype: str, n: int) -> Callable[[], Any]:
+    def gemm(self, device: str, dtype: str, n: int, fp32: str = "strict") -> Callable[[], Any]:
         tf = _tf()
         name = "/GPU:0" if device == "cuda" else "/CPU:0"
+        mode = Case(framework="tensorflow", device=device, dtype=dtype, fp32=fp32)
         with tf.device(name):
             a, b = (tf.cast(tf.random.normal((n, n)), getattr(tf, dtype)) for _ in range(2))
         sync_devices = getattr(tf.test.experimental, "sync_devices", None)
 
         def call() -> Any:
+            self._set_fp32(mode)  # process-wide: a case in the same worker may have changed it
             with tf.device(name):
                 out = tf.matmul(a, b)
             if device == "cuda" and sync_devices is not None:

@@ -70,11 +70,13 @@ class TorchBackend(Backend):
         torch = _torch()
         return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
-    def gemm(self, device: str, dtype: str, n: int) -> Callable[[], Any]:
+    def gemm(self, device: str, dtype: str, n: int, fp32: str = "strict") -> Callable[[], Any]:
         torch = _torch()
         a, b = (torch.randn(n, n, device=device, dtype=getattr(torch, dtype)) for _ in range(2))
+        mode = Case(framework="torch", device=device, dtype=dtype, fp32=fp32)
 
         def call() -> Any:
+            self._set_fp32(mode)  # process-wide: a case in the same worker may have changed it
             with torch.no_grad():
                 out = a @ b
             if a.is_cuda:

@@ -598,6 +598,8 @@ class Peak:
     n: int
     median_s: float
     gflops: float
+    # what the probe records beside the GEMM (fp32 mode, the size ladder, STREAM bandwidth), kept as written
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -607,7 +609,7 @@ class Peak:
             "n": self.n,
             "median_s": self.median_s,
             "gflops": self.gflops,
-        }
+        } | dict(self.extra)
 
     @classmethod
     def from_json(cls, d: object) -> Peak:
@@ -619,7 +621,8 @@ class Peak:
         median, gflops = _real(d, "median_s", positive=True), _real(d, "gflops", positive=True)
         if n is None or median is None or gflops is None:
             raise RecordError("median_s" if median is None else "gflops", "must be a positive number")
-        return cls(framework, device, dtype, n, median, gflops)
+        known = {"framework", "device", "dtype", "n", "median_s", "gflops"}
+        return cls(framework, device, dtype, n, median, gflops, {k: v for k, v in d.items() if k not in known})
 
 
 _MACHINE_TEXT = (

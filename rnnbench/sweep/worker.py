@@ -159,12 +159,13 @@ def measure_peak(framework: str, device: str, dtype: str, config: TimingConfig) 
     from rnnbench.measure.roofline import gemm_peak, stream_bandwidth
 
     backend = backends.get(framework)
-    peak = gemm_peak(lambda n: backend.gemm(device, dtype, n), device, config)
+    # the peak is a strict-fp32 ceiling, set explicitly and recorded: TF32 cases get no peak_fraction against it
+    peak = gemm_peak(lambda n: backend.gemm(device, dtype, n, fp32="strict"), device, config)
     try:
         peak |= stream_bandwidth(framework, device, dtype, config)
     except Exception as exc:
         peak["bandwidth_error"] = f"{type(exc).__name__}: {exc}"[:300]
-    return {"framework": framework, "device": device, "dtype": dtype, **peak}
+    return {"framework": framework, "device": device, "dtype": dtype, "fp32": "strict", **peak}
 
 
 # Kernels kept for later rounds of the same case; bounded so a long GPU sweep
