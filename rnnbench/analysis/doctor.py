@@ -313,7 +313,7 @@ class CalibrationOptions:
     slowdown: float = 0.20
     formulation: str = "concat"
     budget_s: float = 1.0  # per case and sweep (per side for ab), all rounds together
-    rounds: int = 2  # runner rounds of each compare sweep
+    rounds: int = 3  # runner rounds of each compare sweep
     ab_rounds: int = 3
     threshold: float = THRESHOLD
     progress: bool = True

@@ -130,8 +130,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--results", type=output_dir, help="results directory (default: results/ in the repo)")
     p.add_argument("--json", action="store_true", help="print the run document to stdout (the table goes to stderr)")
     p.add_argument(
-        "--rounds", type=int_range(1, 100), default=2,
-        help="sweeps over each group; a case's samples span them (default 2)",
+        "--rounds", type=int_range(1, 100), default=3,
+        help="sweeps over each group; a case's samples span them (default 3)",
     )  # fmt: skip
     add_budget_flags(p, "")
     p.add_argument(

@@ -48,7 +48,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -90,6 +90,13 @@ class TimingConfig:
     stable_within: float = 0.05  # warm-up: consecutive windows within 5% ...
     stable_windows: int = 2  # ... twice in a row (one agreement can be luck while caches still fill)
     flush_l2: bool = False  # write a buffer larger than the cache before every sample (one call per sample)
+
+    def rewarmed(self) -> TimingConfig:
+        """The config for a kernel this process has already compiled and warmed until stable (a later
+        round): one window of calls brings its working set back into cache, and the stability rule is
+        not run again. Every timed round of a prepared kernel gets the same, so no round is favoured,
+        and a slow (100 ms) kernel no longer spends half its round budget re-proving stability."""
+        return replace(self, stable_windows=0)
 
 
 def stall_count(samples: Sequence[float]) -> int:

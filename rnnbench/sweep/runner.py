@@ -72,7 +72,7 @@ class RunOptions:
         default_factory=lambda: TimingConfig(budget_s=0.2, warmup_budget_s=0.1, min_samples=5)
     )
     timeout_s: float = 600.0
-    rounds: int = 2
+    rounds: int = 3
     progress: bool = True
     # rounds sweep one chunk of a group at a time, so a chunk's kernels stay in the worker's cache
     chunk_size: int = CACHE_SIZE // 4

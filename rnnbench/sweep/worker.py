@@ -206,7 +206,7 @@ def _measure_case(
     if cache is not None and case.key in cache:
         kernel, check = cache[case.key]
         try:
-            m = measure_kernel(_slowed_kernel(kernel, slowdown), config)
+            m = measure_kernel(_slowed_kernel(kernel, slowdown), config.rewarmed())
         except Exception as exc:
             return _failed(case, threads, f"{type(exc).__name__}: {exc}"[:500])
         record = make_record(
