@@ -3,8 +3,8 @@
 The first test measures the real numpy kernel set: its verdicts depend on how
 busy the machine is, so it checks only what holds on any machine (the rates
 parse, lie in [0, 1], partition the comparisons, and the saved documents
-compare). The second replaces the measured sets with seeded synthetic samples
-(3% noise, no drift), so doctor's own bookkeeping (which comparison is A/A,
+compare). The second replaces each kernel's timed samples with seeded synthetic
+ones (3% noise, no drift), so doctor's own bookkeeping (which comparison is A/A,
 which is slowed, the rates, the saved documents) can be held to its targets:
 the injected slowdown is caught in the concat cases and nowhere else, and A/A
 alarms stay rare. (Busy-wait kernels were tried instead: on a loaded 2-core
@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from rnnbench.analysis import doctor
-from rnnbench.analysis.doctor import KERNEL_SET, Measured
+from rnnbench.analysis.doctor import KERNEL_SET
 from rnnbench.case import Case
 from rnnbench.cli import main
 
@@ -72,30 +72,22 @@ def test_doctor_measures_and_saves_documents(tmp_path: Path, capsys: pytest.Capt
     compare_json(capsys, tmp_path / "base.json", tmp_path / "slow.json")
 
 
-def _synthetic_sets(noise: float) -> Callable[..., list[Measured]]:
-    """A stand-in for `measure_set`: seeded log-normal samples around a per-case level, times (1 + slowdown)."""
+def _synthetic_samples(noise: float) -> Callable[..., list[float]]:
+    """A stand-in for `sample_kernel`: seeded log-normal samples around a per-case level, times (1 + slowdown)."""
     rng = np.random.default_rng(7)
     level = {c: 1e-4 * (1 + i / 10) for i, c in enumerate(KERNEL_SET)}
 
-    def measure_set(
-        kernels: dict[Case, Callable[[], Any]],
-        numbers: dict[Case, int],
-        n_samples: int,
-        slow: Callable[[Case], float] = lambda c: 0.0,
-    ) -> list[Measured]:
-        return [
-            Measured(c, (level[c] * (1 + slow(c)) * rng.lognormal(0, noise, n_samples)).tolist(), numbers[c])
-            for c in kernels
-        ]
+    def sample_kernel(case: Case, call: Callable[[], Any], n_samples: int, number: int, slowdown: float) -> list[float]:
+        return (level[case] * (1 + slowdown) * rng.lognormal(0, noise, n_samples)).tolist()
 
-    return measure_set
+    return sample_kernel
 
 
 def test_doctor_catches_the_injected_slowdown_and_nothing_else(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """doctor's targets, on a machine with 3% noise and no drift between sets (what an idle, pinned host gives)."""
-    monkeypatch.setattr(doctor, "measure_set", _synthetic_sets(noise=0.03))
+    monkeypatch.setattr(doctor, "sample_kernel", _synthetic_samples(noise=0.03))
     args = ["doctor", "--rounds", str(ROUNDS), "--samples", "15", "--sample-time", "0.0005"]
     assert main([*args, "--save", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -54,6 +54,7 @@ __all__ = [
     "format_calibration",
     "measure_set",
     "run_doctor",
+    "sample_kernel",
     "slowdown_env",
     "timer_stats",
 ]
@@ -123,13 +124,20 @@ def measure_set(
     slow: Callable[[Case], float] = lambda c: 0.0,
 ) -> list[Measured]:
     """Every kernel once, in order, like one run of the runner; `slow(case)` injects a slowdown."""
-    out = []
-    for case, call in kernels.items():
-        fraction = slow(case)
-        fn = _slowed(call, fraction) if fraction else call
-        m = timing.measure_fixed(fn, n_samples, numbers[case], warmup=1)
-        out.append(Measured(case, list(m.samples_s), numbers[case]))
-    return out
+    return [
+        Measured(case, sample_kernel(case, call, n_samples, numbers[case], slow(case)), numbers[case])
+        for case, call in kernels.items()
+    ]
+
+
+def sample_kernel(case: Case, call: Callable[[], Any], n_samples: int, number: int, slowdown: float) -> list[float]:
+    """`n_samples` samples of `number` calls of `case`'s kernel `call`, in seconds per call.
+
+    Each call is followed by a busy-wait of `slowdown` of its own duration. The timing needs
+    only `call`; `case` tells a stand-in (the tests' synthetic samples) what it is sampling.
+    """
+    fn = _slowed(call, slowdown) if slowdown else call
+    return list(timing.measure_fixed(fn, n_samples, number, warmup=1).samples_s)
 
 
 def document(
