@@ -18,16 +18,16 @@ Usage (from the repository root):
 pydantic and msgspec are not rnnbench dependencies: install them into a scratch environment to compare.
 """
 
-# no `from __future__ import annotations`: pydantic and msgspec read the local models' annotations eagerly
 import argparse
 import json
+import keyword
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
@@ -59,95 +59,97 @@ def synthesise(folder: Path, docs: int, records: int, samples: int) -> int:
     return docs * len(cases)
 
 
+def record_fields(seconds: Any, spread: Any, size: Any) -> list[tuple[str, Any, bool]]:
+    """(name in the file, type, required) of every record field both models check, in the runner's order.
+
+    `seconds`, `spread` and `size` are each library's own constrained types: a finite time above 0, a spread
+    of at least 0, a size of at least 1. The one optional field comes last: msgspec wants fields with a
+    default after those without.
+    """
+    return [
+        ("key", str, True),
+        ("framework", str, True),
+        ("device", str, True),
+        ("cell", str, True),
+        ("formulation", str, True),
+        ("mode", str, True),
+        ("pass", str, True),
+        ("batch", size, True),
+        ("input_size", size, True),
+        ("hidden", size, True),
+        ("seq_len", size, True),
+        ("layers", size, True),
+        ("dtype", str, True),
+        ("status", Literal["ok", "failed", "skipped"], True),
+        ("samples_s", list[seconds], True),
+        ("median_s", seconds | None, True),
+        ("iqr_s", spread | None, True),
+        ("mean_s", seconds | None, True),
+        ("number", size | None, True),
+        ("timestamp", str | None, True),
+        ("round_samples_s", list[list[seconds]] | None, False),
+    ]
+
+
+def document_fields(record: Any) -> list[tuple[str, Any, bool]]:
+    """The run document's fields, as `record_fields` gives a record's, with `record` the library's record model."""
+    return [
+        ("api_version", Literal[1], True),
+        ("kind", Literal["rnnbench-run"], True),
+        ("run_id", str, True),
+        ("created", str, True),
+        ("machine", dict[str, Any], True),
+        ("records", list[record], True),
+    ]
+
+
+def _attribute(name: str) -> str:
+    """A field's Python name: `pass` is a keyword, so its attribute is `pass_` (the file keeps `pass`)."""
+    return f"{name}_" if keyword.iskeyword(name) else name
+
+
 def pydantic_reader() -> Callable[[bytes], Any] | None:
     try:
-        from typing import Annotated, Literal
-
-        from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+        from pydantic import ConfigDict, Field, TypeAdapter, create_model
     except ImportError:
         return None
-    Time = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    Size = Annotated[int, Field(ge=1, strict=True)]
+    seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    spread = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    size = Annotated[int, Field(ge=1, strict=True)]
 
-    class PRecord(BaseModel):
-        model_config = ConfigDict(extra="allow", strict=True)
-        key: str
-        framework: str
-        device: str
-        cell: str
-        formulation: str
-        mode: str
-        pass_: str = Field(alias="pass")
-        batch: Size
-        input_size: Size
-        hidden: Size
-        seq_len: Size
-        layers: Size
-        dtype: str
-        status: Literal["ok", "failed", "skipped"]
-        samples_s: list[Time]
-        round_samples_s: list[list[Time]] | None = None
-        median_s: Time | None
-        iqr_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
-        mean_s: Time | None
-        number: Size | None
-        timestamp: str | None
+    def model(name: str, fields: list[tuple[str, Any, bool]], config: ConfigDict) -> Any:
+        return create_model(
+            name,
+            __config__=config,
+            **{_attribute(f): (t, Field(alias=f) if req else Field(None, alias=f)) for f, t, req in fields},
+        )
 
-    class PDoc(BaseModel):
-        model_config = ConfigDict(extra="allow")
-        api_version: Literal[1]
-        kind: Literal["rnnbench-run"]
-        run_id: str
-        created: str
-        machine: dict[str, Any]
-        records: list[PRecord]
-
-    adapter = TypeAdapter(PDoc)
-    return adapter.validate_json
+    record = model("PRecord", record_fields(seconds, spread, size), ConfigDict(extra="allow", strict=True))
+    doc = model("PDoc", document_fields(record), ConfigDict(extra="allow"))
+    return TypeAdapter(doc).validate_json
 
 
 def msgspec_reader() -> Callable[[bytes], Any] | None:
     try:
-        from typing import Annotated, Literal
-
         import msgspec
     except ImportError:
         return None
-    Time = Annotated[float, msgspec.Meta(gt=0)]
-    Size = Annotated[int, msgspec.Meta(ge=1)]
+    seconds = Annotated[float, msgspec.Meta(gt=0)]
+    spread = Annotated[float, msgspec.Meta(ge=0)]
+    size = Annotated[int, msgspec.Meta(ge=1)]
 
-    class MRecord(msgspec.Struct, forbid_unknown_fields=False):
-        key: str
-        framework: str
-        device: str
-        cell: str
-        formulation: str
-        mode: str
-        batch: Size
-        input_size: Size
-        hidden: Size
-        seq_len: Size
-        layers: Size
-        dtype: str
-        status: Literal["ok", "failed", "skipped"]
-        samples_s: list[Time]
-        median_s: Time | None
-        iqr_s: float | None
-        mean_s: Time | None
-        number: Size | None
-        timestamp: str | None
-        round_samples_s: list[list[Time]] | None = None
+    def struct(name: str, fields: list[tuple[str, Any, bool]]) -> Any:
+        return msgspec.defstruct(
+            name,
+            [
+                (_attribute(f), t, msgspec.field(name=f) if req else msgspec.field(default=None, name=f))
+                for f, t, req in fields
+            ],
+            forbid_unknown_fields=False,
+        )
 
-    class MDoc(msgspec.Struct, forbid_unknown_fields=False):
-        api_version: Literal[1]
-        kind: Literal["rnnbench-run"]
-        run_id: str
-        created: str
-        machine: dict[str, Any]
-        records: list[MRecord]
-
-    decoder = msgspec.json.Decoder(MDoc)
-    return decoder.decode
+    record = struct("MRecord", record_fields(seconds, spread, size))
+    return msgspec.json.Decoder(struct("MDoc", document_fields(record))).decode
 
 
 def import_time(module: str) -> float | None:
