@@ -531,6 +531,21 @@ def _cross(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[J
 # -- tables -----------------------------------------------------------------------------------------
 
 
+# the fingerprint fields the environment table shows, as (header, column of the machine's newest row)
+_ENVIRONMENT_COLUMNS = [
+    ("hostname", "hostname"),
+    ("CPU", "cpu_model"),
+    ("cores", "cpu_cores"),
+    ("GPU", "gpu_name"),
+    ("driver", "gpu_driver"),
+    ("CUDA", "cuda"),
+    ("cuDNN", "cudnn"),
+    ("BLAS", "blas"),
+    ("Python", "python"),
+    ("OS", "os"),
+]
+
+
 def _environment(frame: pd.DataFrame) -> Section:
     sec = Section(
         "environment",
@@ -542,40 +557,21 @@ def _environment(frame: pd.DataFrame) -> Section:
     for machine, g in frame.sort_values("date", na_position="first").groupby("machine", dropna=False):
         last = g.iloc[-1]
         fws = json.loads(last["frameworks"]) if isinstance(last["frameworks"], str) else {}
-        commits = g["commit"].dropna().nunique()
         rows.append(
             [
                 machine,
-                last["hostname"],
-                last["cpu_model"],
-                last["cpu_cores"],
-                last["gpu_name"],
-                last["gpu_driver"],
-                last["cuda"],
-                last["cudnn"],
-                last["blas"],
-                last["python"],
-                last["os"],
+                *(last[column] for _, column in _ENVIRONMENT_COLUMNS),
                 ", ".join(f"{k} {v}" for k, v in sorted(fws.items())),
                 ", ".join(sorted(set(g["source"]))),
                 g["file"].nunique(),
-                commits,
+                g["commit"].dropna().nunique(),
                 len(g),
                 f"{g['date'].min():%Y-%m-%d} .. {g['date'].max():%Y-%m-%d}" if g["date"].notna().any() else "",
             ]
         )
     headers = [
         "machine",
-        "hostname",
-        "CPU",
-        "cores",
-        "GPU",
-        "driver",
-        "CUDA",
-        "cuDNN",
-        "BLAS",
-        "Python",
-        "OS",
+        *(h for h, _ in _ENVIRONMENT_COLUMNS),
         "frameworks",
         "sources",
         "files",
