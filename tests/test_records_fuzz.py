@@ -170,6 +170,15 @@ def _load(root: Path) -> Any:
         return load(root)
 
 
+def _mutated_history(root: Path, mutation: tuple[str, int, str, Any], day: int) -> tuple[list[dict[str, Any]], Any]:
+    """Three daily runs of one machine written under `root`, the one of `day` mutated: (the documents, their frame)."""
+    history = [_document(seed=i, day=i) for i in range(3)]
+    history[day] = _apply(history[day], mutation)
+    for i, doc in enumerate(history):
+        _write(doc, root, f"run{i}.json")
+    return history, _load(root)
+
+
 def _check_rows(frame: Any) -> None:
     """What every row the reader lets through must be, whatever the file held."""
     rows = frame.itertuples(index=False) if hasattr(frame, "itertuples") else frame
@@ -229,12 +238,7 @@ def test_readers_never_raise_and_let_only_sound_rows_through(mutation: Any, tmp_
 def test_compare_and_regressions_never_raise_nor_judge_an_invalid_record(
     mutation: Any, day: int, base_frame: Any, tmp_path_factory: Any
 ) -> None:
-    root = tmp_path_factory.mktemp("h")
-    history = [_document(seed=i, day=i) for i in range(3)]
-    history[day] = _apply(history[day], mutation)
-    for i, doc in enumerate(history):
-        _write(doc, root, f"run{i}.json")
-    frame = _load(root)
+    history, frame = _mutated_history(tmp_path_factory.mktemp("h"), mutation, day)
     _check_rows(frame)
     # compare: the mutated run as NEW against an untouched BASE
     new = frame[frame["file"].str.endswith(f"run{day}.json")]
@@ -268,11 +272,7 @@ def test_the_report_builds_from_mutated_results(mutation: Any, tmp_path_factory:
     from rnnbench.report.build import build_report
 
     root = tmp_path_factory.mktemp("r")
-    history = [_document(seed=i, day=i) for i in range(3)]
-    history[1] = _apply(history[1], mutation)
-    for i, doc in enumerate(history):
-        _write(doc, root, f"run{i}.json")
-    frame = _load(root)
+    _, frame = _mutated_history(root, mutation, day=1)
     page = build_report(frame, root / "site", max_charts=1, progress=False)
     text = page.read_text(encoding="utf-8")
     assert "<script" not in text.lower()
