@@ -41,6 +41,7 @@ BAD: list[list[str]] = [
     ["verify", "--preset", "huge"],
     ["verify", "--framework", "numpy", "--hidden", HUGE],
     ["verify", "--framework", "numpy", "--batch", "100000000", "--hidden", "100000", "--seq-len", "1000"],
+    ["verify", "--framework", "numpy", "--device", "cuda"],
     ["verify", "--batch", "0"],
     ["verify", "--seq-len", "0"],
     ["verify", "--layers", "0"],

@@ -1,12 +1,14 @@
-"""`rnnbench verify` as a person runs it: exit codes, one-line errors, no tracebacks."""
+"""`rnnbench verify` as a person runs it: exit codes, one-line errors, no tracebacks.
+
+Bad arguments to every command are tests/test_bad_input.py's table (in-process, plus one line through
+`python -m rnnbench`).
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-
-import pytest
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -40,34 +42,6 @@ def test_verify_counts_a_build_time_unsupported_once(monkeypatch, capsys):
                 passes=("forward",), shapes=((2, 3, 4, 5),))  # fmt: skip
     assert verify_grid(grid) == 0
     assert "4 passed, 0 failed, 2 not applicable (numpy)" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["verify", "--framework", "caffe"],
-        ["verify", "--cell", "transformer"],
-        ["verify", "--formulation", "fused"],
-        ["verify", "--hidden", "-4"],
-        ["verify", "--batch", "two"],
-        ["verify", "--framework", "numpy", "--device", "cuda"],
-        ["verify", "--preset", "huge"],
-        ["harness", "--threads", "0"],
-        ["run", "--rounds", "0"],
-        ["nonsense"],
-    ],
-)
-def test_bad_input_one_line_exit_2(args):
-    if "cuda" in args:
-        from tests.hardware import HAS_CUDA
-
-        if HAS_CUDA:
-            pytest.skip("this machine has a GPU")
-    p = run(*args)
-    assert p.returncode == 2
-    assert "Traceback" not in p.stderr
-    lines = [line for line in p.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("rnnbench: error:"), p.stderr
 
 
 def test_a_closed_stdout_is_not_a_traceback():
