@@ -173,6 +173,13 @@ def document(
     }
 
 
+def nightly(case_list: Iterable[Case], night: int, first: datetime, **options: Any) -> dict[str, Any]:
+    """Run `night` (0, 1, ...) of a daily history that starts at `first`, with its own seed, date and
+    commit (`f"{night:02x}" * 20`); `options` as `document`'s."""
+    created = first + timedelta(days=night)
+    return document(case_list, seed=night, commit=f"{night:02x}" * 20, created=created, **options)
+
+
 def write(doc: dict[str, Any], root: Path) -> Path:
     """Store `doc` where the runner would: results/runs/<machine>/<stamp>-<commit8>-<runid8>.json."""
     created = datetime.fromisoformat(doc["created"])

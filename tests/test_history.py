@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from rnnbench.cli import main
 from tests import synthetic_runs as S
 
 ASV_DATA = Path(__file__).parent / "data" / "asv-legacy"
+FIRST_NIGHT = datetime(2026, 3, 1, tzinfo=timezone.utc)  # of the synthetic histories
 
 
 def test_the_regression_injected_into_the_asv_project_is_found_and_nothing_else() -> None:
@@ -29,11 +30,10 @@ def _history(root: Path, scale: dict[int, float], n: int = 8, noise: float = 0.0
     cases = S.cases(frameworks=("numpy",), cells=("rnn",), batches=(4,), hiddens=(32,), seq_lens=(8,))
     for i in range(n):
         S.write(
-            S.document(
+            S.nightly(
                 cases,
-                seed=i,
-                commit=f"{i:02x}" * 20,
-                created=datetime(2026, 3, 1, tzinfo=timezone.utc) + timedelta(days=i),
+                i,
+                FIRST_NIGHT,
                 scale=lambda c, i=i: scale.get(i, 1.0) if c.formulation == "separate" else 1.0,
                 noise=noise,
             ),
@@ -73,13 +73,8 @@ def _runs(
     """One run per scale (separate formulation scaled), optionally on changing hardware or torch versions."""
     cases = S.cases(frameworks=("torch",), cells=("rnn",), batches=(4,), hiddens=(32,), seq_lens=(8,))
     for i, sc in enumerate(scales):
-        doc = S.document(
-            cases,
-            seed=i,
-            commit=f"{i:02x}" * 20,
-            created=datetime(2026, 3, 1, tzinfo=timezone.utc) + timedelta(days=i),
-            scale=lambda c, sc=sc: sc if c.formulation == "separate" else 1.0,
-            noise=noise,
+        doc = S.nightly(
+            cases, i, FIRST_NIGHT, scale=lambda c, sc=sc: sc if c.formulation == "separate" else 1.0, noise=noise
         )
         if cpu:
             doc["machine"]["cpu_model"] = cpu[i]

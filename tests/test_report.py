@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -33,16 +33,10 @@ def _results(root: Path) -> Path:
     cases = S.cases(
         frameworks=("numpy", "torch"), cells=("gru",), batches=(1, 16), hiddens=(64, 256), seq_lens=(16, 64)
     )
+    first = datetime(2026, 2, 1, tzinfo=timezone.utc)
     for i in range(4):
         S.write(
-            S.document(
-                cases,
-                seed=i,
-                commit=f"{i + 1:x}" * 40,
-                created=datetime(2026, 2, 1, tzinfo=timezone.utc) + timedelta(days=i),
-                scale=lambda c, i=i: 1.5 if i >= 2 and c.formulation == "hoisted" else 1.0,
-            ),
-            root,
+            S.nightly(cases, i, first, scale=lambda c, i=i: 1.5 if i >= 2 and c.formulation == "hoisted" else 1.0), root
         )
     S.write(S.document(cases[:6], machine_name=EVIL_MACHINE, failures={cases[0].key: EVIL_ERROR}), root)
     shutil.copytree(ASV_DATA, root / "asv")
@@ -86,7 +80,7 @@ def test_every_section_and_finding_is_present(site: Path) -> None:
     findings = re.findall(r'<p class="finding">(.*?)</p>', page)
     assert len(findings) == 7 and all(findings)
     # the injected hoisted slowdown (x1.5 from the third run) and asv's concat regression are found
-    assert re.search(r"<td>regression</td><td>\+\d+\.\d%</td>(<td>[^<]*</td>){2}<td>33333333</td>", page)
+    assert re.search(r"<td>regression</td><td>\+\d+\.\d%</td>(<td>[^<]*</td>){2}<td>02020202</td>", page)
     assert re.search(r"<td>regression</td><td>\+\d+\.\d%</td>(<td>[^<]*</td>){2}<td>f31f865c</td>", page)
     assert "this-host" in page  # the real run is in the environment table
 
