@@ -61,7 +61,9 @@ def test_a_revision_resolves_to_its_commit() -> None:
 
 
 @pytest.mark.slow
-def test_ab_interleaves_stores_both_sides_and_catches_an_injected_slowdown(tmp_path: Path) -> None:
+def test_ab_interleaves_stores_both_sides_and_catches_an_injected_slowdown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cases = [Case("numpy", "cpu", "rnn", f, batch=4, input_size=16, hidden=16, seq_len=4)
              for f in ("separate", "concat", "hoisted")]  # fmt: skip
     opts = ABOptions(
@@ -82,8 +84,14 @@ def test_ab_interleaves_stores_both_sides_and_catches_an_injected_slowdown(tmp_p
     assert by["concat"].ratio > 1.5
     assert max(by["separate"].ratio, by["hoisted"].ratio) < by["concat"].ratio / 1.3
     assert result.comparison.method.startswith("ratio = geometric mean over rounds")
-    # both documents are ordinary runs: compare reads them
+    # both documents are ordinary runs: compare reads them, and judges the pair paired again, as ab did
     assert main(["compare", str(result.base_path), str(result.new_path), "--format", "json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["method"] == result.comparison.method
+    assert {c["key"]: c["verdict"] for c in again["cases"]} == {c.key: c.verdict for c in result.comparison.cases}
+    # the same documents in the other order are not an ab pair (BASE must be the base side): unpaired
+    assert main(["compare", str(result.new_path), str(result.base_path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["method"].startswith("ratio = median(NEW) / median(BASE)")
 
 
 @pytest.mark.slow

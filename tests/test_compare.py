@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnbench.analysis.compare import compare_frames, compare_rounds, compare_samples, format_comparison, resolve_winner
+from rnnbench.analysis.compare import (
+    compare_frames,
+    compare_rounds,
+    compare_samples,
+    format_comparison,
+    pooled_noise,
+    resolve_winner,
+)
 from rnnbench.analysis.frame import load
 from rnnbench.cli import main
 from tests import synthetic_runs as S
@@ -324,3 +331,41 @@ def test_a_winner_is_named_only_when_its_lead_is_resolved() -> None:
     assert close.label.startswith("tie: ") and "hoisted" not in close.label
     few = resolve_winner({"concat": [[1.0, 1.1]], "separate": [[2.0, 2.1]]})
     assert few.winner is None  # two samples resolve nothing
+
+
+def _sweep(rng: np.random.Generator, cases: int, round_sd: float, run_sd: float = 0.0) -> list[list[list[float]]]:
+    """`cases` cases of 3 rounds: each case at its own level, shifted per run by `run_sd` and per round by `round_sd`."""
+    return [_rounds(rng, list(np.exp(rng.normal(0.0, run_sd) + rng.normal(0.0, round_sd, 3)))) for _ in range(cases)]
+
+
+def test_the_moderated_floor_keeps_aa_quiet_and_a_real_change_visible() -> None:
+    """300 cases of 3 rounds with 5% between-round noise: with the floor at most 1% of A/A cases are called
+    either way, and a 25% change is still caught in most cases (the floor is no blanket `too noisy`)."""
+    rng = np.random.default_rng(21)
+    base, new = _sweep(rng, 300, 0.05), _sweep(rng, 300, 0.05)
+    noise = pooled_noise(list(zip(base, new)))
+    assert noise is not None and 0.6 * 0.05**2 < noise.round_var < 1.6 * 0.05**2
+    floor = Counter(compare_rounds(b, n, seed=i, noise=noise).verdict for i, (b, n) in enumerate(zip(base, new)))
+    assert floor["slower"] <= 3 and floor["faster"] <= 3
+    slowed = [[[1.25 * s for s in r] for r in rounds] for rounds in new[:40]]
+    caught = [compare_rounds(b, n, noise=noise).verdict for b, n in zip(base[:40], slowed)]
+    assert caught.count("slower") >= 24
+
+
+def test_between_run_scatter_joins_the_interval_of_separate_runs() -> None:
+    """Two separate runs whose cases each drift 8% between runs while their rounds agree within 1%: only the
+    cross-case scatter shows it: the rounds-only interval calls many of them, with the scatter in the interval
+    the A/A stays quiet, and a 60% change (well beyond 8% x sqrt 2 of run drift) still shows."""
+    rng = np.random.default_rng(22)
+    base, new = _sweep(rng, 200, 0.01, run_sd=0.08), _sweep(rng, 200, 0.01, run_sd=0.08)
+    noise = pooled_noise(list(zip(base, new)))
+    assert noise is not None and noise.run_var > 4 * noise.round_var
+    own = Counter(compare_rounds(b, n, seed=i).verdict for i, (b, n) in enumerate(zip(base, new)))
+    assert own["slower"] + own["faster"] >= 20  # the rounds agree, the runs do not: the case for the floor
+    verdicts = Counter(compare_rounds(b, n, seed=i, noise=noise).verdict for i, (b, n) in enumerate(zip(base, new)))
+    assert verdicts["slower"] <= 2 and verdicts["faster"] <= 2
+    slowed = [[[1.6 * s for s in r] for r in rounds] for rounds in new[:20]]
+    caught = [compare_rounds(b, n, noise=noise).verdict for b, n in zip(base[:20], slowed)]
+    assert caught.count("slower") >= 15
+    no_scatter = pooled_noise(list(zip(base, new))[:5])  # too few cases to tell scatter from change
+    assert no_scatter is not None and no_scatter.run_var == 0.0

@@ -264,3 +264,21 @@ def test_read_document_leaves_out_malformed_records_for_every_dict_reader(tmp_pa
     assert "record 0: field 'samples_s'" in str(caught[0].message) and "peak 1: field 'gflops'" in str(
         caught[1].message
     )
+
+
+def test_many_malformed_records_print_a_few_lines_and_a_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A document whose every record is malformed (a hand edit gone wrong) is named in a few lines, not one per record."""
+    from rnnbench.cli.inputs import RECORD_WARNINGS_SHOWN, load_results
+
+    doc = _doc()
+    good = doc["records"][0]
+    doc["records"] = [dict(good, key=f"{good['key']}-{i}", gflops=1e12) for i in range(40)] + [good]
+    path = S.write(doc, tmp_path)
+    frame = load_results([str(tmp_path)])
+    assert list(frame["key"]) == [good["key"]]
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == RECORD_WARNINGS_SHOWN + 1, lines
+    assert all(str(path) in line for line in lines)
+    assert lines[-1].endswith(f"{40 - RECORD_WARNINGS_SHOWN} more malformed records (left out)")

@@ -125,6 +125,19 @@ def test_busy_warning_when_load_leaves_too_few_cores():
     assert load.busy_warning(1, cores=4, load1=3.4) is None and load.busy_warning(2, cores=4, load1=2.6) is not None
 
 
+def test_busy_cores_reads_what_runs_now_not_the_lagging_load_average(tmp_path, monkeypatch):
+    """Two /proc/stat readings around the window: the busy share of the jiffies between them, times the cores."""
+    import os
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\n")
+    # the window passes while another process works: 100 of the 200 jiffies in it busy (user+system)
+    monkeypatch.setattr("time.sleep", lambda s: stat.write_text("cpu  175 0 125 900 0 0 0 0 0 0\n"))
+    busy = load.busy_cores(0.3, stat)
+    assert busy is not None and abs(busy - 0.5 * (os.cpu_count() or 1)) < 1e-9
+    assert load.busy_cores(0.0, tmp_path / "missing") is None
+
+
 def test_round_bias_is_later_rounds_over_the_first_per_case():
     from rnnbench.measure.harness import round_bias
 

@@ -17,6 +17,24 @@ sides round by round (both ran in the same round, minutes apart from the
 next), resamples the round pairs and judges the geometric mean of per-round
 ratios, so a drift that hits both sides cancels.
 
+`compare` (two separate runs) holds its interval to a floor. A sweep affords
+2 to 5 rounds, and a bootstrap over 3 rounds sees little of the between-round
+variance it is meant to show: when a case's rounds happen to agree, its
+interval is narrow however noisy the machine is (issue 9: 28 of 316 cases
+`slower` between two quick runs of the same code). The floor is a t interval
+on a *moderated* variance (Smyth's limma, 2004): the case's own between-round
+variance of log round medians pooled with the typical one over every case of
+the comparison (`NoiseModel`: the pooled variance and its weight fitted as
+limma does), plus the variance between runs beyond what the rounds show (the
+cross-case scatter of log ratios around the common-mode shift, robustly:
+MAD), since runs minutes apart drift more than rounds within one run; and the
+common-mode shift itself, the one draw of whole-run drift two runs give,
+counts as a variance of its size (a machine 6% slower today must not make
+every case `slower`; `ab` is how to tell such a shift from a change). `ab`
+pairs its sides round by round and has no floor: on the 2-core VM the floor
+cost it most of its power and stopped no false alarm (see
+docs/measurements/2026-11-22-ci-cpu-2core-issue9-targets.md).
+
 The verdict reads the interval against the band [1/(1 + t), 1 + t]:
 
 - `slower` / `faster` (times and rates; for a rate such as GFLOP/s a drop is
@@ -53,6 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIDENCE",
+    "MAX_PRIOR_DF",
     "METHOD",
     "PAIRED_METHOD",
     "REGRESSION_VERDICTS",
@@ -61,6 +80,7 @@ __all__ = [
     "WINNER_CONFIDENCE",
     "CaseComparison",
     "Comparison",
+    "NoiseModel",
     "SampleVerdict",
     "Winner",
     "common_mode",
@@ -70,6 +90,7 @@ __all__ = [
     "format_comparison",
     "format_value",
     "metric_of",
+    "pooled_noise",
     "resolve",
     "resolve_winner",
     "rounds_of",
@@ -82,9 +103,13 @@ WINNER_CONFIDENCE = 0.95
 POWER = 0.80
 N_RESAMPLES = 2000
 MIN_SAMPLES = 3
+# the most the pooled round variance may weigh, in rounds' degrees of freedom (when every case's
+# variance looks alike, limma's estimate is infinite: the pooled one is then all there is)
+MAX_PRIOR_DF = 1000.0
 METHOD = (
     f"ratio = median(NEW) / median(BASE); {CONFIDENCE:.0%} interval: percentile bootstrap, hierarchical where rounds "
-    f"are recorded (rounds, then samples within a round; {N_RESAMPLES} resamples, each side independently); "
+    f"are recorded (rounds, then samples within a round; {N_RESAMPLES} resamples, each side independently), "
+    f"no narrower than a t interval on the moderated between-round variance plus the between-run scatter; "
     f"verdict: interval vs the band [1/(1+t), 1+t]; MDE: smallest change flagged with {POWER:.0%} power at this noise"
 )
 PAIRED_METHOD = (
@@ -187,6 +212,114 @@ def _verdict(lo: float, hi: float, threshold: float, direction: str | None, time
     return "too noisy"
 
 
+@dataclass(frozen=True)
+class NoiseModel:
+    """What a whole comparison says about noise that one case's few rounds cannot show.
+
+    `round_var`: the typical variance of a round's log median around its case's level, pooled over
+    the comparison's cases; `run_var`: the extra
+    variance of a case's log ratio between two separate runs, beyond what their rounds explain.
+    """
+
+    round_var: float
+    run_var: float = 0.0
+    prior_df: float = MAX_PRIOR_DF
+    cases: int = 0  # how many cases the pooled variance came from
+    shift: float = 0.0  # log of the common-mode shift between two separate runs: one draw of their drift
+
+
+def _round_logs(rounds: list[np.ndarray]) -> np.ndarray:
+    return np.log([float(np.median(r)) for r in rounds if len(r) and np.median(r) > 0])
+
+
+def _own_var(logs: np.ndarray) -> tuple[float, int]:
+    """Sample variance of `logs` and its degrees of freedom (0, 0 with fewer than two)."""
+    return (float(np.var(logs, ddof=1)), len(logs) - 1) if len(logs) > 1 else (0.0, 0)
+
+
+def pooled_noise(pairs: Sequence[tuple[Sequence[Sequence[float]], Sequence[Sequence[float]]]]) -> NoiseModel | None:
+    """The `NoiseModel` of a comparison: `pairs` holds each case's (BASE rounds, NEW rounds).
+
+    The pooled variance and its weight (prior degrees of freedom) are fitted to the cases' own
+    variances as limma does (Smyth 2004, `fitFDist`): each case's variance is a scaled chi-square
+    around a common one, and the more alike the cases' variances are, the more the pooled one
+    counts. None when no case has two rounds.
+    """
+    variances: list[float] = []
+    dfs: list[int] = []
+    ratios: list[float] = []
+    inverse_rounds: list[float] = []
+    for base, new in pairs:
+        b, n = _clean(base), _clean(new)
+        if not b or not n:
+            continue
+        for logs in (_round_logs(b), _round_logs(n)):
+            var, df = _own_var(logs)
+            if df and var > 0:
+                variances.append(var)
+                dfs.append(df)
+        ratios.append(math.log(np.median(np.concatenate(n)) / np.median(np.concatenate(b))))
+        inverse_rounds.append(1 / len(b) + 1 / len(n))
+    if not variances:
+        return None
+    round_var, prior_df = _fit_prior(np.asarray(variances), np.asarray(dfs, dtype=float))
+    run_var, shift = 0.0, 0.0
+    if len(ratios) >= 10:  # a scatter needs cases enough to be told from one case's change
+        shift = float(np.median(ratios))
+        dev = np.asarray(ratios) - shift
+        scatter = (1.4826 * float(np.median(np.abs(dev)))) ** 2
+        run_var = max(0.0, scatter - round_var * float(np.median(inverse_rounds)))
+    return NoiseModel(round_var, run_var, prior_df, len(pairs), shift)
+
+
+def _fit_prior(variances: np.ndarray, dfs: np.ndarray) -> tuple[float, float]:
+    """(s0^2, d0) with s^2 ~ s0^2 F(df, d0), by moments of log s^2 (limma's fitFDist, without covariates)."""
+    from scipy.special import digamma, polygamma
+
+    e = np.log(variances) - digamma(dfs / 2) + np.log(dfs / 2)
+    centre = float(np.mean(e))
+    excess = (float(np.var(e, ddof=1)) if len(e) > 1 else 0.0) - float(np.mean(polygamma(1, dfs / 2)))
+    if excess <= 0:  # no more spread than chi-square sampling gives: one variance for every case
+        return math.exp(centre), MAX_PRIOR_DF
+    prior_df = min(MAX_PRIOR_DF, 2 * _trigamma_inverse(excess))
+    return math.exp(centre + float(digamma(prior_df / 2)) - math.log(prior_df / 2)), prior_df
+
+
+def _trigamma_inverse(x: float) -> float:
+    """y with trigamma(y) = x, by Newton's method from limma's starting point."""
+    from scipy.special import polygamma
+
+    if x > 1e7:
+        return 1 / math.sqrt(x)
+    if x < 1e-6:
+        return 1 / x
+    y = 0.5 + 1 / x
+    for _ in range(50):
+        tri = float(polygamma(1, y))
+        step = tri * (1 - tri / x) / float(polygamma(2, y))
+        y += step
+        if -step / y < 1e-8:
+            break
+    return y
+
+
+def _moderated(own: tuple[float, int], noise: NoiseModel) -> float:
+    var, df = own
+    return (noise.prior_df * noise.round_var + df * var) / (noise.prior_df + df)
+
+
+def _floor_half_width(b: list[np.ndarray], n: list[np.ndarray], noise: NoiseModel, confidence: float) -> float:
+    """Half-width, on the log scale, of the t interval on the moderated variance (see the module docstring)."""
+    from scipy.stats import t
+
+    ob, on = _own_var(_round_logs(b)), _own_var(_round_logs(n))
+    # with one run a side, the whole run's shift is the only draw of run-to-run drift there is: it
+    # counts as a variance of that size, so a machine that is 6% slower today makes no case `slower`
+    se2 = _moderated(ob, noise) / len(b) + _moderated(on, noise) / len(n) + noise.run_var + noise.shift**2
+    df = noise.prior_df + min(ob[1], on[1])
+    return float(t.ppf(0.5 + confidence / 2, df)) * math.sqrt(se2)
+
+
 def compare_rounds(
     base: Sequence[Sequence[float]],
     new: Sequence[Sequence[float]],
@@ -198,12 +331,15 @@ def compare_rounds(
     direction: str | None = "lower",
     time_like: bool = True,
     n_resamples: int = N_RESAMPLES,
+    noise: NoiseModel | None = None,
 ) -> SampleVerdict:
     """Ratio NEW/BASE with a hierarchical bootstrap interval, the MDE and a verdict.
 
     `base` and `new` are lists of rounds, each a list of samples. With
     `paired`, round i of BASE and round i of NEW ran side by side (as `ab` runs
     them) and are resampled together; only rounds present on both sides count.
+    With `noise` (`pooled_noise` over the comparison's cases) and unpaired, the
+    interval is no narrower than the t interval on the moderated variance.
     """
     b, n = _clean(base), _clean(new)
     if paired:
@@ -228,6 +364,9 @@ def compare_rounds(
         reps = _boot_medians(n, n_resamples, rng) / _boot_medians(b, n_resamples, rng)
     tail = (1 - confidence) / 2 * 100
     lo, hi = (float(v) for v in np.percentile(reps, [tail, 100 - tail]))
+    if noise is not None and not paired:
+        h = _floor_half_width(b, n, noise, confidence)
+        lo, hi = min(lo, ratio * math.exp(-h)), max(hi, ratio * math.exp(h))
     # standard error of log(ratio) from the interval; the lower bound clears 1 + t with
     # POWER probability once the true ratio is (1 + t) * exp((z_conf + z_power) * se)
     z_conf = _z(0.5 + confidence / 2)
@@ -344,6 +483,7 @@ class Comparison:
     confidence: float = CONFIDENCE
     method: str = METHOD
     warnings: list[str] = field(default_factory=list)  # hardware differences, busy machine...
+    noise: NoiseModel | None = None  # the pooled noise the intervals were held to (None: no case had 2 rounds)
 
     def count(self, verdict: str) -> int:
         return sum(c.verdict == verdict for c in self.cases)
@@ -494,6 +634,7 @@ def compare_frames(
     not_ok: list[tuple[str, str, str]] = []
     both_skipped = 0
     stalled = 0
+    paired_rows: list[tuple[Any, Any, Any, list[list[float]], list[list[float]]]] = []
     for idx in sorted(set(b.index) & set(n.index), key=str):
         rb, rn = b.loc[idx], n.loc[idx]
         if rb["status"] == rn["status"] == "skipped":
@@ -502,12 +643,25 @@ def compare_frames(
         if rb["status"] != "ok" or rn["status"] != "ok":
             not_ok.append((label(idx), str(rb["status"]), str(rn["status"])))
             continue
+        rounds_b, rounds_n = rounds_of(rb), rounds_of(rn)
+        if metric_of(rn)[0] != "time" and not sum(map(len, rounds_b)):
+            rounds_b = rounds_n = []  # a metric without samples of its own: the time samples say nothing of it
+        paired_rows.append((idx, rb, rn, rounds_b, rounds_n))
+    # the noise no case's few rounds can show, from every timed case that was not flagged as stalled
+    noise = pooled_noise(
+        [
+            (rs_b, rs_n)
+            for _, rb, rn, rs_b, rs_n in paired_rows
+            if metric_of(rn)[1] == "s" and not stall_flagged(rb) and not stall_flagged(rn)
+        ]
+    )
+    for idx, rb, rn, rounds_b, rounds_n in paired_rows:
         metric, unit, direction = metric_of(rn)
         time_like = unit == "s" or "flop" in unit.lower()
-        rounds_b, rounds_n = rounds_of(rb), rounds_of(rn)
-        if metric != "time" and not sum(map(len, rounds_b)):
-            rounds_b = rounds_n = []  # a metric without samples of its own: the time samples say nothing of it
-        v = compare_rounds(rounds_b, rounds_n, threshold, confidence, direction=direction, time_like=time_like)
+        v = compare_rounds(
+            rounds_b, rounds_n, threshold, confidence, direction=direction, time_like=time_like,
+            noise=noise if unit == "s" else None,
+        )  # fmt: skip
         verdict, note = v.verdict, v.note
         if stall_flagged(rb) or stall_flagged(rn):
             verdict, note = "too noisy", "busy machine: a stall was flagged; no verdict"
@@ -539,6 +693,12 @@ def compare_frames(
     warnings = hardware_warnings(base, new)
     if stalled:
         warnings.append(f"{stalled} cases were flagged as measured on a busy machine: no verdict on them")
+    if noise is not None and abs(noise.shift) > math.log1p(threshold):
+        warnings.append(
+            f"the whole run moved {math.exp(noise.shift) - 1:+.1%} (common-mode shift): with one run a side, a "
+            "machine-wide shift and a change that hits every case look alike, so it counts as drift and widens "
+            "every interval; `rnnbench ab` interleaves the two sides and tells them apart"
+        )
     return Comparison(
         cases=sort_cases(cases),
         only_base=[label(i) for i in sorted(set(b.index) - set(n.index), key=str)],
@@ -548,6 +708,7 @@ def compare_frames(
         threshold=threshold,
         confidence=confidence,
         warnings=warnings,
+        noise=noise,
     )
 
 
@@ -633,6 +794,27 @@ def _common_text(cmp: Comparison) -> str:
     return f"common-mode shift: median NEW/BASE time ratio {shift:.3f} ({shift - 1:+.1%}) over {n} cases"
 
 
+def _noise_json(noise: NoiseModel | None) -> dict[str, Any] | None:
+    if noise is None:
+        return None
+    return {
+        "round_sd": math.sqrt(noise.round_var), "run_sd": math.sqrt(noise.run_var), "shift": math.exp(noise.shift),
+        "prior_df": noise.prior_df, "cases": noise.cases,
+    }  # fmt: skip
+
+
+def _noise_text(noise: NoiseModel | None) -> list[str]:
+    """The floor's line: none for `ab` (no floor) or where no case had two rounds."""
+    if noise is None:
+        return []
+    run = f", between runs {math.sqrt(noise.run_var):.1%}" if noise.run_var else ""
+    run += f", whole-run shift {math.exp(noise.shift) - 1:+.1%} counted as drift" if noise.shift else ""
+    return [
+        f"noise floor: between rounds {math.sqrt(noise.round_var):.1%}{run} (log sd, pooled over {noise.cases} "
+        f"cases, prior df {noise.prior_df:.3g})"
+    ]
+
+
 def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
     """The comparison as a text table, a markdown table or JSON."""
     counts = {v: cmp.count(v) for v in VERDICTS if cmp.count(v) or v in ("slower", "faster", "too noisy", "same")}
@@ -645,6 +827,7 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
                 "confidence": cmp.confidence,
                 "counts": counts,
                 "common_mode": {"ratio": _finite(shift), "cases": n_shift},
+                "noise": _noise_json(cmp.noise),
                 "warnings": cmp.warnings,
                 "cases": [_case_json(c) for c in cmp.cases],
                 "only_base": cmp.only_base,
@@ -690,6 +873,7 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
             f"**{escape_markdown(_common_text(cmp))}**",
             *(f"> {escape_markdown(w)}" for w in warn),
             f"_{escape_markdown(cmp.method)}_",
+            *(f"_{escape_markdown(line)}_" for line in _noise_text(cmp.noise)),
         ]
         return "\n\n".join([*head, table, *(f"- {escape_markdown(e)}" for e in extra)]) + "\n"
     warn, extra = [printable(w) for w in warn], [printable(e) for e in extra]
@@ -699,6 +883,7 @@ def format_comparison(cmp: Comparison, fmt: str = "table") -> str:
             _common_text(cmp),
             *warn,
             cmp.method,
+            *_noise_text(cmp.noise),
             "",
             format_table(headers, rows),
             *(["", *extra] if extra else []),

@@ -16,11 +16,14 @@ FORMATS = ("table", "markdown", "json")
 def run(args: argparse.Namespace) -> int:
     from rnnbench.analysis.compare import compare_frames, format_comparison, resolve
     from rnnbench.cli.inputs import warnings_or_reason
+    from rnnbench.sweep.ab import ab_pair, judge
 
     with warnings_or_reason():
         base = resolve(args.base, args.results)
         new = resolve(args.new, args.results)
-    cmp = compare_frames(base, new, threshold=args.threshold)
+    pair = ab_pair(args.base, args.new)
+    # the two sides of one `ab` run ran interleaved: judged paired, as `ab` judged them
+    cmp = judge(*pair, args.threshold) if pair else compare_frames(base, new, threshold=args.threshold)
     if not cmp.cases:
         raise UsageError(
             f"nothing to compare: no case was measured on both sides ({len(cmp.only_base)} only in BASE, "

@@ -3,7 +3,9 @@
 Files that are not results are skipped with a one-line warning each; but when
 nothing readable is left, the command fails with one line that says why
 (the first skipped file's reason), instead of a warning per file followed by
-an error.
+an error. Malformed records are warned about per file: the first few, then
+one line with how many more (a hand-edited document must not print a line
+per record).
 """
 
 from __future__ import annotations
@@ -35,8 +37,29 @@ def warnings_or_reason() -> Iterator[None]:
                 raise
             more = f"; {len(reasons) - 1} more file(s) skipped" if len(reasons) > 1 else ""
             raise UsageError(f"{exc} (skipped {reasons[0]}{more})".replace("\n", " ")) from None
-    for w in caught:
-        print(f"rnnbench: warning: {w.message}", file=sys.stderr)
+    for line in _folded([str(w.message) for w in caught]):
+        print(f"rnnbench: warning: {line}", file=sys.stderr)
+
+
+RECORD_WARNINGS_SHOWN = 3  # malformed records named per file before the rest are counted
+
+
+def _folded(messages: Sequence[str]) -> list[str]:
+    """The warnings to print: at most `RECORD_WARNINGS_SHOWN` malformed-record lines per file, then a count."""
+    lines: list[str] = []
+    per_file: dict[str, int] = {}
+    for message in messages:
+        head, sep, _ = message.partition(": record ")
+        if not sep:
+            lines.append(message)
+            continue
+        per_file[head] = per_file.get(head, 0) + 1
+        if per_file[head] <= RECORD_WARNINGS_SHOWN:
+            lines.append(message)
+    for head, count in per_file.items():
+        if count > RECORD_WARNINGS_SHOWN:
+            lines.append(f"{head}: {count - RECORD_WARNINGS_SHOWN} more malformed records (left out)")
+    return lines
 
 
 def load_results(paths: Sequence[str]) -> pd.DataFrame:

@@ -355,8 +355,10 @@ class _Sampler:
 
 def _warm_up(block: _Sampler, steady: float, cfg: TimingConfig, clock: Clock) -> int:
     """Windows of calls until `stable_windows` consecutive pairs agree; returns the calls made."""
-    deadline = clock() + cfg.warmup_budget_s
     window = max(1, min(50, int(0.02 / max(steady, 1e-9))))
+    if cfg.stable_windows == 0 and window == 1:
+        return 0  # re-warming a slow kernel: the steady-state call (20 ms or more) just made was the window
+    deadline = clock() + cfg.warmup_budget_s
     previous = block(window) / window
     calls, agreed = window, 0
     while clock() < deadline and agreed < cfg.stable_windows:
