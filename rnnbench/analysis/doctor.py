@@ -42,6 +42,7 @@ from rnnbench.analysis.compare import THRESHOLD, compare_samples
 from rnnbench.case import Case
 from rnnbench.display import format_time
 from rnnbench.measure import timing
+from rnnbench.sweep.worker import slowed
 
 __all__ = [
     "KERNEL_SET",
@@ -95,21 +96,6 @@ def timer_stats(n: int = 200_000) -> dict[str, float]:
     }
 
 
-def _slowed(call: Callable[[], Any], fraction: float) -> Callable[[], Any]:
-    """`call` followed by a busy-wait of `fraction` of its own duration: a real, proportional slowdown."""
-    clock = time.perf_counter
-
-    def slow() -> Any:
-        t0 = clock()
-        result = call()
-        end = clock() + (clock() - t0) * fraction
-        while clock() < end:
-            pass
-        return result
-
-    return slow
-
-
 def _kernels(cases: Sequence[Case]) -> dict[Case, Callable[[], Any]]:
     from rnnbench import backends
     from rnnbench.measure.verify import make_inputs
@@ -136,7 +122,7 @@ def sample_kernel(case: Case, call: Callable[[], Any], n_samples: int, number: i
     Each call is followed by a busy-wait of `slowdown` of its own duration. The timing needs
     only `call`; `case` tells a stand-in (the tests' synthetic samples) what it is sampling.
     """
-    fn = _slowed(call, slowdown) if slowdown else call
+    fn = slowed(call, 1 + slowdown) if slowdown else call  # the worker's self-test slowdown, as a fraction
     return list(timing.measure_fixed(fn, n_samples, number, warmup=1).samples_s)
 
 

@@ -11,7 +11,7 @@ from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.options import (
     add_budget_flags,
     add_grid_flags,
-    fraction,
+    add_threshold_flag,
     grid_from_args,
     int_range,
     nonempty,
@@ -77,7 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add_grid_flags(p, "quick")
     p.add_argument("--threads", type=threads, default=None, help="compute threads on both sides (default: all cores)")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
+    add_threshold_flag(p)
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower")
     p.add_argument(
         "--results",

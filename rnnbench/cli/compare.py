@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnbench.cli.options import fraction, nonempty
+from rnnbench.cli.options import add_threshold_flag, nonempty
 from rnnbench.errors import UsageError
 
 __all__ = ["FORMATS", "add_parser", "run"]
@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "new", metavar="NEW", type=nonempty, help="result file, folder, or commit prefix in the results store"
     )
-    p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
+    add_threshold_flag(p)
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower (or worse)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument(

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnbench.cli.options import fraction, input_path, int_range, nonempty, output_dir
+from rnnbench.cli.options import add_threshold_flag, input_path, int_range, nonempty, output_dir
 
 __all__ = ["add_parser", "run"]
 
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--baseline", type=int_range(1, 1000), default=5, help="previous runs a case is judged against (default 5)"
     )
-    p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
+    add_threshold_flag(p)
     p.add_argument(
         "--report", type=nonempty, default="report/index.html", help="link to the rnnbench report, relative to --out"
     )

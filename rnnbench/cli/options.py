@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Parser",
+    "add_budget_flags",
     "add_grid_flags",
+    "add_threshold_flag",
     "fraction",
     "grid_from_args",
     "input_path",
@@ -271,6 +273,11 @@ def grid_from_args(args: argparse.Namespace, check_installed: bool = True) -> Gr
         if missing:
             raise UsageError(f"framework {missing[0]!r} is not installed (pip install -e '.[{missing[0]}]')")
     return grid
+
+
+def add_threshold_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--threshold: the smallest change a verdict counts (compare, ab, regressions, landing)."""
+    p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
 
 
 def add_budget_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup, per: str, timeout: bool = True) -> None:

@@ -7,7 +7,7 @@ import sys
 
 from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.export import PATHS_HELP
-from rnnbench.cli.options import fraction, input_path, int_range
+from rnnbench.cli.options import add_threshold_flag, input_path, int_range
 
 __all__ = ["add_parser", "run"]
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("regressions", help="step changes in every case's history, or the newest run vs its baseline")
     p.add_argument("paths", nargs="*", type=input_path, help=PATHS_HELP)
-    p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
+    add_threshold_flag(p)
     p.add_argument(
         "--baseline", type=int_range(2, 10_000), metavar="N",
         help="judge the newest run of every case against the spread of its previous N runs on the same machine",

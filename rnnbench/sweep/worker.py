@@ -57,6 +57,7 @@ __all__ = [
     "measure_case",
     "measure_peak",
     "selftest_factor",
+    "slowed",
     "timing_fields",
     "worker_main",
 ]
@@ -92,7 +93,7 @@ def selftest_factor(formulation: str) -> float:
     return factor
 
 
-def _slowed(call: Callable[[], Any], factor: float) -> Callable[[], Any]:
+def slowed(call: Callable[[], Any], factor: float) -> Callable[[], Any]:
     """`call`, made `factor` times slower by spinning after it (a sleep would free the core and time less reliably)."""
     if factor == 1.0:
         return call
@@ -112,7 +113,7 @@ def _slowed_kernel(kernel: Kernel, factor: float) -> Kernel:
     """`kernel` with its call slowed; a slowed kernel is timed synchronously, so the factor applies to device work."""
     if factor == 1.0:
         return kernel
-    return replace(kernel, call=_slowed(kernel.call, factor), launch=None, sync=None)
+    return replace(kernel, call=slowed(kernel.call, factor), launch=None, sync=None)
 
 
 def make_record(
