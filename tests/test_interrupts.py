@@ -33,7 +33,7 @@ from rnnbench.sweep.store import iter_documents, read_document, validate
 
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 20
-# 3 cells x 3 formulations x 2 batch sizes x 2 hidden sizes = 36 cases, two rounds each
+# 3 cells x 3 formulations x 2 batch sizes x 2 hidden sizes = 36 cases, three rounds each (the default)
 GRID = ["--framework", "numpy", "--cell", "rnn,gru,lstm", "--batch", "2,4", "--hidden", "8,16", "--seq-len", "4"]
 GRID += ["--budget", "0.1", "--threads", "1", "--no-progress"]
 N_CASES = 36
@@ -197,7 +197,8 @@ def test_ctrl_c_in_a_terminal_is_one_line_exit_130_and_keeps_finished_cases(tmp_
             validate(doc)
             assert doc["finished"] is None
         keys = recorded_keys(results)
-        assert len(keys) == len(set(keys)) < N_CASES
+        # `finished` is None above: the Ctrl-C landed mid-run (maybe in round 2 or 3, every case recorded once)
+        assert len(keys) == len(set(keys)) <= N_CASES
         assert len(keys) >= after  # what had finished before the Ctrl-C is still there
         kept += len(keys)
     assert kept >= TRIALS // 2
