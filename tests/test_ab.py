@@ -78,6 +78,11 @@ def test_ab_interleaves_stores_both_sides_and_catches_an_injected_slowdown(
     for d in docs:
         assert {r["key"] for r in d["records"]} == {c.key for c in cases}
         assert all(r["rounds"] == 3 and len(r["round_samples_s"]) == 3 for r in d["records"])
+        assert d["ab"]["interleave"] == "sample"
+    # sample by sample: every round of a case has as many BASE samples as NEW ones (they were taken in pairs)
+    new_by_key = {r["key"]: r for r in docs[1]["records"]}
+    for rb in docs[0]["records"]:
+        assert [len(x) for x in rb["round_samples_s"]] == [len(x) for x in new_by_key[rb["key"]]["round_samples_s"]]
     by = {c.key.split("/")[3]: c for c in result.comparison.cases}
     # a 3x slowdown; the bounds leave room for a loaded 2-core machine (one stalled round of ~100 µs calls
     # moved a 3x ratio to 1.74 in a CI run) while still failing when the slowdown is not applied (ratio ~1)
@@ -125,3 +130,24 @@ def test_a_revision_side_runs_its_own_checkout_and_leaves_no_worktree(tmp_path: 
     assert result.base_doc["machine"]["git_commit"] == head  # the fingerprint came from the checkout itself
     assert result.base_doc["records"][0]["status"] == "ok"
     assert git("worktree", "list") == before
+
+
+# the last commit whose worker cannot hold a case open (no `worker.open_case`): `ab` must still run it
+ROUND_ONLY_REVISION = "5b72ad55"
+
+
+@pytest.mark.slow
+def test_a_side_without_stepping_falls_back_to_round_by_round(tmp_path: Path) -> None:
+    found = subprocess.run(["git", "cat-file", "-e", f"{ROUND_ONLY_REVISION}^{{commit}}"], capture_output=True,
+                           check=False)  # fmt: skip
+    if found.returncode != 0:
+        pytest.skip("not a git checkout with this project's history")
+    cases = [Case("numpy", "cpu", "rnn", "concat", batch=4, input_size=16, hidden=16, seq_len=4)]
+    opts = ABOptions(
+        base=ROUND_ONLY_REVISION, new=sys.executable, results_dir=tmp_path, threads=1,
+        timing=TimingConfig(budget_s=0.1, min_samples=5), rounds=2, progress=False,
+    )  # fmt: skip
+    result = run_ab(cases, 1, opts)
+    assert result.base_doc["ab"]["interleave"] == result.new_doc["ab"]["interleave"] == "round"
+    assert [r["status"] for r in (*result.base_doc["records"], *result.new_doc["records"])] == ["ok", "ok"]
+    assert len(result.comparison.cases) == 1

@@ -159,3 +159,25 @@ def test_harness_needs_two_rounds_for_the_bias(capsys):
 
     assert main(["harness", "--rounds", "1", "--skip-torch", "--skip-quick"]) == 2
     assert "--rounds" in capsys.readouterr().err
+
+
+def test_open_case_times_sample_by_sample_and_keeps_the_kernel_for_later_rounds():
+    from rnnbench.sweep.worker import SteppedCase, open_case
+
+    case = Case("numpy", "cpu", "rnn", "concat", batch=4, input_size=16, hidden=16, seq_len=4)
+    cache: dict = {}
+    cfg = TimingConfig(budget_s=0.05, warmup_budget_s=0.01, min_samples=3)
+    held = open_case(case, cfg, 1, cache)
+    assert isinstance(held, SteppedCase) and case.key in cache
+    for _ in range(4):
+        assert held.sample(held.number) > 0
+    first = held.record()
+    assert first["status"] == "ok" and len(first["samples_s"]) == 4  # only the samples asked for
+    assert first["compile_s"] is not None and first["max_rel_error"] is not None
+    again = open_case(case, cfg, 1, cache)  # a later round: the cached kernel, re-warmed, not rebuilt
+    assert isinstance(again, SteppedCase) and again.kernel is held.kernel
+    again.sample()
+    assert again.record()["compile_s"] is None
+    # a case that cannot be timed is its record, as measure_case writes it
+    bad = open_case(Case("numpy", "cuda", "rnn", "concat", batch=4, input_size=16, hidden=16, seq_len=4), cfg, 1, {})
+    assert isinstance(bad, dict) and bad["status"] in ("skipped", "failed")

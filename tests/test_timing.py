@@ -10,6 +10,7 @@ import pytest
 
 from rnnbench.display import format_time
 from rnnbench.measure.timing import (
+    Stepped,
     TimingConfig,
     cache_flush,
     calibrate,
@@ -189,6 +190,29 @@ def test_fixed_count_gives_exactly_the_asked_samples():
     assert len(m.samples_s) == 7 and m.number == 3 and len(calls) == 2 + 21
     assert m.median_s == pytest.approx(0.001)
     assert calibrate(kernel, 0.01, clock=clock) == 10
+
+
+def test_stepped_prepares_like_measure_then_takes_exactly_the_samples_asked():
+    clock = FakeClock()
+    calls = []
+
+    def kernel() -> None:
+        clock.now += 0.5 if not calls else 0.0002  # the first call "compiles"
+        calls.append(1)
+
+    stepped = Stepped(kernel, TimingConfig(min_sample_s=1e-3, warmup_budget_s=0.01), clock)
+    assert stepped.compile_s == pytest.approx(0.4998)
+    assert stepped.number * 0.0002 >= 1e-3 - 1e-12  # blocked as measure blocks
+    assert len(stepped.samples) == 1  # the blocking pass's sample
+    stepped.fresh()
+    before = len(calls)
+    assert stepped.sample(7) == pytest.approx(0.0002)
+    assert len(calls) - before == 7 and stepped.number == 7
+    for _ in range(3):
+        stepped.sample()
+    m = stepped.measurement()
+    assert len(m.samples_s) == 4 and m.number == 7 and m.median_s == pytest.approx(0.0002)
+    assert m.compile_s == pytest.approx(0.4998)
 
 
 def test_interleaved_alternates_sample_by_sample_so_drift_cancels_in_the_ratio():

@@ -62,6 +62,7 @@ __all__ = [
     "HostTimer",
     "Measurement",
     "SampleTimer",
+    "Stepped",
     "TimingConfig",
     "cache_flush",
     "calibrate",
@@ -70,6 +71,7 @@ __all__ = [
     "measure_interleaved",
     "measure_kernel",
     "stall_count",
+    "stepped_kernel",
     "timer_overhead",
 ]
 
@@ -369,7 +371,7 @@ def _warm_up(block: _Sampler, steady: float, cfg: TimingConfig, clock: Clock) ->
     return calls
 
 
-def _block_size(block: _Sampler, cfg: TimingConfig, overhead: float) -> tuple[int, float]:
+def _block_size(block: _Sampler, cfg: TimingConfig, *, overhead: float) -> tuple[int, float]:
     """Calls per sample so that one sample lasts min_sample_s and 1000x the timer overhead; and that sample."""
     if cfg.flush_l2:  # every call is a cold-cache call
         return 1, block(1)
@@ -401,30 +403,74 @@ def measure(
     `CudaEventTimer`); `clock` is the host clock for budgets and deadlines.
     """
     cfg = config or TimingConfig()
-    overhead = timer_overhead(clock)
-    block = _Sampler(call, sync=sync, timer=timer, clock=clock, flush=flush)
-    if first_call_s is None:
-        first = block(1)
-    else:
-        first = first_call_s
-        block.total += first_call_s
-    steady = block(1)
-    compile_s = max(0.0, first - steady)
-    warmup_calls = 2 + _warm_up(block, steady, cfg, clock)
-    number, elapsed = _block_size(block, cfg, overhead)
-
-    samples: list[float] = [elapsed / number]
+    stepped = Stepped(call, cfg, clock, first_call_s, sync=sync, timer=timer, flush=flush)
+    samples = stepped.samples  # the blocking pass's last sample is the first one kept
     deadline = clock() + cfg.budget_s
     while len(samples) < cfg.max_samples:
-        samples.append(block(number) / number)
+        stepped.sample()
         out_of_time = clock() >= deadline
         if out_of_time and len(samples) >= 3:  # a very slow kernel still ends near its budget
             break
-        if len(samples) >= cfg.min_samples:
-            m = Measurement(tuple(samples), number, compile_s, warmup_calls, cfg.noise_threshold)
-            if not m.noisy or out_of_time:
-                break
-    return block.measurement(samples, number, compile_s, warmup_calls, cfg, overhead)
+        if len(samples) >= cfg.min_samples and (not stepped.measurement().noisy or out_of_time):
+            break
+    return stepped.measurement()
+
+
+class Stepped:
+    """The adaptive procedure's steps 1-3 (first call, warm-up, blocking) done at construction; the
+    samples are then taken one `sample()` at a time by the caller.
+
+    `measure` drives it with its own stopping rule; `rnnbench ab` drives two of
+    them, one in each side's process, alternating sample by sample so that
+    BASE and NEW see the same moment of the machine. `samples` holds the
+    blocking pass's last sample (a steady-state sample like any other) and
+    then every sample taken; `fresh()` forgets them (a caller pairing samples
+    keeps only those it took).
+    """
+
+    def __init__(
+        self,
+        call: Callable[[], Any],
+        config: TimingConfig | None = None,
+        clock: Clock = time.perf_counter,
+        first_call_s: float | None = None,
+        *,
+        sync: Callable[[Any], Any] | None = None,
+        timer: SampleTimer | None = None,
+        flush: Callable[[], None] | None = None,
+    ) -> None:
+        self.cfg = cfg = config or TimingConfig()
+        self.overhead = timer_overhead(clock)
+        self.block = block = _Sampler(call, sync=sync, timer=timer, clock=clock, flush=flush)
+        if first_call_s is None:
+            first = block(1)
+        else:
+            first = first_call_s
+            block.total += first_call_s
+        steady = block(1)
+        self.compile_s = max(0.0, first - steady)
+        self.warmup_calls = 2 + _warm_up(block, steady, cfg, clock)
+        self.number, elapsed = _block_size(block, cfg, overhead=self.overhead)
+        self.samples: list[float] = [elapsed / self.number]
+
+    def fresh(self) -> None:
+        """Forget the samples taken so far (the blocking pass's included)."""
+        self.samples.clear()
+
+    def sample(self, number: int | None = None) -> float:
+        """Take one sample of `number` calls (default: the blocking pass's); its per-call seconds."""
+        if number is not None and self.cfg.flush_l2:
+            number = 1  # a cold-cache sample is one call after a flush
+        n = max(1, number or self.number)
+        self.number = n
+        per_call = self.block(n) / n
+        self.samples.append(per_call)
+        return per_call
+
+    def measurement(self) -> Measurement:
+        return self.block.measurement(
+            self.samples, self.number, self.compile_s, self.warmup_calls, self.cfg, self.overhead
+        )
 
 
 def measure_kernel(
@@ -439,12 +485,23 @@ def measure_kernel(
     per call spent issuing work.
     """
     cfg = config or TimingConfig()
+    return measure(**_kernel_clock(kernel, cfg), config=cfg, first_call_s=first_call_s)
+
+
+def stepped_kernel(kernel: Kernel, config: TimingConfig | None = None, first_call_s: float | None = None) -> Stepped:
+    """`Stepped` with the clock the kernel's device calls for (as `measure_kernel`)."""
+    cfg = config or TimingConfig()
+    return Stepped(**_kernel_clock(kernel, cfg), config=cfg, first_call_s=first_call_s)
+
+
+def _kernel_clock(kernel: Kernel, cfg: TimingConfig) -> dict[str, Any]:
+    """What to call and how to clock it: `measure`'s call, sync, timer and flush for `kernel`."""
     device = kernel.case.device
     flush = cache_flush(device, kernel.case.framework) if cfg.flush_l2 else None
     if device == "cpu" or kernel.launch is None or kernel.sync is None:
-        return measure(kernel.call, cfg, first_call_s=first_call_s, flush=flush)
+        return {"call": kernel.call, "flush": flush}
     timer: SampleTimer | None = CudaEventTimer() if kernel.case.framework == "torch" else None
-    return measure(kernel.launch, cfg, first_call_s=first_call_s, sync=kernel.sync, timer=timer, flush=flush)
+    return {"call": kernel.launch, "sync": kernel.sync, "timer": timer, "flush": flush}
 
 
 # -- fixed-count and interleaved modes (doctor, asv, A/B in one process) -----------------------------

@@ -284,9 +284,12 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
                 "other_run_id": other.run_id,
                 "rounds": opts.rounds,
                 "seed": opts.seed,
+                "interleave": "sample" if all(p.get("stepped") for p in prints.values()) else "round",
                 "selftest": {k: v for k, v in sides[name].env.items() if k.startswith("RNNBENCH_SELFTEST")},
             }
             w.flush()
+        # sample-by-sample alternation where both sides' rnnbench can hold a case open; round by round otherwise
+        stepped = all(bool(prints[name].get("stepped")) for name in sides)
         rng = random.Random(opts.seed)
         config = dataclasses.asdict(opts.timing)
         bar = tqdm(
@@ -311,10 +314,15 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
                             ):
                                 bar.update(1)  # no pair to add to
                                 continue
-                            names = list(sides)
-                            rng.shuffle(names)
-                            for name in names:
-                                record = _measure(drivers, name, sides[name], envs[name], case, config, opts)
+                            if stepped:
+                                records = _measure_pair(drivers, sides, envs, case, config, opts, rng)
+                            else:
+                                names = list(sides)
+                                rng.shuffle(names)
+                                records = {
+                                    n: _measure(drivers, n, sides[n], envs[n], case, config, opts) for n in names
+                                }
+                            for name, record in records.items():
                                 if r == 0:
                                     writers[name].add(_first_round(record))
                                 else:
@@ -337,6 +345,106 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
     return ABResult(comparison, writers["base"].path, writers["new"].path, writers["base"].doc, writers["new"].doc)
 
 
+def _driver(drivers: dict[str, _Driver | None], name: str, side: Side, env: dict[str, str], opts: ABOptions) -> _Driver:
+    driver = drivers[name]
+    if driver is None:
+        driver = drivers[name] = _Driver(side, env, opts.threads, PROBE_TIMEOUT_S)
+    return driver
+
+
+def _drop(drivers: dict[str, _Driver | None], name: str) -> None:
+    """Close a worker that crashed or hung; the next case starts a fresh one."""
+    if drivers[name] is not None:
+        drivers[name].close()  # type: ignore[union-attr]
+    drivers[name] = None
+
+
+def _quiet(samples: Sequence[float], threshold: float) -> bool:
+    """IQR / median within `threshold` (the timing engine's stopping rule)."""
+    import statistics
+
+    if len(samples) < 2:
+        return False
+    q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q2 > 0 and (q3 - q1) / q2 <= threshold
+
+
+def _measure_pair(
+    drivers: dict[str, _Driver | None],
+    sides: dict[str, Side],
+    envs: dict[str, dict[str, str]],
+    case: Case,
+    config: dict[str, Any],
+    opts: ABOptions,
+    rng: random.Random,
+) -> dict[str, dict[str, Any]]:
+    """One round of `case` on both sides, alternating sample by sample (ABBA: A B, B A, A B, ...).
+
+    Each side builds (or re-warms) its kernel first; both then take samples of
+    the same calls per sample (the larger of their calibrations) in turn, so a
+    change of the machine's speed lasting longer than one sample hits both
+    alike. Stops as the timing engine does: at `min_samples` pairs once both
+    sides are quiet, or when the budget of both sides is spent (at least 3
+    pairs), or at `max_samples`. A side that fails or hangs gets a failed
+    record; the other finishes alone.
+    """
+    from rnnbench.sweep.worker import make_record
+
+    start = time.perf_counter()
+    records: dict[str, dict[str, Any]] = {}
+    numbers: dict[str, int] = {}
+    names = list(sides)
+    rng.shuffle(names)
+
+    def fail(name: str, error: str) -> None:
+        records[name] = make_record(case, "failed", threads=opts.threads, error=error)
+        numbers.pop(name, None)
+
+    def ask(name: str, msg: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return _driver(drivers, name, sides[name], envs[name], opts).ask(msg, opts.timeout_s)
+        except RuntimeError as exc:
+            _drop(drivers, name)
+            fail(name, str(exc))
+            return None
+
+    for name in names:
+        reply = ask(name, {"op": "open", "case": case.to_dict(), "config": config})
+        if reply is None:
+            continue
+        if "number" in reply:
+            numbers[name] = int(reply["number"])
+        else:
+            records[name] = reply.get("record") or make_record(
+                case, "failed", threads=opts.threads, error=str(reply.get("error", "no reply"))
+            )
+    taken: dict[str, list[float]] = {n: [] for n in numbers}
+    number = max(numbers.values(), default=1)
+    deadline = time.perf_counter() + config["budget_s"] * max(1, len(numbers))
+    pairs = 0
+    while numbers and pairs < config["max_samples"]:
+        for name in [n for n in names if n in numbers][:: 1 if pairs % 2 == 0 else -1]:
+            reply = ask(name, {"op": "sample", "number": number})
+            if reply is not None and "s" in reply:
+                taken[name].append(float(reply["s"]))
+            elif reply is not None:
+                fail(name, str(reply.get("error", "no sample")))
+        pairs += 1
+        out_of_time = time.perf_counter() >= deadline
+        if out_of_time and pairs >= 3:
+            break
+        if pairs >= config["min_samples"] and all(_quiet(taken[n], config["noise_threshold"]) for n in numbers):
+            break
+    for name in [n for n in names if n in numbers]:
+        reply = ask(name, {"op": "close"})
+        if reply is not None:
+            records[name] = reply
+    wall = (time.perf_counter() - start) / 2
+    for record in records.values():
+        record["wall_s"] = wall
+    return records
+
+
 def _measure(
     drivers: dict[str, _Driver | None],
     name: str,
@@ -351,15 +459,12 @@ def _measure(
 
     start = time.perf_counter()
     try:
-        driver = drivers[name]
-        if driver is None:
-            driver = drivers[name] = _Driver(side, env, opts.threads, PROBE_TIMEOUT_S)
-        record = driver.ask({"op": "case", "case": case.to_dict(), "config": config}, opts.timeout_s)
+        record = _driver(drivers, name, side, env, opts).ask(
+            {"op": "case", "case": case.to_dict(), "config": config}, opts.timeout_s
+        )
     except RuntimeError as exc:
         record = make_record(case, "failed", threads=opts.threads, error=str(exc))
-        if drivers[name] is not None:
-            drivers[name].close()  # type: ignore[union-attr]
-        drivers[name] = None
+        _drop(drivers, name)
     record["wall_s"] = time.perf_counter() - start
     return record
 

@@ -8,9 +8,13 @@ and filters the timing settings down to the fields that side's
 stdout is a private copy of file descriptor 1; fd 1 itself is pointed at
 stderr, so a framework printing to stdout cannot corrupt a message.
 
-Messages: `{"op": "hello", "threads": N}` -> `{"rnnbench": path, "machine": fingerprint}`;
-`{"op": "case", "case": {...}, "config": {...}}` -> a result record;
-`{"op": "exit"}` ends the loop.
+Messages: `{"op": "hello", "threads": N}` -> `{"rnnbench": path, "machine": fingerprint, "stepped": bool}`;
+`{"op": "case", "case": {...}, "config": {...}}` -> a result record (one round, timed in one go);
+`{"op": "exit"}` ends the loop. Sides whose rnnbench has `worker.open_case` (`stepped`: true) also
+take one case a sample at a time, so the parent can alternate BASE and NEW sample by sample:
+`{"op": "open", "case": {...}, "config": {...}}` -> `{"number": calls per sample}`, or
+`{"record": {...}}` when the case cannot be timed (skipped, inaccurate, failed);
+`{"op": "sample", "number": N}` -> `{"s": per-call seconds}`; `{"op": "close"}` -> the record.
 """
 
 from __future__ import annotations
@@ -57,9 +61,14 @@ def main() -> None:
     config_cls = _first("rnnbench.measure.timing:TimingConfig", "rnnbench.timing:TimingConfig")
     fingerprint = _first("rnnbench.measure.machine:fingerprint", "rnnbench.machine:fingerprint")
     apply_threads = _first("rnnbench.measure.threads:apply_threads", "rnnbench.threads:apply_threads")
+    try:  # rnnbench 0.2 and later: a case held open, one sample at a time
+        open_case = _first("rnnbench.sweep.worker:open_case")
+    except ImportError:
+        open_case = None
     known = {f.name for f in dataclasses.fields(config_cls)}
     cache: dict[str, Any] = {}
     threads = 1
+    held: Any = None
     for line in sys.stdin:
         msg = json.loads(line)
         op = msg.get("op")
@@ -68,7 +77,7 @@ def main() -> None:
         if op == "hello":
             threads = int(msg["threads"])
             apply_threads(threads)
-            reply = {"rnnbench": str(rnnbench.__file__), "machine": fingerprint(threads)}
+            reply = {"rnnbench": str(rnnbench.__file__), "machine": fingerprint(threads), "stepped": bool(open_case)}
         elif op == "case":
             case = case_cls.from_dict(msg["case"])
             config = config_cls(**{k: v for k, v in msg["config"].items() if k in known})
@@ -76,6 +85,18 @@ def main() -> None:
                 reply = measure_case(case, config, threads, None, cache)
             except TypeError:  # an older worker without the kernel cache
                 reply = measure_case(case, config, threads, None)
+        elif op == "open" and open_case is not None:
+            case = case_cls.from_dict(msg["case"])
+            config = config_cls(**{k: v for k, v in msg["config"].items() if k in known})
+            held = open_case(case, config, threads, cache)
+            reply = {"record": held} if isinstance(held, dict) else {"number": held.number}
+        elif op == "sample" and held is not None and not isinstance(held, dict):
+            try:
+                reply = {"s": held.sample(int(msg["number"]))}
+            except Exception as exc:  # a framework error mid-case fails this case only
+                reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        elif op == "close" and held is not None and not isinstance(held, dict):
+            reply, held = held.record(), None
         else:
             reply = {"error": f"unknown op {op!r}"}
         proto.write(json.dumps(reply) + "\n")

@@ -51,11 +51,13 @@ from rnnbench.sweep.store import now_iso
 
 __all__ = [
     "SELFTEST_SLOWDOWN",
+    "SteppedCase",
     "die_with_parent",
     "is_poisoning",
     "make_record",
     "measure_case",
     "measure_peak",
+    "open_case",
     "selftest_factor",
     "slowed",
     "timing_fields",
@@ -200,23 +202,34 @@ def _measure_case(
     case: Case, config: TimingConfig, threads: int, peak_gflops: float | None, cache: dict[str, Any] | None,
     slowdown: float, references: Any,
 ) -> dict[str, Any]:  # fmt: skip
+    got = _kernel(case, threads, cache, references)
+    if isinstance(got, dict):
+        return got  # skipped, inaccurate or failed before timing
+    kernel, check, first_call_s = got
+    try:
+        cfg = config if first_call_s is not None else config.rewarmed()
+        m = measure_kernel(_slowed_kernel(kernel, slowdown), cfg, first_call_s=first_call_s)
+    except Exception as exc:  # a framework error fails this case only
+        return _failed(case, threads, _error_text(exc))
+    if cache is not None and first_call_s is not None:
+        while len(cache) >= CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[case.key] = (kernel, check)
+    return _timed_record(case, threads, m, check, kernel, peak_gflops, first_call_s is not None)
+
+
+def _kernel(
+    case: Case, threads: int, cache: dict[str, Any] | None, references: Any
+) -> tuple[Kernel, Any, float | None] | dict[str, Any]:
+    """`case`'s kernel, its verification and its clocked first call (None: taken from `cache`, already
+    warm); or the record of a case that cannot be timed (skipped, inaccurate, failed)."""
     from rnnbench import backends
     from rnnbench.errors import Unsupported
     from rnnbench.measure.verify import ReferenceCache, compare
 
     if cache is not None and case.key in cache:
         kernel, check = cache[case.key]
-        try:
-            m = measure_kernel(_slowed_kernel(kernel, slowdown), config.rewarmed())
-        except Exception as exc:
-            return _failed(case, threads, f"{type(exc).__name__}: {exc}"[:500])
-        record = make_record(
-            case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
-            max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
-        )  # fmt: skip
-        record["compile_s"] = None
-        record["impl"] = kernel.impl
-        return record | timing_fields(m)
+        return kernel, check, None
     try:
         backend = backends.get(case.framework)
         ref, (weights, x, state0) = (references or ReferenceCache()).get(case)
@@ -227,29 +240,97 @@ def _measure_case(
         first_call_s = time.perf_counter() - t0
         check = compare(case, kernel.fetch(result), ref)
         del result
-        if not check.ok:  # it ran, but beyond its tolerance: numerically inaccurate, not a crash
-            return make_record(
-                case, "inaccurate", threads=threads, max_abs_error=check.max_abs_error,
-                max_rel_error=check.max_rel_error,
-                error=f"does not match the reference: {check.worst} rel error {check.max_rel_error:.3g} > {check.tolerance}",
-            )  # fmt: skip
-        m = measure_kernel(_slowed_kernel(kernel, slowdown), config, first_call_s=first_call_s)
-        if cache is not None:
-            while len(cache) >= CACHE_SIZE:
-                cache.pop(next(iter(cache)))
-            cache[case.key] = (kernel, check)
     except Unsupported as exc:
         return make_record(case, "skipped", threads=threads, error=str(exc))
     except Exception as exc:  # a framework error fails this case only
-        last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""
-        return _failed(case, threads, f"{type(exc).__name__}: {exc}"[:500] + where)
+        return _failed(case, threads, _error_text(exc))
+    if not check.ok:  # it ran, but beyond its tolerance: numerically inaccurate, not a crash
+        return make_record(
+            case, "inaccurate", threads=threads, max_abs_error=check.max_abs_error,
+            max_rel_error=check.max_rel_error,
+            error=f"does not match the reference: {check.worst} rel error {check.max_rel_error:.3g} > {check.tolerance}",
+        )  # fmt: skip
+    return kernel, check, first_call_s
+
+
+def _error_text(exc: BaseException) -> str:
+    """`exc` in one line, with the file and line it came from."""
+    last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}"[:500] + where
+
+
+def _timed_record(
+    case: Case, threads: int, m: Measurement, check: Any, kernel: Kernel, peak_gflops: float | None, built: bool
+) -> dict[str, Any]:
     record = make_record(
         case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
         max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
     )  # fmt: skip
+    if not built:
+        record["compile_s"] = None  # it belongs to the round that built the kernel
     record["impl"] = kernel.impl  # which implementation a native layer ran (cudnn or the generic one)
     return record | timing_fields(m)
+
+
+class SteppedCase:
+    """One case held open for sample-by-sample timing: `rnnbench ab` alternates the samples of two
+    processes (BASE and NEW) so both see the same moment of the machine.
+
+    `open_case` builds, verifies, compiles and warms the kernel (or re-warms a
+    cached one) and fixes its calls per sample; `sample(number)` takes one;
+    `record()` is the case's record over the samples taken, as `measure_case`
+    would have written it.
+    """
+
+    def __init__(
+        self, case: Case, threads: int, kernel: Kernel, check: Any, stepped: Any, slowdown: float, built: bool
+    ) -> None:
+        self.case, self.threads, self.kernel, self.check = case, threads, kernel, check
+        self.stepped, self.slowdown, self.built = stepped, slowdown, built
+        stepped.fresh()  # only samples the caller asked for (and so could pair) are kept
+
+    @property
+    def number(self) -> int:
+        return int(self.stepped.number)
+
+    def sample(self, number: int | None = None) -> float:
+        return float(self.stepped.sample(number))
+
+    def record(self) -> dict[str, Any]:
+        record = _timed_record(
+            self.case, self.threads, self.stepped.measurement(), self.check, self.kernel, None, self.built
+        )
+        if self.slowdown != 1.0:
+            record["selftest_slowdown"] = self.slowdown
+        return record
+
+
+def open_case(
+    case: Case, config: TimingConfig, threads: int, cache: dict[str, Any], references: Any = None
+) -> SteppedCase | dict[str, Any]:
+    """`case` prepared for `SteppedCase.sample`; or the record of a case that cannot be timed.
+
+    The kernel is kept in `cache` for later rounds, which re-warm it with one
+    window (`TimingConfig.rewarmed`), as the runner's rounds do.
+    """
+    from rnnbench.measure.timing import stepped_kernel
+
+    slowdown = selftest_factor(case.formulation)
+    got = _kernel(case, threads, cache, references)
+    if isinstance(got, dict):
+        return got
+    kernel, check, first_call_s = got
+    try:
+        cfg = config if first_call_s is not None else config.rewarmed()
+        stepped = stepped_kernel(_slowed_kernel(kernel, slowdown), cfg, first_call_s=first_call_s)
+    except Exception as exc:
+        return _failed(case, threads, _error_text(exc))
+    if first_call_s is not None:
+        while len(cache) >= CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[case.key] = (kernel, check)
+    return SteppedCase(case, threads, kernel, check, stepped, slowdown, first_call_s is not None)
 
 
 # The warm-up pass times each case briefly: enough to compile, warm and verify, not a sample set.
