@@ -369,6 +369,28 @@ def _quiet(samples: Sequence[float], threshold: float) -> bool:
     return q2 > 0 and (q3 - q1) / q2 <= threshold
 
 
+# a round's paired ratio is resolved when its standard error is this share of the verdict threshold:
+# three rounds then give an interval of about +-threshold/2, so an unchanged case can be called `same`
+RESOLVE_SHARE = 0.2
+
+
+def _resolved(taken: dict[str, list[float]], open_: dict[str, int], noise: float, threshold: float) -> bool:
+    """Both sides quiet (the engine's IQR rule) and, with both open, the round's ratio known to
+    RESOLVE_SHARE x threshold: the standard error of the median of the pairs' log ratios
+    (1.2533 x robust sd / sqrt(n)) is what the paired verdict is made of."""
+    import numpy as np
+
+    if not all(_quiet(taken[n], noise) for n in open_):
+        return False
+    if len(open_) < 2:
+        return True
+    a, b = (np.log(np.asarray(taken[n])) for n in open_)
+    k = min(len(a), len(b))
+    logs = b[:k] - a[:k]
+    sd = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    return 1.2533 * sd / np.sqrt(k) <= RESOLVE_SHARE * threshold
+
+
 def _measure_pair(
     drivers: dict[str, _Driver | None],
     sides: dict[str, Side],
@@ -383,9 +405,9 @@ def _measure_pair(
     Each side builds (or re-warms) its kernel first; both then take samples of
     the same calls per sample (the larger of their calibrations) in turn, so a
     change of the machine's speed lasting longer than one sample hits both
-    alike. Stops as the timing engine does: at `min_samples` pairs once both
-    sides are quiet, or when the budget of both sides is spent (at least 3
-    pairs), or at `max_samples`. A side that fails or hangs gets a failed
+    alike. Stops once, after `min_samples` pairs, both sides are quiet and the
+    round's ratio is resolved (`_resolved`), or when the budget of both sides
+    is spent (at least 3 pairs), or at `max_samples`. A side that fails or hangs gets a failed
     record; the other finishes alone.
     """
     from rnnbench.sweep.worker import make_record
@@ -433,7 +455,7 @@ def _measure_pair(
         out_of_time = time.perf_counter() >= deadline
         if out_of_time and pairs >= 3:
             break
-        if pairs >= config["min_samples"] and all(_quiet(taken[n], config["noise_threshold"]) for n in numbers):
+        if pairs >= config["min_samples"] and _resolved(taken, numbers, config["noise_threshold"], opts.threshold):
             break
     for name in [n for n in names if n in numbers]:
         reply = ask(name, {"op": "close"})
