@@ -14,12 +14,9 @@ from rnnbench.backends import Kernel
 
 class StackedLayers:
     params: ClassVar[list[list[Any]]] = [
-        asvsuite.frameworks(),
-        asvsuite.formulations(),
-        asvsuite.layer_counts(),
-        asvsuite.devices(),
+        asvsuite.frameworks(), asvsuite.formulations(), asvsuite.layer_counts(), asvsuite.devices(),
         asvsuite.shapes(),
-    ]
+    ]  # fmt: skip
     param_names: ClassVar[list[str]] = ["framework", "formulation", "layers", "device", "shape"]
     rounds = 1
     timeout = 300

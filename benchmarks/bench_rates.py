@@ -54,12 +54,8 @@ class ConcatVsSeparate:
     """Median time of `concat` over median time of `separate`, same case otherwise: below 1, concat is faster."""
 
     params: ClassVar[list[list[Any]]] = [
-        asvsuite.frameworks(),
-        asvsuite.ratio_cells(),
-        list(PASSES),
-        asvsuite.devices(),
-        asvsuite.shapes(),
-    ]
+        asvsuite.frameworks(), asvsuite.ratio_cells(), list(PASSES), asvsuite.devices(), asvsuite.shapes(),
+    ]  # fmt: skip
     param_names: ClassVar[list[str]] = ["framework", "cell", "pass", "device", "shape"]
     rounds = 1
     timeout = 300

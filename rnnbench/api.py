@@ -50,20 +50,10 @@ def _run(
     seq_len, batch, _ = xs.shape
     backend = backends.get(framework)
     case = Case(
-        framework=framework,
-        device=device,
-        cell=cell,
-        formulation=formulation,
-        mode=mode or backend.modes[0],
-        pass_="train" if train else "forward",
-        batch=batch,
-        input_size=input_size,
-        hidden=hidden,
-        seq_len=seq_len,
-        layers=layers,
-        dtype=dtype,
-        **options,
-    )
+        framework=framework, device=device, cell=cell, formulation=formulation, mode=mode or backend.modes[0],
+        pass_="train" if train else "forward", batch=batch, input_size=input_size, hidden=hidden,
+        seq_len=seq_len, layers=layers, dtype=dtype, **options,
+    )  # fmt: skip
     state_shape = (layers, batch, hidden)
     state0 = []
     for name, s in (("h0", h0), ("c0", c0))[: 2 if cell == "lstm" else 1]:
@@ -78,19 +68,10 @@ def _run(
 
 
 def forward(
-    x: npt.ArrayLike,
-    weights: Mapping[str, npt.ArrayLike],
-    cell: str = "rnn",
-    formulation: str = "separate",
-    framework: str = "numpy",
-    device: str = "cpu",
-    *,
-    mode: str | None = None,
-    dtype: str = "float32",
-    h0: npt.ArrayLike | None = None,
-    c0: npt.ArrayLike | None = None,
-    **options: Any,
-) -> tuple[Array, Array | tuple[Array, Array]]:
+    x: npt.ArrayLike, weights: Mapping[str, npt.ArrayLike], cell: str = "rnn", formulation: str = "separate",
+    framework: str = "numpy", device: str = "cpu", *, mode: str | None = None, dtype: str = "float32",
+    h0: npt.ArrayLike | None = None, c0: npt.ArrayLike | None = None, **options: Any,
+) -> tuple[Array, Array | tuple[Array, Array]]:  # fmt: skip
     """Run `x (T, B, I)` through the cell stack described by `weights`.
 
     Returns `(y, h_n)`, or `(y, (h_n, c_n))` for LSTM, as torch's modules do:
@@ -104,19 +85,10 @@ def forward(
 
 
 def gradients(
-    x: npt.ArrayLike,
-    weights: Mapping[str, npt.ArrayLike],
-    cell: str = "rnn",
-    formulation: str = "separate",
-    framework: str = "torch",
-    device: str = "cpu",
-    *,
-    mode: str | None = None,
-    dtype: str = "float32",
-    h0: npt.ArrayLike | None = None,
-    c0: npt.ArrayLike | None = None,
-    **options: Any,
-) -> dict[str, Array]:
+    x: npt.ArrayLike, weights: Mapping[str, npt.ArrayLike], cell: str = "rnn", formulation: str = "separate",
+    framework: str = "torch", device: str = "cpu", *, mode: str | None = None, dtype: str = "float32",
+    h0: npt.ArrayLike | None = None, c0: npt.ArrayLike | None = None, **options: Any,
+) -> dict[str, Array]:  # fmt: skip
     """Gradients of `sum(y)` w.r.t. every weight, keyed like `weights` (same arguments as `forward`)."""
     out = _run(x, weights, True, cell, formulation, framework, device, mode, dtype, h0, c0, options)
     assert out.grads is not None

@@ -310,25 +310,18 @@ def _forward_cached(
 
 
 def reference_forward(
-    spec: CellSpec,
-    x: npt.ArrayLike,
-    weights: Mapping[str, npt.ArrayLike],
-    h0: npt.ArrayLike | None = None,
-    c0: npt.ArrayLike | None = None,
-) -> tuple[Array, tuple[Array, ...]]:
+    spec: CellSpec, x: npt.ArrayLike, weights: Mapping[str, npt.ArrayLike],
+    h0: npt.ArrayLike | None = None, c0: npt.ArrayLike | None = None,
+) -> tuple[Array, tuple[Array, ...]]:  # fmt: skip
     """float64 reference: `y (T, B, H)` of the last layer and `(h_n,)` or `(h_n, c_n)`, each `(L, B, H)`."""
     y, state, _ = _forward_cached(spec, x, weights, h0, c0)
     return y, state
 
 
 def reference_gradients(
-    spec: CellSpec,
-    x: npt.ArrayLike,
-    weights: Mapping[str, npt.ArrayLike],
-    h0: npt.ArrayLike | None = None,
-    c0: npt.ArrayLike | None = None,
-    targets: npt.ArrayLike | None = None,
-) -> dict[str, Array]:
+    spec: CellSpec, x: npt.ArrayLike, weights: Mapping[str, npt.ArrayLike],
+    h0: npt.ArrayLike | None = None, c0: npt.ArrayLike | None = None, targets: npt.ArrayLike | None = None,
+) -> dict[str, Array]:  # fmt: skip
     """Gradients of the loss w.r.t. every canonical weight, by hand-written BPTT in float64.
 
     The loss is `sum(y)`, or with head weights (`HEAD_NAMES`) in `weights`, the

@@ -238,22 +238,23 @@ def _frame_rows(rng: np.random.Generator, scale: float, **extra: object) -> list
     return rows
 
 
+def _metric_rows(rng: np.random.Generator, gflops: float, peakmem: float) -> list[dict[str, object]]:
+    """One side of the metric test: the timed cases, then a GFLOP/s track and a peak-memory reading of case a
+    (their draws from `rng` come after the timed cases', so both sides see the same stream)."""
+    return [*_frame_rows(rng, 1.0),
+        {"machine": "m", "key": "a", "metric": "gflops", "unit": "GFLOP/s", "direction": "higher", "value": gflops,
+         "status": "ok", "samples_s": list(rng.normal(gflops, 0.1, 20)), "median_s": None, "date": None},
+        {"machine": "m", "key": "a", "metric": "peakmem", "unit": "bytes", "direction": "lower", "value": peakmem,
+         "status": "ok", "samples_s": [], "median_s": None, "date": None},
+    ]  # fmt: skip
+
+
 def test_metric_columns_units_and_direction_in_compare_frames() -> None:
     import pandas as pd
 
     rng = np.random.default_rng(13)
-    base = pd.DataFrame([*_frame_rows(rng, 1.0),
-        {"machine": "m", "key": "a", "metric": "gflops", "unit": "GFLOP/s", "direction": "higher", "value": 30.0,
-         "status": "ok", "samples_s": list(rng.normal(30.0, 0.1, 20)), "median_s": None, "date": None},
-        {"machine": "m", "key": "a", "metric": "peakmem", "unit": "bytes", "direction": "lower", "value": 2.0**20,
-         "status": "ok", "samples_s": [], "median_s": None, "date": None},
-    ])  # fmt: skip
-    new = pd.DataFrame([*_frame_rows(rng, 1.0),
-        {"machine": "m", "key": "a", "metric": "gflops", "unit": "GFLOP/s", "direction": "higher", "value": 40.0,
-         "status": "ok", "samples_s": list(rng.normal(40.0, 0.1, 20)), "median_s": None, "date": None},
-        {"machine": "m", "key": "a", "metric": "peakmem", "unit": "bytes", "direction": "lower", "value": 2.0**21,
-         "status": "ok", "samples_s": [], "median_s": None, "date": None},
-    ])  # fmt: skip
+    base = pd.DataFrame(_metric_rows(rng, gflops=30.0, peakmem=2.0**20))
+    new = pd.DataFrame(_metric_rows(rng, gflops=40.0, peakmem=2.0**21))
     cmp = compare_frames(base, new)
     by = {(c.key, c.metric): c for c in cmp.cases}
     assert by[("a", "gflops")].verdict == "faster" and by[("a", "gflops")].unit == "GFLOP/s"

@@ -703,13 +703,9 @@ def compare_frames(
         cases=sort_cases(cases),
         only_base=[label(i) for i in sorted(set(b.index) - set(n.index), key=str)],
         only_new=[label(i) for i in sorted(set(n.index) - set(b.index), key=str)],
-        not_ok=not_ok,
-        both_skipped=both_skipped,
-        threshold=threshold,
-        confidence=confidence,
-        warnings=warnings,
-        noise=noise,
-    )
+        not_ok=not_ok, both_skipped=both_skipped, threshold=threshold, confidence=confidence,
+        warnings=warnings, noise=noise,
+    )  # fmt: skip
 
 
 def sort_cases(cases: list[CaseComparison]) -> list[CaseComparison]:

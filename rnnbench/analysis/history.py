@@ -221,22 +221,14 @@ def detect(frame: pd.DataFrame, threshold: float = 0.05, min_points: int = MIN_P
                 at, last = int(nxt[0]), int(prev[1]) - 1
                 found.append(
                     StepChange(
-                        kind=_kind(ratio, rows[at]["direction"]),
-                        machine=machine,
-                        key=key,
-                        source=source,
-                        ratio=ratio,
-                        before_s=before,
-                        after_s=after,
-                        commit=rows[at]["commit"],
-                        date=rows[at]["date"].isoformat(),
-                        commit_before=rows[last]["commit"],
-                        points=len(g),
-                        metric=str(rows[at]["metric"]),
-                        unit=str(rows[at]["unit"]),
+                        kind=_kind(ratio, rows[at]["direction"]), machine=machine, key=key, source=source,
+                        ratio=ratio, before_s=before, after_s=after,
+                        commit=rows[at]["commit"], date=rows[at]["date"].isoformat(),
+                        commit_before=rows[last]["commit"], points=len(g),
+                        metric=str(rows[at]["metric"]), unit=str(rows[at]["unit"]),
                         versions=version_change(rows[last], rows[at]),
                     )
-                )
+                )  # fmt: skip
     found.sort(key=lambda s: -abs(math.log(s.ratio)) if s.ratio > 0 else 0)
     return found
 

@@ -38,12 +38,10 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("compare", help="verdicts per case between two result sets: faster, slower, same, too noisy")
-    p.add_argument(
-        "base", metavar="BASE", type=nonempty, help="result file, folder, or commit prefix in the results store"
-    )
-    p.add_argument(
-        "new", metavar="NEW", type=nonempty, help="result file, folder, or commit prefix in the results store"
-    )
+    for side in ("base", "new"):
+        p.add_argument(
+            side, metavar=side.upper(), type=nonempty, help="result file, folder, or commit prefix in the results store"
+        )
     add_threshold_flag(p)
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case is slower (or worse)")
     p.add_argument("--format", choices=FORMATS, default="table")

@@ -82,7 +82,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="rounds of the quick run; the first-round bias compares later rounds with the first (default 3)",
     )  # fmt: skip
     p.add_argument(
-        "--no-warmup-pass", action="store_true",
+        "--no-warmup-pass",
+        action="store_true",
         help="time the first round without the warm-up pass (to see the bias the pass removes)",
-    )  # fmt: skip
+    )
     p.set_defaults(func=run)

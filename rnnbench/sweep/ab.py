@@ -582,13 +582,7 @@ def judge(base: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], thresho
     keys_b, keys_n = {r["key"] for r in base}, set(by_new)
     warnings = [f"{stalled} cases were flagged as measured on a busy machine: no verdict on them"] if stalled else []
     return Comparison(
-        cases=sort_cases(cases),
-        only_base=sorted(keys_b - keys_n),
-        only_new=sorted(keys_n - keys_b),
-        not_ok=not_ok,
-        both_skipped=both_skipped,
-        threshold=threshold,
-        confidence=CONFIDENCE,
-        method=PAIRED_METHOD,
-        warnings=warnings,
-    )
+        cases=sort_cases(cases), only_base=sorted(keys_b - keys_n), only_new=sorted(keys_n - keys_b),
+        not_ok=not_ok, both_skipped=both_skipped, threshold=threshold,
+        confidence=CONFIDENCE, method=PAIRED_METHOD, warnings=warnings,
+    )  # fmt: skip

@@ -343,22 +343,11 @@ class Record:
 
     @classmethod
     def measured(
-        cls,
-        case: Case,
-        status: str,
-        *,
-        threads: int,
-        samples: Samples | None = None,
-        number: int | None = None,
-        compile_s: float | None = None,
-        timed_s: float | None = None,
-        noise_threshold: float | None = None,
-        max_abs_error: float | None = None,
-        max_rel_error: float | None = None,
-        peak_gflops: float | None = None,
-        error: str | None = None,
-        timestamp: str | None = None,
-    ) -> Record:
+        cls, case: Case, status: str, *, threads: int, samples: Samples | None = None, number: int | None = None,
+        compile_s: float | None = None, timed_s: float | None = None, noise_threshold: float | None = None,
+        max_abs_error: float | None = None, max_rel_error: float | None = None, peak_gflops: float | None = None,
+        error: str | None = None, timestamp: str | None = None,
+    ) -> Record:  # fmt: skip
         """A record fresh from the timing engine (`noisy` judged here against `noise_threshold`)."""
         noisy = samples.noisy(noise_threshold if noise_threshold is not None else 0.05) if samples else None
         fraction = case.flops / samples.median_s / 1e9 / peak_gflops if samples and peak_gflops else None
