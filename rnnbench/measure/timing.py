@@ -429,16 +429,11 @@ class Stepped:
     """
 
     def __init__(
-        self,
-        call: Callable[[], Any],
-        config: TimingConfig | None = None,
-        clock: Clock = time.perf_counter,
-        first_call_s: float | None = None,
-        *,
-        sync: Callable[[Any], Any] | None = None,
-        timer: SampleTimer | None = None,
-        flush: Callable[[], None] | None = None,
-    ) -> None:
+        self, call: Callable[[], Any], config: TimingConfig | None = None, clock: Clock = time.perf_counter,
+        first_call_s: float | None = None, *, sync: Callable[[Any], Any] | None = None,
+        timer: SampleTimer | None = None, flush: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
+        """`measure`'s arguments; the first call, the warm-up and the blocking happen here."""
         self.cfg = cfg = config or TimingConfig()
         self.overhead = timer_overhead(clock)
         self.block = block = _Sampler(call, sync=sync, timer=timer, clock=clock, flush=flush)
