@@ -210,6 +210,7 @@ def test_stepped_prepares_like_measure_then_takes_exactly_the_samples_asked():
     assert len(calls) - before == 7 and stepped.number == 7
     for _ in range(3):
         stepped.sample()
+    stepped.sample(keep=False)  # a re-warming sample: taken, not kept
     m = stepped.measurement()
     assert len(m.samples_s) == 4 and m.number == 7 and m.median_s == pytest.approx(0.0002)
     assert m.compile_s == pytest.approx(0.4998)

@@ -452,14 +452,16 @@ class Stepped:
         """Forget the samples taken so far (the blocking pass's included)."""
         self.samples.clear()
 
-    def sample(self, number: int | None = None) -> float:
-        """Take one sample of `number` calls (default: the blocking pass's); its per-call seconds."""
+    def sample(self, number: int | None = None, keep: bool = True) -> float:
+        """Take one sample of `number` calls (default: the blocking pass's); its per-call seconds.
+        `keep=False`: a re-warming sample, not kept in `samples`."""
         if number is not None and self.cfg.flush_l2:
             number = 1  # a cold-cache sample is one call after a flush
         n = max(1, number or self.number)
         self.number = n
         per_call = self.block(n) / n
-        self.samples.append(per_call)
+        if keep:
+            self.samples.append(per_call)
         return per_call
 
     def measurement(self) -> Measurement:

@@ -369,26 +369,35 @@ def _quiet(samples: Sequence[float], threshold: float) -> bool:
     return q2 > 0 and (q3 - q1) / q2 <= threshold
 
 
+# Turns. Measured on the 2-core VM (2026-12-07, docs/measurements): alternating BASE and NEW one
+# sample at a time made a sample 20-50% noisier than timing a case alone (IQR / median 21% over the
+# quick grid): the side that just ran has evicted the other's caches and its thread pools are still
+# spinning down. In turns of a few tens of milliseconds, with the first sample of each turn dropped
+# (it re-warms what the other side's turn evicted), the paired turn ratios of torch GRU B16 H64 agree
+# within 2.3% (sd), against 54% sample by sample.
+TURN_S = 0.05  # sampled seconds per turn (after the dropped re-warming sample)
+TURN_SAMPLES = (3, 32)  # samples kept per turn, at least and at most
 # a round's paired ratio is resolved when its standard error is this share of the verdict threshold:
 # three rounds then give an interval of about +-threshold/2, so an unchanged case can be called `same`
 RESOLVE_SHARE = 0.2
 
 
-def _resolved(taken: dict[str, list[float]], open_: dict[str, int], noise: float, threshold: float) -> bool:
+def _resolved(turns: dict[str, list[list[float]]], open_: dict[str, int], noise: float, threshold: float) -> bool:
     """Both sides quiet (the engine's IQR rule) and, with both open, the round's ratio known to
-    RESOLVE_SHARE x threshold: the standard error of the median of the pairs' log ratios
-    (1.2533 x robust sd / sqrt(n)) is what the paired verdict is made of."""
+    RESOLVE_SHARE x threshold: the standard error of the mean log ratio of paired turns (turn t of
+    NEW over turn t of BASE, each a median), from three turns on."""
     import numpy as np
 
-    if not all(_quiet(taken[n], noise) for n in open_):
+    if not all(_quiet([v for t in turns[n] for v in t], noise) for n in open_):
         return False
     if len(open_) < 2:
         return True
-    a, b = (np.log(np.asarray(taken[n])) for n in open_)
+    a, b = ([float(np.median(t)) for t in turns[n]] for n in open_)
     k = min(len(a), len(b))
-    logs = b[:k] - a[:k]
-    sd = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
-    return 1.2533 * sd / np.sqrt(k) <= RESOLVE_SHARE * threshold
+    if k < 3:
+        return False
+    logs = np.log(np.asarray(b[:k]) / np.asarray(a[:k]))
+    return float(np.std(logs, ddof=1)) / np.sqrt(k) <= RESOLVE_SHARE * threshold
 
 
 def _measure_pair(
@@ -400,16 +409,20 @@ def _measure_pair(
     opts: ABOptions,
     rng: random.Random,
 ) -> dict[str, dict[str, Any]]:
-    """One round of `case` on both sides, alternating sample by sample (ABBA: A B, B A, A B, ...).
+    """One round of `case` on both sides, alternating in turns (A B, B A, A B, ...).
 
-    Each side builds (or re-warms) its kernel first; both then take samples of
-    the same calls per sample (the larger of their calibrations) in turn, so a
-    change of the machine's speed lasting longer than one sample hits both
-    alike. Stops once, after `min_samples` pairs, both sides are quiet and the
-    round's ratio is resolved (`_resolved`), or when the budget of both sides
-    is spent (at least 3 pairs), or at `max_samples`. A side that fails or hangs gets a failed
-    record; the other finishes alone.
+    Each side builds (or re-warms) its kernel first; then each takes a turn of
+    samples (the same calls per sample on both sides: the larger of their
+    calibrations), about TURN_S long, whose first sample is dropped: so a
+    change of the machine's speed that lasts longer than a turn hits both
+    alike. Stops once both sides are quiet, hold `min_samples`, and the round's
+    ratio is resolved (`_resolved`); or when both sides' budget is spent; or
+    at `max_samples`. A side that fails or hangs gets a failed record; the
+    other finishes alone.
     """
+    import math
+    import statistics
+
     from rnnbench.sweep.worker import make_record
 
     start = time.perf_counter()
@@ -440,22 +453,27 @@ def _measure_pair(
             records[name] = reply.get("record") or make_record(
                 case, "failed", threads=opts.threads, error=str(reply.get("error", "no reply"))
             )
-    taken: dict[str, list[float]] = {n: [] for n in numbers}
+    turns: dict[str, list[list[float]]] = {n: [] for n in numbers}
     number = max(numbers.values(), default=1)
+    per_turn = TURN_SAMPLES[0]
     deadline = time.perf_counter() + config["budget_s"] * max(1, len(numbers))
-    pairs = 0
-    while numbers and pairs < config["max_samples"]:
-        for name in [n for n in names if n in numbers][:: 1 if pairs % 2 == 0 else -1]:
-            reply = ask(name, {"op": "sample", "number": number})
+    t = 0
+    while numbers:
+        for name in [n for n in names if n in numbers][:: 1 if t % 2 == 0 else -1]:
+            # one re-warming sample first, neither kept nor returned: it reloads what the other side evicted
+            reply = ask(name, {"op": "sample", "number": number, "count": per_turn, "rewarm": 1})
             if reply is not None and "s" in reply:
-                taken[name].append(float(reply["s"]))
+                turns[name].append([float(v) for v in reply["s"]])
             elif reply is not None:
                 fail(name, str(reply.get("error", "no sample")))
-        pairs += 1
-        out_of_time = time.perf_counter() >= deadline
-        if out_of_time and pairs >= 3:
+        t += 1
+        kept = min((sum(map(len, turns[n])) for n in numbers), default=0)
+        if t == 1 and kept:  # the first turn tells how long a sample takes: size the turns to TURN_S
+            sample_s = statistics.median(v for n in numbers for v in turns[n][0]) * number
+            per_turn = min(TURN_SAMPLES[1], max(TURN_SAMPLES[0], math.ceil(TURN_S / max(sample_s, 1e-9))))
+        if time.perf_counter() >= deadline or kept >= config["max_samples"]:
             break
-        if pairs >= config["min_samples"] and _resolved(taken, numbers, config["noise_threshold"], opts.threshold):
+        if kept >= config["min_samples"] and _resolved(turns, numbers, config["noise_threshold"], opts.threshold):
             break
     for name in [n for n in names if n in numbers]:
         reply = ask(name, {"op": "close"})

@@ -14,13 +14,15 @@ Messages: `{"op": "hello", "threads": N}` -> `{"rnnbench": path, "machine": fing
 take one case a sample at a time, so the parent can alternate BASE and NEW sample by sample:
 `{"op": "open", "case": {...}, "config": {...}}` -> `{"number": calls per sample}`, or
 `{"record": {...}}` when the case cannot be timed (skipped, inaccurate, failed);
-`{"op": "sample", "number": N}` -> `{"s": per-call seconds}`; `{"op": "close"}` -> the record.
+`{"op": "sample", "number": N, "count": K, "rewarm": R}` -> `{"s": [per-call seconds of K samples]}`,
+taken after R samples that are neither kept nor returned (they re-warm the caches); `{"op": "close"}` -> the record.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -61,8 +63,11 @@ def main() -> None:
     config_cls = _first("rnnbench.measure.timing:TimingConfig", "rnnbench.timing:TimingConfig")
     fingerprint = _first("rnnbench.measure.machine:fingerprint", "rnnbench.machine:fingerprint")
     apply_threads = _first("rnnbench.measure.threads:apply_threads", "rnnbench.threads:apply_threads")
-    try:  # rnnbench 0.2 and later: a case held open, one sample at a time
+    try:  # a case held open, one sample at a time; with re-warming samples that are not kept
         open_case = _first("rnnbench.sweep.worker:open_case")
+        held_cls = _first("rnnbench.sweep.worker:SteppedCase")
+        if "keep" not in inspect.signature(held_cls.sample).parameters:
+            open_case = None  # an early form of the protocol (December 2026, between releases): round by round
     except ImportError:
         open_case = None
     known = {f.name for f in dataclasses.fields(config_cls)}
@@ -92,7 +97,10 @@ def main() -> None:
             reply = {"record": held} if isinstance(held, dict) else {"number": held.number}
         elif op == "sample" and held is not None and not isinstance(held, dict):
             try:
-                reply = {"s": held.sample(int(msg["number"]))}
+                n = int(msg["number"])
+                for _ in range(int(msg.get("rewarm", 0))):
+                    held.sample(n, False)
+                reply = {"s": [held.sample(n) for _ in range(int(msg.get("count", 1)))]}
             except Exception as exc:  # a framework error mid-case fails this case only
                 reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         elif op == "close" and held is not None and not isinstance(held, dict):

@@ -294,8 +294,8 @@ class SteppedCase:
     def number(self) -> int:
         return int(self.stepped.number)
 
-    def sample(self, number: int | None = None) -> float:
-        return float(self.stepped.sample(number))
+    def sample(self, number: int | None = None, keep: bool = True) -> float:
+        return float(self.stepped.sample(number, keep))
 
     def record(self) -> dict[str, Any]:
         record = _timed_record(
