@@ -78,7 +78,7 @@ def test_ab_interleaves_stores_both_sides_and_catches_an_injected_slowdown(
     for d in docs:
         assert {r["key"] for r in d["records"]} == {c.key for c in cases}
         assert all(r["rounds"] == 3 and len(r["round_samples_s"]) == 3 for r in d["records"])
-        assert d["ab"]["interleave"] == "sample"
+        assert d["ab"]["interleave"] == "turn"
     # in turns: every round of a case has as many BASE samples as NEW ones (equal turns, taken alternately)
     new_by_key = {r["key"]: r for r in docs[1]["records"]}
     for rb in docs[0]["records"]:

@@ -284,7 +284,7 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
                 "other_run_id": other.run_id,
                 "rounds": opts.rounds,
                 "seed": opts.seed,
-                "interleave": "sample" if all(p.get("stepped") for p in prints.values()) else "round",
+                "interleave": "turn" if all(p.get("stepped") for p in prints.values()) else "round",
                 "selftest": {k: v for k, v in sides[name].env.items() if k.startswith("RNNBENCH_SELFTEST")},
             }
             w.flush()
@@ -377,6 +377,7 @@ def _quiet(samples: Sequence[float], threshold: float) -> bool:
 # within 2.3% (sd), against 54% sample by sample.
 TURN_S = 0.05  # sampled seconds per turn (after the dropped re-warming sample)
 TURN_SAMPLES = (3, 32)  # samples kept per turn, at least and at most
+TURN_GAP_S = 0.01  # a pause between turns: the side that just ran lets its thread pools go to sleep
 # a round's paired ratio is resolved when its standard error is this share of the verdict threshold:
 # three rounds then give an interval of about +-threshold/2, so an unchanged case can be called `same`
 RESOLVE_SHARE = 0.2
@@ -460,6 +461,7 @@ def _measure_pair(
     t = 0
     while numbers:
         for name in [n for n in names if n in numbers][:: 1 if t % 2 == 0 else -1]:
+            time.sleep(TURN_GAP_S)
             # one re-warming sample first, neither kept nor returned: it reloads what the other side evicted
             reply = ask(name, {"op": "sample", "number": number, "count": per_turn, "rewarm": 1})
             if reply is not None and "s" in reply:
