@@ -214,6 +214,7 @@ def test_every_call_sets_its_own_fp32_matmul_precision(framework):
     assert not any(tf32_enabled())
 
 
+@pytest.mark.slow  # torch.compile: 14 s, the slowest test left in make test-fast
 def test_torch_compiled_compiles_at_build_not_per_call(monkeypatch):
     """torch.compile wrappers are made once per layer at build; later calls neither re-wrap nor recompile."""
     import torch
