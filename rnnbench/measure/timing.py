@@ -421,7 +421,7 @@ class Stepped:
     samples are then taken one `sample()` at a time by the caller.
 
     `measure` drives it with its own stopping rule; `rnnbench ab` drives two of
-    them, one in each side's process, alternating sample by sample so that
+    them, one in each side's process, alternating in turns of a few samples so that
     BASE and NEW see the same moment of the machine. `samples` holds the
     blocking pass's last sample (a steady-state sample like any other) and
     then every sample taken; `fresh()` forgets them (a caller pairing samples

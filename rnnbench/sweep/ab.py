@@ -269,6 +269,8 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
         envs = {name: stack.enter_context(_checkout(side)) for name, side in sides.items()}
         # both sides must start and import rnnbench before anything is written
         prints = {name: _probe(side, envs[name], machine_threads) for name, side in sides.items()}
+        # in turns where both sides' rnnbench can hold a case open; case by case otherwise
+        stepped = all(bool(prints[name].get("stepped")) for name in sides)
         writers = {
             name: RunWriter(
                 opts.results_dir, prints[name]["machine"], command=opts.command, preset=opts.preset, shard=None
@@ -284,12 +286,10 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
                 "other_run_id": other.run_id,
                 "rounds": opts.rounds,
                 "seed": opts.seed,
-                "interleave": "turn" if all(p.get("stepped") for p in prints.values()) else "round",
+                "interleave": "turn" if stepped else "round",
                 "selftest": {k: v for k, v in sides[name].env.items() if k.startswith("RNNBENCH_SELFTEST")},
             }
             w.flush()
-        # sample-by-sample alternation where both sides' rnnbench can hold a case open; round by round otherwise
-        stepped = all(bool(prints[name].get("stepped")) for name in sides)
         rng = random.Random(opts.seed)
         config = dataclasses.asdict(opts.timing)
         bar = tqdm(
@@ -360,21 +360,17 @@ def _drop(drivers: dict[str, _Driver | None], name: str) -> None:
 
 
 def _quiet(samples: Sequence[float], threshold: float) -> bool:
-    """IQR / median within `threshold` (the timing engine's stopping rule)."""
-    import statistics
+    """The timing engine's stopping rule (`Measurement.noisy`: IQR / median above `threshold`) passed."""
+    from rnnbench.measure.timing import Measurement
 
-    if len(samples) < 2:
-        return False
-    q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return q2 > 0 and (q3 - q1) / q2 <= threshold
+    return len(samples) >= 2 and not Measurement(tuple(samples), 1, 0.0, 0, threshold).noisy
 
 
-# Turns. Measured on the 2-core VM (2026-12-07, docs/measurements): alternating BASE and NEW one
-# sample at a time made a sample 20-50% noisier than timing a case alone (IQR / median 21% over the
-# quick grid): the side that just ran has evicted the other's caches and its thread pools are still
-# spinning down. In turns of a few tens of milliseconds, with the first sample of each turn dropped
-# (it re-warms what the other side's turn evicted), the paired turn ratios of torch GRU B16 H64 agree
-# within 2.3% (sd), against 54% sample by sample.
+# Turns, not single samples. Measured on the 2-core VM (docs/measurements/2026-12-07-ci-cpu-2core-ab-turns.md):
+# alternating one sample at a time, samples had IQR / median 21% over the quick grid (the side that
+# just ran has evicted the other's caches and its thread pools are still spinning); in turns, with a
+# pause between them and the first sample of each turn dropped, a torch A/A's samples were as quiet
+# as a case timed alone (3.3%) and its intervals 2.7% wide, against 14.1% case by case.
 TURN_S = 0.05  # sampled seconds per turn (after the dropped re-warming sample)
 TURN_SAMPLES = (3, 32)  # samples kept per turn, at least and at most
 TURN_GAP_S = 0.01  # a pause between turns: the side that just ran lets its thread pools go to sleep

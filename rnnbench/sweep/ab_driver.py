@@ -11,7 +11,7 @@ stderr, so a framework printing to stdout cannot corrupt a message.
 Messages: `{"op": "hello", "threads": N}` -> `{"rnnbench": path, "machine": fingerprint, "stepped": bool}`;
 `{"op": "case", "case": {...}, "config": {...}}` -> a result record (one round, timed in one go);
 `{"op": "exit"}` ends the loop. Sides whose rnnbench has `worker.open_case` (`stepped`: true) also
-take one case a sample at a time, so the parent can alternate BASE and NEW sample by sample:
+take one case a few samples at a time, so the parent can alternate BASE and NEW in turns:
 `{"op": "open", "case": {...}, "config": {...}}` -> `{"number": calls per sample}`, or
 `{"record": {...}}` when the case cannot be timed (skipped, inaccurate, failed);
 `{"op": "sample", "number": N, "count": K, "rewarm": R}` -> `{"s": [per-call seconds of K samples]}`,
