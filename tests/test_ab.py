@@ -15,7 +15,7 @@ from rnnbench.case import Case
 from rnnbench.cli import main
 from rnnbench.errors import UsageError
 from rnnbench.measure.timing import TimingConfig
-from rnnbench.sweep.ab import ABOptions, resolve_side, run_ab
+from rnnbench.sweep.ab import ABOptions, judge, resolve_side, run_ab
 
 TINY = ["--framework", "numpy", "--cell", "rnn", "--batch", "4", "--hidden", "16", "--seq-len", "4"]
 
@@ -151,3 +151,25 @@ def test_a_side_without_stepping_falls_back_to_round_by_round(tmp_path: Path) ->
     assert result.base_doc["ab"]["interleave"] == result.new_doc["ab"]["interleave"] == "round"
     assert [r["status"] for r in (*result.base_doc["records"], *result.new_doc["records"])] == ["ok", "ok"]
     assert len(result.comparison.cases) == 1
+
+
+def test_judge_refuses_a_busy_case_not_a_preempted_one() -> None:
+    import numpy as np
+
+    from rnnbench.measure.timing import stall_count
+
+    rng = np.random.default_rng(3)
+
+    def record(key: str, scale: float, tail: list[float]) -> dict[str, object]:
+        rounds = [[*(scale * 1e-3 * rng.lognormal(0.0, 0.01, 200 - len(tail))), *tail] for _ in range(3)]
+        flat = [v for r in rounds for v in r]
+        return {"key": key, "status": "ok", "median_s": float(np.median(flat)), "samples_s": flat,
+                "round_samples_s": rounds, "stalls": stall_count(flat)}  # fmt: skip
+
+    base = [record("preempted", 1.0, [4e-3]), record("busy", 1.0, [0.5])]
+    new = [record("preempted", 1.0, []), record("busy", 1.0, [])]
+    by = {c.key: c for c in judge(base, new, 0.05).cases}
+    # 3 stalls in 600 samples are a quiet machine's background: the case keeps its verdict
+    assert base[0]["stalls"] == 3 and by["preempted"].verdict == "same"
+    # a 500x stall is another process: no verdict
+    assert by["busy"].verdict == "too noisy" and "busy machine" in by["busy"].note

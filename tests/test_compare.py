@@ -289,6 +289,19 @@ def test_compare_warns_when_hardware_differs_naming_both() -> None:
     assert compare_frames(base, base).warnings == []
 
 
+def test_a_stall_count_is_weighed_against_its_samples() -> None:
+    from rnnbench.analysis.compare import stall_flagged
+
+    rng = np.random.default_rng(17)
+    quiet = list(1e-3 * rng.lognormal(0.0, 0.03, 398))
+    # two preemptions in 400 samples: a quiet machine's background, the verdict stands
+    assert not stall_flagged({"stalls": 2, "samples_s": [*quiet, 3e-3, 4e-3]})
+    assert stall_flagged({"stalls": 12, "samples_s": [*quiet[:-10], *[3e-3] * 12]})
+    assert stall_flagged({"stalls": 1})  # a count without its samples cannot be weighed: it flags
+    assert not stall_flagged({"stalls": 0}) and not stall_flagged({"busy": False})
+    assert stall_flagged({"stalled": True})
+
+
 def test_stall_flagged_cases_get_no_verdict() -> None:
     import pandas as pd
 

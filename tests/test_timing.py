@@ -12,6 +12,7 @@ from rnnbench.display import format_time
 from rnnbench.measure.timing import (
     Stepped,
     TimingConfig,
+    busy,
     cache_flush,
     calibrate,
     measure,
@@ -258,6 +259,25 @@ def test_stall_rule_flags_a_descheduled_thread_not_ordinary_noise():
     assert stall_count([1e-3] * 30 + [2e-3]) == 1
     m = measure_fixed(lambda: None, 5, 1)
     assert m.stalls == stall_count(m.samples_s)
+
+
+def test_busy_weighs_stalls_against_a_quiet_machines_background():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    quiet = list(1e-3 * rng.lognormal(0.0, 0.03, 400))
+    assert not busy(quiet)
+    # one or two preemptions in 400 samples are the background (about 1 in 250 on the idle 2-core VM)
+    assert not busy([*quiet[:-2], 2e-3, 3e-3]) and stall_count([*quiet[:-2], 2e-3, 3e-3]) == 2
+    # one 6x stall is not: a competing process's stalls are longer (10.9x in the median busy case)
+    assert busy([*quiet[:-1], 6e-3])
+    # twelve in 400 are another process
+    assert busy([*quiet[:-12], *[3e-3] * 12])
+    # few samples: 1 of 20 is background, 4 of 20 is not
+    assert not busy([*quiet[:19], 3e-3]) and busy([*quiet[:16], *[3e-3] * 4])
+    # one thread waiting on a descheduled peer (0.5 ms calls, one of 508 ms)
+    assert busy([*[5e-4 * v for v in rng.lognormal(0.0, 0.05, 59)], 0.508])
+    assert not busy([])
 
 
 # -- the one time formatter -------------------------------------------------------------------------

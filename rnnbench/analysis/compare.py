@@ -555,15 +555,24 @@ def rounds_of(row: Any) -> list[list[float]]:
 
 
 def stall_flagged(row: Any) -> bool:
-    """Whether the timing engine flagged this row as measured on a busy machine (any known flag column)."""
+    """Whether this row (a frame row or a record dict) was measured on a busy machine: a flag column
+    set, or a `stalls` count (the timing engine's) whose samples show more than a quiet machine's
+    background (`timing.busy`)."""
+    from rnnbench.measure.timing import busy
+
     for col in STALL_COLUMNS:
-        if col in row.index:
-            v = row[col]
-            if isinstance(v, (list, tuple, np.ndarray)):
-                if len(v):
-                    return True
-            elif _present(v) and bool(v):
+        v = row.get(col)
+        if isinstance(v, (list, tuple, np.ndarray)):
+            if len(v):
                 return True
+        elif col == "stalls" and _present(v):
+            samples = row.get("samples_s")
+            if not isinstance(samples, (list, tuple, np.ndarray)) or not len(samples):
+                samples = None  # the count cannot be weighed against the background: any stall flags
+            if busy([float(x) for x in samples]) if samples is not None else bool(v):
+                return True
+        elif _present(v) and bool(v):
+            return True
     return False
 
 

@@ -41,10 +41,21 @@ the fence is never reached by chance (14 standard deviations for a normal
 distribution), and the ratio keeps a tight IQR on a quiet machine from
 calling a 5% blip a stall; an OpenMP barrier waiting on a descheduled peer
 (0.5 ms calls turning into 500 ms) crosses both.
+
+A few stalls are the machine's background (timer interrupts, the hypervisor):
+on the idle 2-core VM about 1 sample in 250 of an `ab` run crossed the fence,
+at every position of a turn alike, so "any stall" flagged every case with a
+few hundred samples (23 of 96 in a torch A/A). `busy` flags a case only when
+its stalls are more than that background explains (more than
+`STALL_BASE_RATE` of its samples would give, at binomial tail probability
+`STALL_ALPHA`), or when one stall is `STALL_SEVERE` times the median: the
+stalls of another process are longer than the background's (docs/tuning.md
+has the figures).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -55,8 +66,11 @@ if TYPE_CHECKING:
     from rnnbench.backends import Kernel
 
 __all__ = [
+    "STALL_ALPHA",
+    "STALL_BASE_RATE",
     "STALL_IQRS",
     "STALL_RATIO",
+    "STALL_SEVERE",
     "CacheFlush",
     "CudaEventTimer",
     "HostTimer",
@@ -64,6 +78,7 @@ __all__ = [
     "SampleTimer",
     "Stepped",
     "TimingConfig",
+    "busy",
     "cache_flush",
     "calibrate",
     "measure",
@@ -79,6 +94,14 @@ Clock = Callable[[], float]
 
 STALL_IQRS = 10.0
 STALL_RATIO = 1.5
+# a quiet machine's share of stalled samples, rounded up from the 0.3-0.5% measured on the idle 2-core VM
+STALL_BASE_RATE = 0.01
+STALL_ALPHA = 1e-3  # how improbable the stall count must be on a quiet machine to call the machine busy
+# one stall this long flags on its own. The 2-core VM, torch quick preset, 2 threads: with one competing
+# busy loop the median case's worst sample was 10.9x its median (217x at most), idle 1.1x (4x at most);
+# at 5x this rule with the count rule flags 69 of 96 busy cases (a rule of "any stall" 71), 0 of 96
+# idle ones, and 2-3% of the 3,544 records in docs/measurements/data/ (any stall: about 10%)
+STALL_SEVERE = 5.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,25 @@ def stall_count(samples: Sequence[float]) -> int:
     q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
     fence = max(q3 + STALL_IQRS * (q3 - q1), STALL_RATIO * q2)
     return sum(s > fence for s in samples)
+
+
+def busy(samples: Sequence[float]) -> bool:
+    """Whether `samples` were taken on a busy machine: more stalls than a quiet machine gives (the
+    binomial chance of at least that many at STALL_BASE_RATE is below STALL_ALPHA: one stall in 400
+    samples is background, 4 in 20 or 12 in 400 is another process), or one stall of at least
+    STALL_SEVERE x the median (a thread waiting on a descheduled peer)."""
+    stalls, n = stall_count(samples), len(samples)
+    if stalls == 0:
+        return False
+    if max(samples) >= STALL_SEVERE * statistics.median(samples):
+        return True
+    lp, lq = math.log(STALL_BASE_RATE), math.log1p(-STALL_BASE_RATE)
+    # in logs: p**k * q**(n - k) underflows for long runs
+    below = sum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * lp + (n - k) * lq)
+        for k in range(stalls)
+    )
+    return 1.0 - below < STALL_ALPHA
 
 
 @dataclass(frozen=True)

@@ -515,9 +515,10 @@ def _rounds(record: dict[str, Any]) -> list[list[float]]:
 
 
 def _flagged(record: dict[str, Any]) -> bool:
-    from rnnbench.analysis.compare import STALL_COLUMNS
+    """Measured on a busy machine: the same rule as `compare` (`compare.stall_flagged`)."""
+    from rnnbench.analysis.compare import stall_flagged
 
-    return any(bool(record.get(c)) for c in STALL_COLUMNS)
+    return stall_flagged(record)
 
 
 def ab_pair(base: str, new: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
