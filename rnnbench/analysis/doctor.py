@@ -42,6 +42,7 @@ from rnnbench.analysis.compare import THRESHOLD, compare_samples
 from rnnbench.case import Case
 from rnnbench.display import format_time
 from rnnbench.measure import timing
+from rnnbench.sweep.ab import ROUNDS as AB_ROUNDS
 from rnnbench.sweep.worker import slowed
 
 __all__ = [
@@ -308,7 +309,7 @@ class CalibrationOptions:
     formulation: str = "concat"
     budget_s: float = 1.0  # per case and sweep (per side for ab), all rounds together
     rounds: int = 3  # runner rounds of each compare sweep
-    ab_rounds: int = 3
+    ab_rounds: int = AB_ROUNDS  # as `ab` runs by default
     threshold: float = THRESHOLD
     progress: bool = True
     preset: str | None = None

@@ -18,6 +18,7 @@ from rnnbench.cli.options import (
     output_dir,
     threads,
 )
+from rnnbench.sweep.ab import ROUNDS
 
 __all__ = ["add_parser", "run"]
 
@@ -85,8 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="results directory for both sides' run documents (default: results/ in the repo)",
     )
     p.add_argument(
-        "--rounds", type=int_range(2, 100), default=3,
-        help="interleaved rounds; the paired statistics resample them (default 3)",
+        "--rounds", type=int_range(2, 100), default=ROUNDS,
+        help=f"interleaved rounds; the paired statistics resample them (default {ROUNDS})",
     )  # fmt: skip
     p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="seed of the visiting order (default 0)")
     add_budget_flags(p, " and side")

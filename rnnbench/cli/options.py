@@ -280,11 +280,13 @@ def add_threshold_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
     p.add_argument("--threshold", type=fraction, default=0.05, help="smallest change that counts (default 5%%)")
 
 
-def add_budget_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup, per: str, timeout: bool = True) -> None:
+def add_budget_flags(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup, per: str, timeout: bool = True, budget: float = 1.0
+) -> None:
     """--budget (sampling seconds per case `per`, all rounds together), --timeout and --no-progress."""
     p.add_argument(
-        "--budget", type=positive_float(3600), default=1.0,
-        help=f"sampling seconds per case{per}, all rounds together (default 1.0)",
+        "--budget", type=positive_float(3600), default=budget,
+        help=f"sampling seconds per case{per}, all rounds together (default {budget})",
     )  # fmt: skip
     if timeout:
         p.add_argument(

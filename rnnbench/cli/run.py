@@ -22,6 +22,10 @@ from rnnbench.errors import UsageError
 
 # run's exit code when every case ran but some were numerically inaccurate (and none crashed)
 EXIT_INACCURATE = 3
+# `run`'s defaults, chosen to keep `make bench` (the quick preset) under 5 minutes on the 2-core VM:
+# sampling seconds per case over all rounds, and the warm-up pass's stability loop per case
+BUDGET_S = 0.6
+WARMUP_BUDGET_S = 0.25
 
 __all__ = ["add_parser", "default_results_dir", "run"]
 
@@ -81,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
     # the per-case budget and minimum sample count are split across the rounds
     timing = TimingConfig(
-        budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)), flush_l2=args.flush_l2
-    )
+        budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)), flush_l2=args.flush_l2,
+        warmup_budget_s=WARMUP_BUDGET_S,
+    )  # fmt: skip
     opts = RunOptions(
         results_dir=results, threads=n_threads, timing=timing, timeout_s=args.timeout, progress=not args.no_progress,
         command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text, rounds=args.rounds,
@@ -133,7 +138,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--rounds", type=int_range(1, 100), default=3,
         help="sweeps over each group; a case's samples span them (default 3)",
     )  # fmt: skip
-    add_budget_flags(p, "")
+    add_budget_flags(p, "", budget=BUDGET_S)
     p.add_argument(
         "--seed", type=int_range(0, 2**32 - 1), default=None,
         help="seed of the rounds' random case order (default: a fresh one; stored in the document as order_seed)",

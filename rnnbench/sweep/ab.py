@@ -48,9 +48,13 @@ from rnnbench.case import Case
 from rnnbench.errors import UsageError
 from rnnbench.measure.timing import TimingConfig
 
-__all__ = ["ABOptions", "ABResult", "Side", "ab_pair", "judge", "resolve_side", "run_ab"]
+__all__ = ["ROUNDS", "ABOptions", "ABResult", "Side", "ab_pair", "judge", "resolve_side", "run_ab"]
 
 DRIVER = Path(__file__).with_name("ab_driver.py")
+# Rounds at the same --budget, torch part of the quick preset, A/A on the 2-core VM one after the other
+# (docs/measurements/2026-12-07-ci-cpu-2core-ab-rounds.md): 3 rounds 42 of 96 `same` in 256 s, 5 rounds
+# 58 in 313 s, 8 rounds 50 in 388 s (a round's share of the budget too small to resolve its ratio)
+ROUNDS = 5
 PROBE_TIMEOUT_S = 120.0  # importing rnnbench and reading the fingerprint (nvidia-smi, git) on a cold disk
 
 
@@ -71,7 +75,7 @@ class ABOptions:
     results_dir: Path
     threads: int
     timing: TimingConfig = field(default_factory=TimingConfig)
-    rounds: int = 3
+    rounds: int = 5  # see ROUNDS
     seed: int = 0
     threshold: float = 0.05
     timeout_s: float = 600.0
