@@ -79,6 +79,7 @@ def test_ab_interleaves_stores_both_sides_and_catches_an_injected_slowdown(
         assert {r["key"] for r in d["records"]} == {c.key for c in cases}
         assert all(r["rounds"] == 3 and len(r["round_samples_s"]) == 3 for r in d["records"])
         assert d["ab"]["interleave"] == "turn"
+        assert d["ab"]["idle_env"] == {"OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "4")}
     # in turns: every round of a case has as many BASE samples as NEW ones (equal turns, taken alternately)
     new_by_key = {r["key"]: r for r in docs[1]["records"]}
     for rb in docs[0]["records"]:
@@ -173,3 +174,15 @@ def test_judge_refuses_a_busy_case_not_a_preempted_one() -> None:
     assert base[0]["stalls"] == 3 and by["preempted"].verdict == "same"
     # a 500x stall is another process: no verdict
     assert by["busy"].verdict == "too noisy" and "busy machine" in by["busy"].note
+
+
+def test_workers_idle_blas_threads_sleep_unless_the_environment_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnnbench.sweep.ab import Side, _checkout
+
+    side = Side("python", sys.executable)
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    with _checkout(side) as env:
+        assert env["OPENBLAS_THREAD_TIMEOUT"] == "4"
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "28")  # the user's setting wins
+    with _checkout(side) as env:
+        assert env["OPENBLAS_THREAD_TIMEOUT"] == "28"

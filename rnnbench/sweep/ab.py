@@ -48,13 +48,19 @@ from rnnbench.case import Case
 from rnnbench.errors import UsageError
 from rnnbench.measure.timing import TimingConfig
 
-__all__ = ["ROUNDS", "ABOptions", "ABResult", "Side", "ab_pair", "judge", "resolve_side", "run_ab"]
+__all__ = ["IDLE_ENV", "ROUNDS", "ABOptions", "ABResult", "Side", "ab_pair", "judge", "resolve_side", "run_ab"]
 
 DRIVER = Path(__file__).with_name("ab_driver.py")
 # Rounds at the same --budget, torch part of the quick preset, A/A on the 2-core VM one after the other
 # (docs/measurements/2026-12-07-ci-cpu-2core-ab-rounds.md): 3 rounds 42 of 96 `same` in 256 s, 5 rounds
 # 58 in 313 s, 8 rounds 50 in 388 s (a round's share of the budget too small to resolve its ratio)
 ROUNDS = 5
+# Both sides' workers start with these unless the environment sets them. OpenBLAS (numpy's BLAS) keeps
+# its idle threads spinning for about 2^28 cycles after a call, far past the pause between turns, so
+# the side that just ran kept both cores busy during the other's turn: numpy A/A on the 2-core VM,
+# one after the other, interval half-width 59.7% (within-round IQR 37%) by default, 12.0% (9.4%)
+# with a timeout of 2^4 cycles, median time unchanged (ratio 1.003); docs/measurements/2026-12-07-ci-cpu-2core-ab-rounds.md
+IDLE_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
 PROBE_TIMEOUT_S = 120.0  # importing rnnbench and reading the fingerprint (nvidia-smi, git) on a cold disk
 
 
@@ -130,7 +136,7 @@ def resolve_side(spec: str, env: dict[str, str] | None = None) -> Side:
 @contextlib.contextmanager
 def _checkout(side: Side) -> Iterator[dict[str, str]]:
     """The environment the side's workers run with; a revision is checked out as a temporary worktree."""
-    env = {**os.environ, **side.env}
+    env = {**IDLE_ENV, **os.environ, **side.env}
     if side.revision is None:
         yield env
         return
@@ -291,6 +297,7 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
                 "rounds": opts.rounds,
                 "seed": opts.seed,
                 "interleave": "turn" if stepped else "round",
+                "idle_env": {k: envs[name][k] for k in IDLE_ENV},  # what the side's idle threads were told
                 "selftest": {k: v for k, v in sides[name].env.items() if k.startswith("RNNBENCH_SELFTEST")},
             }
             w.flush()
