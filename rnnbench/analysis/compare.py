@@ -567,9 +567,9 @@ def stall_flagged(row: Any) -> bool:
                 return True
         elif col == "stalls" and _present(v):
             samples = row.get("samples_s")
-            if not isinstance(samples, (list, tuple, np.ndarray)) or not len(samples):
-                samples = None  # the count cannot be weighed against the background: any stall flags
-            if busy([float(x) for x in samples]) if samples is not None else bool(v):
+            weighable = isinstance(samples, (list, tuple, np.ndarray)) and len(samples) > 0
+            # without its samples a count cannot be weighed against the background: any stall flags
+            if busy([float(x) for x in samples]) if weighable else bool(v):
                 return True
         elif _present(v) and bool(v):
             return True

@@ -525,13 +525,6 @@ def _rounds(record: dict[str, Any]) -> list[list[float]]:
     return [list(record.get("samples_s") or [])]
 
 
-def _flagged(record: dict[str, Any]) -> bool:
-    """Measured on a busy machine: the same rule as `compare` (`compare.stall_flagged`)."""
-    from rnnbench.analysis.compare import stall_flagged
-
-    return stall_flagged(record)
-
-
 def ab_pair(base: str, new: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
     """The records of BASE and NEW when they are the two documents of one `ab` run (each names the
     other, BASE as side base), else None; malformed records are left out, as every reader does."""
@@ -563,6 +556,7 @@ def judge(base: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], thresho
         Comparison,
         compare_rounds,
         sort_cases,
+        stall_flagged,
     )
 
     by_new = {r["key"]: r for r in new}
@@ -587,7 +581,7 @@ def judge(base: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], thresho
         # cases slower either way); docs/measurements/2026-11-22-ci-cpu-2core-issue9-targets.md
         v = compare_rounds(_rounds(rb), _rounds(rn), threshold, CONFIDENCE, paired=True)
         verdict, note = v.verdict, v.note
-        if _flagged(rb) or _flagged(rn):
+        if stall_flagged(rb) or stall_flagged(rn):  # busy machine: the same rule as `compare`
             verdict, note, stalled = "too noisy", "busy machine: a stall was flagged; no verdict", stalled + 1
         cases.append(
             CaseComparison(
