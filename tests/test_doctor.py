@@ -123,3 +123,18 @@ def test_doctor_calibration_needs_the_slowed_formulation_and_a_preset(capsys: py
     assert "nothing to slow down" in capsys.readouterr().err
     assert main(["doctor", "--hidden", "16"]) == 2
     assert "--hidden selects a calibration grid: it needs --preset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, compare_s, ab_s", [([], 0.6, 1.0), (["--budget", "0.3"], 0.3, 0.3)])
+def test_doctor_calibrates_with_the_budgets_of_run_and_ab(
+    flag: list[str], compare_s: float, ab_s: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compare sweeps stand for `run`, the ab sides for `ab`: without --budget each takes that command's default."""
+    seen: list[doctor.CalibrationOptions] = []
+    monkeypatch.setattr(doctor, "calibrate", lambda cases, opts: seen.append(opts) or [])
+    monkeypatch.setattr(doctor, "format_calibration", lambda rates, opts, n: "")
+    argv = ["doctor", "--preset", "quick", "--framework", "numpy", "--cell", "rnn", "--batch", "4", "--hidden", "16",
+            "--seq-len", "4", *flag, "--results", str(tmp_path), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    (opts,) = seen
+    assert (opts.budget_s, opts.ab_budget_s, opts.warmup_budget_s) == (compare_s, ab_s, 0.25)

@@ -307,7 +307,11 @@ class CalibrationOptions:
     threads: int
     slowdown: float = 0.20
     formulation: str = "concat"
-    budget_s: float = 1.0  # per case and sweep (per side for ab), all rounds together
+    # sampling seconds per case, all rounds together: the compare sweeps' (the CLI passes `run`'s defaults,
+    # budget and warm-up pass, so they are calibrated as the user's runs are), and ab's per side
+    budget_s: float = 1.0
+    warmup_budget_s: float = 0.5
+    ab_budget_s: float = 1.0
     rounds: int = 3  # runner rounds of each compare sweep
     ab_rounds: int = AB_ROUNDS  # as `ab` runs by default
     threshold: float = THRESHOLD
@@ -374,7 +378,10 @@ def calibrate(cases: Sequence[Case], opts: CalibrationOptions) -> list[ErrorRate
     machine = fingerprint(opts.threads)
 
     def sweep(name: str, env: dict[str, str]) -> Path:
-        timing = TimingConfig(budget_s=opts.budget_s / opts.rounds, min_samples=max(5, -(-15 // opts.rounds)))
+        timing = TimingConfig(
+            budget_s=opts.budget_s / opts.rounds, min_samples=max(5, -(-15 // opts.rounds)),
+            warmup_budget_s=opts.warmup_budget_s,
+        )  # fmt: skip
         run_opts = RunOptions(
             results_dir=opts.results_dir, threads=opts.threads, timing=timing, rounds=opts.rounds,
             progress=opts.progress, command=["rnnbench", "doctor", name], preset=opts.preset,
@@ -402,7 +409,7 @@ def calibrate(cases: Sequence[Case], opts: CalibrationOptions) -> list[ErrorRate
             _counts(ab_, lambda k: not keys.get(k, True)),
         )
     ]
-    ab_timing = TimingConfig(budget_s=opts.budget_s / opts.ab_rounds, min_samples=max(5, -(-15 // opts.ab_rounds)))
+    ab_timing = TimingConfig(budget_s=opts.ab_budget_s / opts.ab_rounds, min_samples=max(5, -(-15 // opts.ab_rounds)))
 
     def ab(name: str, new_env: dict[str, str]) -> Any:
         print(f"rnnbench: doctor: ab calibration, {name}", file=sys.stderr)

@@ -18,7 +18,7 @@ from rnnbench.cli.options import (
     output_dir,
     threads,
 )
-from rnnbench.sweep.ab import ROUNDS
+from rnnbench.sweep.ab import BUDGET_S, ROUNDS
 
 __all__ = ["add_parser", "run"]
 
@@ -90,5 +90,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help=f"interleaved rounds; the paired statistics resample them (default {ROUNDS})",
     )  # fmt: skip
     p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="seed of the visiting order (default 0)")
-    add_budget_flags(p, " and side")
+    add_budget_flags(p, " and side", budget=BUDGET_S)
     p.set_defaults(func=run)

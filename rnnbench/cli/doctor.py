@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from rnnbench.cli.options import (
-    add_budget_flags,
     add_grid_flags,
     fraction,
     grid_from_args,
@@ -15,6 +14,9 @@ from rnnbench.cli.options import (
     positive_float,
     threads,
 )
+from rnnbench.cli.run import BUDGET_S as RUN_BUDGET_S
+from rnnbench.cli.run import WARMUP_BUDGET_S
+from rnnbench.sweep.ab import BUDGET_S as AB_BUDGET_S
 
 __all__ = ["add_parser", "run"]
 
@@ -72,7 +74,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     cal.add_argument(
         "--results", type=output_dir, help="where the calibration's run documents go (default: a temporary folder)"
     )
-    add_budget_flags(cal, " and sweep", timeout=False)
+    cal.add_argument(
+        "--budget", type=positive_float(3600), default=None,
+        help=f"sampling seconds per case and sweep (per side for ab), all rounds together (default: as run and ab "
+        f"take them, {RUN_BUDGET_S} for the compare sweeps, {AB_BUDGET_S} per side for ab)",
+    )  # fmt: skip
+    cal.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -95,7 +102,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     results = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="rnnbench-calibration-"))
     opts = CalibrationOptions(
         results_dir=results, threads=args.threads or os.cpu_count() or 1, slowdown=args.slowdown,
-        formulation=args.slowed, budget_s=args.budget, progress=not args.no_progress, preset=args.preset,
+        formulation=args.slowed, progress=not args.no_progress, preset=args.preset,
+        budget_s=args.budget or RUN_BUDGET_S, warmup_budget_s=WARMUP_BUDGET_S, ab_budget_s=args.budget or AB_BUDGET_S,
     )  # fmt: skip
     rates = calibrate(cases, opts)
     print(format_calibration(rates, opts, len(cases)))

@@ -48,13 +48,25 @@ from rnnbench.case import Case
 from rnnbench.errors import UsageError
 from rnnbench.measure.timing import TimingConfig
 
-__all__ = ["IDLE_ENV", "ROUNDS", "ABOptions", "ABResult", "Side", "ab_pair", "judge", "resolve_side", "run_ab"]
+__all__ = [
+    "BUDGET_S",
+    "IDLE_ENV",
+    "ROUNDS",
+    "ABOptions",
+    "ABResult",
+    "Side",
+    "ab_pair",
+    "judge",
+    "resolve_side",
+    "run_ab",
+]
 
 DRIVER = Path(__file__).with_name("ab_driver.py")
 # Rounds at the same --budget, torch part of the quick preset, A/A on the 2-core VM one after the other
 # (docs/measurements/2026-12-07-ci-cpu-2core-ab-rounds.md): 3 rounds 42 of 96 `same` in 256 s, 5 rounds
 # 58 in 313 s, 8 rounds 50 in 388 s (a round's share of the budget too small to resolve its ratio)
 ROUNDS = 5
+BUDGET_S = 1.0  # sampling seconds per case and side, all rounds together (`--budget`)
 # Both sides' workers start with these unless the environment sets them. OpenBLAS (numpy's BLAS) keeps
 # its idle threads spinning for about 2^28 cycles after a call, far past the pause between turns, so
 # the side that just ran kept both cores busy during the other's turn: numpy A/A on the 2-core VM,
