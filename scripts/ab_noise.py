@@ -26,17 +26,29 @@ import math
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from scipy import optimize, special, stats
 
+from rnnbench.analysis.compare import _verdict
 from rnnbench.sweep.ab import judge
 
 
+def _fail(message: str) -> NoReturn:
+    print(f"ab_noise: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _load(path: str) -> dict[str, Any]:
-    raw = gzip.open(path).read() if path.endswith(".gz") else Path(path).read_bytes()
-    doc: dict[str, Any] = json.loads(raw)
+    """One `ab` side's document; bad input ends the script with a one-line error and exit 2."""
+    try:
+        raw = gzip.open(path).read() if path.endswith(".gz") else Path(path).read_bytes()
+        doc = json.loads(raw)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {path}: {exc}")
+    if not isinstance(doc, dict) or not isinstance(doc.get("ab"), dict) or not isinstance(doc.get("records"), list):
+        _fail(f"{path} is not a document of an `rnnbench ab` run")
     return doc
 
 
@@ -60,9 +72,7 @@ def moderated_verdict(logs: list[float], d0: float, s02: float, threshold: float
     post, df = (s02, 1e9) if math.isinf(d0) else ((d0 * s02 + (k - 1) * s2) / (d0 + k - 1), d0 + k - 1)
     h = float(stats.t.ppf(0.995, df)) * math.sqrt(post / k)
     lo, hi = math.exp(float(np.mean(logs)) - h), math.exp(float(np.mean(logs)) + h)
-    if lo >= 1 + threshold or hi <= 1 / (1 + threshold):
-        return "slower" if lo >= 1 + threshold else "faster"
-    return "same" if lo >= 1 / (1 + threshold) and hi <= 1 + threshold else "too noisy"
+    return _verdict(lo, hi, threshold, "lower", True)  # read against the band as `compare` reads it
 
 
 def main(argv: list[str]) -> int:

@@ -42,6 +42,7 @@ from rnnbench.analysis.compare import THRESHOLD, compare_samples
 from rnnbench.case import Case
 from rnnbench.display import format_time
 from rnnbench.measure import timing
+from rnnbench.sweep.ab import BUDGET_S as AB_BUDGET_S
 from rnnbench.sweep.ab import ROUNDS as AB_ROUNDS
 from rnnbench.sweep.worker import slowed
 
@@ -307,11 +308,11 @@ class CalibrationOptions:
     threads: int
     slowdown: float = 0.20
     formulation: str = "concat"
-    # sampling seconds per case, all rounds together: the compare sweeps' (the CLI passes `run`'s defaults,
-    # budget and warm-up pass, so they are calibrated as the user's runs are), and ab's per side
+    # the compare sweeps' sampling seconds per case (all rounds) and warm-up pass; `rnnbench doctor` passes
+    # `run`'s, so they are calibrated as the user's runs are
     budget_s: float = 1.0
     warmup_budget_s: float = 0.5
-    ab_budget_s: float = 1.0
+    ab_budget_s: float = AB_BUDGET_S  # per case and side, all rounds, as `ab` takes it
     rounds: int = 3  # runner rounds of each compare sweep
     ab_rounds: int = AB_ROUNDS  # as `ab` runs by default
     threshold: float = THRESHOLD

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rnnbench.cli.options import (
+    add_budget_flags,
     add_grid_flags,
     fraction,
     grid_from_args,
@@ -74,12 +75,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     cal.add_argument(
         "--results", type=output_dir, help="where the calibration's run documents go (default: a temporary folder)"
     )
-    cal.add_argument(
-        "--budget", type=positive_float(3600), default=None,
-        help=f"sampling seconds per case and sweep (per side for ab), all rounds together (default: as run and ab "
-        f"take them, {RUN_BUDGET_S} for the compare sweeps, {AB_BUDGET_S} per side for ab)",
+    add_budget_flags(
+        cal, " and sweep (per side for ab)", timeout=False, budget=None,
+        default_help=f"as run and ab take it: {RUN_BUDGET_S} for the compare sweeps, {AB_BUDGET_S} per side for ab",
     )  # fmt: skip
-    cal.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 

@@ -281,12 +281,18 @@ def add_threshold_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
 
 
 def add_budget_flags(
-    p: argparse.ArgumentParser | argparse._ArgumentGroup, per: str, timeout: bool = True, budget: float = 1.0
+    p: argparse.ArgumentParser | argparse._ArgumentGroup,
+    per: str,
+    timeout: bool = True,
+    budget: float | None = 1.0,
+    default_help: str | None = None,
 ) -> None:
-    """--budget (sampling seconds per case `per`, all rounds together), --timeout and --no-progress."""
+    """--budget (sampling seconds per case `per`, all rounds together), --timeout and --no-progress.
+
+    `budget` None: the caller picks a default when --budget is not given, and `default_help` says which."""
     p.add_argument(
         "--budget", type=positive_float(3600), default=budget,
-        help=f"sampling seconds per case{per}, all rounds together (default {budget})",
+        help=f"sampling seconds per case{per}, all rounds together (default {default_help or budget})",
     )  # fmt: skip
     if timeout:
         p.add_argument(
