@@ -57,6 +57,24 @@ def test_a_small_real_change_below_the_threshold_is_not_a_regression() -> None:
     assert v.verdict == "same"
 
 
+def test_same_is_an_equivalence_test_on_the_narrower_interval() -> None:
+    # five paired rounds whose ratios wander 0.98-1.06: the 99% interval reaches past 1.05, the 90% one
+    # (two one-sided tests at 5%) does not, so the case is `same`, and the note gives that interval
+    base = [[1.0] * 10 for _ in range(5)]
+    new = [[m * (1 + 0.001 * i) for i in range(-5, 5)] for m in (1.0, 1.06, 0.98, 1.06, 1.0)]
+    v = compare_rounds(base, new, paired=True)
+    assert v.ci_high > 1.05  # the reported (99%) interval straddles the edge...
+    assert v.verdict == "same" and v.note.startswith("equivalent: 90% interval")
+    lo, hi = (float(x) for x in v.note.split()[-1].split("-"))
+    assert v.ci_low < lo < hi < 1.05 < v.ci_high
+    # ...so with the equivalence test at 99% too, the same rounds are `too noisy`
+    assert compare_rounds(base, new, paired=True, same_confidence=0.99).verdict == "too noisy"
+    # a wider wander is too noisy either way, and no interval turns a clear change into `same`
+    wide = [[m] * 10 for m in (1.0, 1.08, 0.97, 1.08, 1.0)]
+    assert compare_rounds(base, wide, paired=True).verdict == "too noisy"
+    assert compare_rounds(base, [[1.2 * m] * 10 for m in (1.0, 1.01, 0.99, 1.0, 1.0)], paired=True).verdict == "slower"
+
+
 def test_error_rates_on_synthetic_aa_and_a_20_percent_slowdown() -> None:
     """The statistical contract: <= 1% false 'slower' on A/A, >= 95% detection of 20% at 3% noise."""
     rng = np.random.default_rng(11)
