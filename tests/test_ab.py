@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from rnnbench.case import Case
 from rnnbench.cli import main
 from rnnbench.errors import UsageError
 from rnnbench.measure.timing import TimingConfig
-from rnnbench.sweep.ab import ABOptions, judge, resolve_side, run_ab
+from rnnbench.sweep.ab import EXTRA_ROUNDS, ABOptions, judge, resolve_side, run_ab
 
 TINY = ["--framework", "numpy", "--cell", "rnn", "--batch", "4", "--hidden", "16", "--seq-len", "4"]
 
@@ -77,7 +78,8 @@ def test_ab_interleaves_stores_both_sides_and_catches_an_injected_slowdown(
     assert docs[0]["ab"]["other_run_id"] == docs[1]["run_id"] and docs[1]["ab"]["selftest"]
     for d in docs:
         assert {r["key"] for r in d["records"]} == {c.key for c in cases}
-        assert all(r["rounds"] == 3 and len(r["round_samples_s"]) == 3 for r in d["records"])
+        # 3 rounds, and up to EXTRA_ROUNDS more where the first could not decide (see the test below)
+        assert all(3 <= r["rounds"] == len(r["round_samples_s"]) <= 3 + EXTRA_ROUNDS for r in d["records"])
         assert d["ab"]["interleave"] == "turn"
         assert d["ab"]["idle_env"] == {"OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "4")}
     # in turns: every round of a case has as many BASE samples as NEW ones (equal turns, taken alternately)
@@ -98,6 +100,41 @@ def test_ab_interleaves_stores_both_sides_and_catches_an_injected_slowdown(
     # the same documents in the other order are not an ab pair (BASE must be the base side): unpaired
     assert main(["compare", str(result.new_path), str(result.base_path), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["method"].startswith("ratio = median(NEW) / median(BASE)")
+
+
+@pytest.mark.slow
+def test_extra_rounds_go_to_the_undecided_cases_only(tmp_path: Path) -> None:
+    from rnnbench.analysis.compare import CONFIDENCE, compare_rounds, stall_flagged
+
+    cases = [Case("numpy", "cpu", "rnn", f, batch=4, input_size=16, hidden=16, seq_len=4)
+             for f in ("separate", "concat")]  # fmt: skip
+
+    def ab(threshold: float, extra: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        opts = ABOptions(
+            base=sys.executable, new=sys.executable, results_dir=tmp_path / str(threshold), threads=1,
+            timing=TimingConfig(budget_s=0.03, min_samples=5), rounds=2, extra_rounds=extra, threshold=threshold,
+            progress=False,
+        )  # fmt: skip
+        result = run_ab(cases, 1, opts)
+        assert result.base_doc["ab"]["extra_rounds"] == extra
+        return list(zip(result.base_doc["records"], result.new_doc["records"], strict=True))
+
+    # a band of +-50%: the same code is decided (`same`) after the 2 rounds, so no case takes more
+    assert all(rb["rounds"] == rn["rounds"] == 2 for rb, rn in ab(0.5, 3))
+    # a band of +-0.01%: no A/A interval fits inside it, so a case goes on until an interval clears it
+    # (a process's own level, `slower` or `faster`) or the extra rounds run out; each round it took
+    # was taken while it was still `too noisy`
+    for rb, rn in ab(1e-4, 3):
+        k = int(rb["rounds"])
+        assert rn["rounds"] == k and 2 <= k <= 5
+        if stall_flagged(rb) or stall_flagged(rn):
+            continue  # a busy case stops early with no verdict
+        verdicts = [
+            compare_rounds(rb["round_samples_s"][:j], rn["round_samples_s"][:j], 1e-4, CONFIDENCE, paired=True).verdict
+            for j in range(2, k + 1)
+        ]
+        assert all(v == "too noisy" for v in verdicts[:-1]), verdicts
+        assert k == 5 or verdicts[-1] != "too noisy", verdicts
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from rnnbench.cli.options import (
     output_dir,
     threads,
 )
-from rnnbench.sweep.ab import BUDGET_S, ROUNDS
+from rnnbench.sweep.ab import BUDGET_S, EXTRA_ROUNDS, ROUNDS
 
 __all__ = ["add_parser", "run"]
 
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         # the per-case budget and minimum sample count are split across the rounds, as `run` does
         timing=TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds))),
         rounds=args.rounds,
+        extra_rounds=args.extra_rounds,
         seed=args.seed,
         threshold=args.threshold,
         timeout_s=args.timeout,
@@ -88,6 +89,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--rounds", type=int_range(2, 100), default=ROUNDS,
         help=f"interleaved rounds; the paired statistics resample them (default {ROUNDS})",
+    )  # fmt: skip
+    p.add_argument(
+        "--extra-rounds", type=int_range(0, 100), default=EXTRA_ROUNDS,
+        help="rounds more, at most, for the cases still `too noisy` after --rounds, each round of the same "
+        f"length (0: none; default {EXTRA_ROUNDS})",
     )  # fmt: skip
     p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="seed of the visiting order (default 0)")
     add_budget_flags(p, " and side", budget=BUDGET_S)

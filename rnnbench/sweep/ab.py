@@ -13,7 +13,10 @@ random order, and for each case both sides are measured back to back, in a
 seeded random side order; so drift (frequency, other load, thermal) and order
 effects hit both sides alike, and round i of BASE pairs with round i of NEW.
 The verdict is `compare_rounds(..., paired=True)`: a paired hierarchical
-bootstrap of the per-round ratios. Both sides are stored as ordinary run
+bootstrap of the per-round ratios. After `--rounds`, the cases still `too
+noisy` (and not flagged busy) take up to `--extra-rounds` more rounds, visited
+the same way, stopping as they are decided: a sequential design that spends
+the extra time only where the first rounds could not decide. Both sides are stored as ordinary run
 documents (with an `ab` header linking them), so `compare`, `report` and
 `regressions` read them like any other run.
 
@@ -50,6 +53,7 @@ from rnnbench.measure.timing import TimingConfig
 
 __all__ = [
     "BUDGET_S",
+    "EXTRA_ROUNDS",
     "IDLE_ENV",
     "ROUNDS",
     "ABOptions",
@@ -66,6 +70,10 @@ DRIVER = Path(__file__).with_name("ab_driver.py")
 # (docs/measurements/2026-12-07-ci-cpu-2core-ab-rounds.md): 3 rounds 42 of 96 `same` in 256 s, 5 rounds
 # 58 in 313 s, 8 rounds 50 in 388 s (a round's share of the budget too small to resolve its ratio)
 ROUNDS = 5
+# Rounds more, at most, for the cases still `too noisy` after ROUNDS (a sequential design: decided cases
+# stop, each extra round visits only the undecided, in a fresh seeded order); see docs/measurements/
+# 2026-12-07-ci-cpu-2core-ab-equivalence.md for what they bought on the 2-core VM
+EXTRA_ROUNDS = 5
 BUDGET_S = 1.0  # sampling seconds per case and side, all rounds together (`--budget`)
 # Both sides' workers start with these unless the environment sets them. OpenBLAS (numpy's BLAS) keeps
 # its idle threads spinning for about 2^28 cycles after a call, far past the pause between turns, so
@@ -93,7 +101,8 @@ class ABOptions:
     results_dir: Path
     threads: int
     timing: TimingConfig = field(default_factory=TimingConfig)
-    rounds: int = 5  # see ROUNDS
+    rounds: int = ROUNDS
+    extra_rounds: int = EXTRA_ROUNDS
     seed: int = 0
     threshold: float = 0.05
     timeout_s: float = 600.0
@@ -307,6 +316,7 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
                 "revision": sides[name].revision,
                 "other_run_id": other.run_id,
                 "rounds": opts.rounds,
+                "extra_rounds": opts.extra_rounds,
                 "seed": opts.seed,
                 "interleave": "turn" if stepped else "round",
                 "idle_env": {k: envs[name][k] for k in IDLE_ENV},  # what the side's idle threads were told
@@ -319,6 +329,27 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
             total=len(cases) * opts.rounds, unit="case", file=sys.stderr, disable=not opts.progress, dynamic_ncols=True
         )
         position: dict[str, int] = {}
+
+        def visit(drivers: dict[str, _Driver | None], case: Case, r: int, label: str) -> None:
+            """One round of `case` on both sides, added to (or, in round 0, starting) its records."""
+            bar.set_postfix_str(f"{case.key} ({label})", refresh=False)
+            if r > 0 and any(writers[n].doc["records"][position[case.key]]["status"] != "ok" for n in sides):
+                return  # no pair to add to
+            if stepped:
+                records = _measure_pair(drivers, sides, envs, case, config, opts, rng)
+            else:
+                names = list(sides)
+                rng.shuffle(names)
+                records = {n: _measure(drivers, n, sides[n], envs[n], case, config, opts) for n in names}
+            for name, record in records.items():
+                if r == 0:
+                    writers[name].add(_first_round(record))
+                else:
+                    i = position[case.key]
+                    writers[name].replace(i, _merge(writers[name].doc["records"][i], record))
+            if r == 0:
+                position[case.key] = len(writers["base"].doc["records"]) - 1
+
         try:
             groups = itertools.groupby(
                 sorted(cases, key=lambda c: (c.framework, c.device)), key=lambda c: (c.framework, c.device)
@@ -331,28 +362,17 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
                         order = list(members)
                         rng.shuffle(order)  # a fresh order per round spreads order effects and drift evenly
                         for case in order:
-                            bar.set_postfix_str(f"{case.key} (round {r + 1}/{opts.rounds})", refresh=False)
-                            if r > 0 and any(
-                                writers[n].doc["records"][position[case.key]]["status"] != "ok" for n in sides
-                            ):
-                                bar.update(1)  # no pair to add to
-                                continue
-                            if stepped:
-                                records = _measure_pair(drivers, sides, envs, case, config, opts, rng)
-                            else:
-                                names = list(sides)
-                                rng.shuffle(names)
-                                records = {
-                                    n: _measure(drivers, n, sides[n], envs[n], case, config, opts) for n in names
-                                }
-                            for name, record in records.items():
-                                if r == 0:
-                                    writers[name].add(_first_round(record))
-                                else:
-                                    i = position[case.key]
-                                    writers[name].replace(i, _merge(writers[name].doc["records"][i], record))
-                            if r == 0:
-                                position[case.key] = len(writers["base"].doc["records"]) - 1
+                            visit(drivers, case, r, f"round {r + 1}/{opts.rounds}")
+                            bar.update(1)
+                    for e in range(opts.extra_rounds):
+                        pairs = {n: writers[n].doc["records"] for n in sides}
+                        order = [c for c in members if _undecided(pairs, position[c.key], opts.threshold)]
+                        if not order:
+                            break
+                        rng.shuffle(order)
+                        bar.total += len(order)
+                        for case in order:
+                            visit(drivers, case, opts.rounds + e, f"extra round {e + 1}/{opts.extra_rounds}")
                             bar.update(1)
                 finally:
                     for d in drivers.values():
@@ -366,6 +386,17 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
                 w.close()  # release the documents' locks (see store.RunWriter)
     comparison = judge(writers["base"].doc["records"], writers["new"].doc["records"], opts.threshold)
     return ABResult(comparison, writers["base"].path, writers["new"].path, writers["base"].doc, writers["new"].doc)
+
+
+def _undecided(records: dict[str, list[dict[str, Any]]], i: int, threshold: float) -> bool:
+    """Whether the pair at index `i` can still be decided by more rounds: both sides measured and
+    quiet (a stall-flagged case gets no verdict however many rounds it has), the verdict `too noisy`."""
+    from rnnbench.analysis.compare import CONFIDENCE, compare_rounds, stall_flagged
+
+    rb, rn = records["base"][i], records["new"][i]
+    if rb["status"] != "ok" or rn["status"] != "ok" or stall_flagged(rb) or stall_flagged(rn):
+        return False
+    return compare_rounds(_rounds(rb), _rounds(rn), threshold, CONFIDENCE, paired=True).verdict == "too noisy"
 
 
 def _driver(drivers: dict[str, _Driver | None], name: str, side: Side, env: dict[str, str], opts: ABOptions) -> _Driver:
