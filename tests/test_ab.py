@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,15 @@ def test_an_environment_without_rnnbench_exits_2_and_writes_nothing(
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=120)
     monkeypatch.delenv("PYTHONPATH", raising=False)  # or the bare interpreter would find ours through it
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the workers' working directories go
     out = tmp_path / "results"
     assert main(["ab", "--base", str(bare / "bin" / "python"), "--new", sys.executable, *TINY,
                  "--results", str(out)]) == 2  # fmt: skip
     _one_error_line(capsys, "this environment has no rnnbench")
     assert not out.exists()
+    assert not list(scratch.iterdir())  # the worker that could not start left no directory behind
 
 
 def test_a_revision_resolves_to_its_commit() -> None:

@@ -185,16 +185,25 @@ class _Driver:
         # a neutral working directory: `python -c` puts it first on sys.path, where a stray
         # rnnbench/ folder would shadow the side's own
         self.cwd = tempfile.mkdtemp(prefix="rnnbench-ab-cwd-")
-        self.proc = subprocess.Popen(
-            [side.python, "-c", DRIVER.read_text()],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            env=env,
-            cwd=self.cwd,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [side.python, "-c", DRIVER.read_text()],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.log,
+                env=env,
+                cwd=self.cwd,
+            )
+        except OSError:
+            self.log.close()
+            shutil.rmtree(self.cwd, ignore_errors=True)
+            raise
         self.buf = b""
-        self.hello: dict[str, Any] = self.ask({"op": "hello", "threads": threads}, timeout)
+        try:
+            self.hello: dict[str, Any] = self.ask({"op": "hello", "threads": threads}, timeout)
+        except BaseException:  # a side that cannot start leaves no process and no directory behind
+            self.close()
+            raise
 
     def last_error(self) -> str:
         self.log.seek(0)
