@@ -133,6 +133,12 @@ def _interrupt_in_a_terminal(results: Path, delay: float, marker: str, after_rec
     argv = [sys.executable, "-m", "rnnbench", "run", *GRID, "--results", str(results), "--resume"]
     pid, fd = pty.fork()
     if pid == 0:  # the child: a session leader whose controlling terminal is the pty
+        # as a terminal's shell starts a command: SIGINT at its default and unblocked, whatever this
+        # test process holds. An ignored SIGINT survives fork and exec: a suite started as a background
+        # job of a non-interactive shell (`cmd &`, which ignores SIGINT) made this run ignore the Ctrl-C
+        # and finish with exit 0 (two fresh-clone `bash .ci/run` launched that way, 2026-12-07)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         os.chdir(REPO)
         os.execve(sys.executable, argv, _env(marker))
     out = b""
