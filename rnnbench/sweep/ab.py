@@ -397,15 +397,26 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
     return ABResult(comparison, writers["base"].path, writers["new"].path, writers["base"].doc, writers["new"].doc)
 
 
-def _undecided(records: dict[str, list[dict[str, Any]]], i: int, threshold: float) -> bool:
-    """Whether the pair at index `i` can still be decided by more rounds: both sides measured and
-    quiet (a stall-flagged case gets no verdict however many rounds it has), the verdict `too noisy`."""
+def _pair_verdict(rb: dict[str, Any], rn: dict[str, Any], threshold: float) -> tuple[Any, bool]:
+    """The paired round-level verdict of two `ok` records of one case, and whether either was flagged
+    busy (then no verdict stands, however the interval reads): the one rule `judge` and the extra rounds use."""
     from rnnbench.analysis.compare import CONFIDENCE, compare_rounds, stall_flagged
 
+    # no moderated floor here (compare has one): measured on the 2-core VM it cost ab most of its power
+    # (a 20% slowdown caught in 10 of 84 cases instead of 43) and stopped no false alarm (0 of 316 A/A
+    # cases slower either way); docs/measurements/2026-11-22-ci-cpu-2core-issue9-targets.md
+    v = compare_rounds(_rounds(rb), _rounds(rn), threshold, CONFIDENCE, paired=True)
+    return v, stall_flagged(rb) or stall_flagged(rn)
+
+
+def _undecided(records: dict[str, list[dict[str, Any]]], i: int, threshold: float) -> bool:
+    """Whether the pair at index `i` can still be decided by more rounds: both sides measured, not
+    flagged busy (a stalled case gets no verdict however many rounds it has), the verdict `too noisy`."""
     rb, rn = records["base"][i], records["new"][i]
-    if rb["status"] != "ok" or rn["status"] != "ok" or stall_flagged(rb) or stall_flagged(rn):
+    if rb["status"] != "ok" or rn["status"] != "ok":
         return False
-    return compare_rounds(_rounds(rb), _rounds(rn), threshold, CONFIDENCE, paired=True).verdict == "too noisy"
+    v, busy = _pair_verdict(rb, rn, threshold)
+    return not busy and v.verdict == "too noisy"
 
 
 def _driver(drivers: dict[str, _Driver | None], name: str, side: Side, env: dict[str, str], opts: ABOptions) -> _Driver:
@@ -606,9 +617,7 @@ def judge(base: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], thresho
         PAIRED_METHOD,
         CaseComparison,
         Comparison,
-        compare_rounds,
         sort_cases,
-        stall_flagged,
     )
 
     by_new = {r["key"]: r for r in new}
@@ -628,12 +637,9 @@ def judge(base: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], thresho
         both_ok.append((rb, rn))
     cases: list[CaseComparison] = []
     for rb, rn in both_ok:
-        # no moderated floor here (compare has one): measured on the 2-core VM it cost ab most of its power
-        # (a 20% slowdown caught in 10 of 84 cases instead of 43) and stopped no false alarm (0 of 316 A/A
-        # cases slower either way); docs/measurements/2026-11-22-ci-cpu-2core-issue9-targets.md
-        v = compare_rounds(_rounds(rb), _rounds(rn), threshold, CONFIDENCE, paired=True)
+        v, busy = _pair_verdict(rb, rn, threshold)
         verdict, note = v.verdict, v.note
-        if stall_flagged(rb) or stall_flagged(rn):  # busy machine: the same rule as `compare`
+        if busy:  # busy machine: the same rule as `compare`
             verdict, note, stalled = "too noisy", "busy machine: a stall was flagged; no verdict", stalled + 1
         cases.append(
             CaseComparison(
