@@ -146,6 +146,7 @@ def test_ab_on_controlled_samples_calls_a_planted_slowdown_and_nothing_else(tmp_
     assert all(r["rounds"] == 3 for r in (*result.base_doc["records"], *result.new_doc["records"]))
 
 
+@pytest.mark.slow  # two A/B runs of stub sides: four worker processes each
 def test_extra_rounds_go_to_the_undecided_cases_only(tmp_path: Path) -> None:
     from rnnbench.analysis.compare import CONFIDENCE, compare_rounds, stall_flagged
 
