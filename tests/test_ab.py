@@ -188,8 +188,8 @@ def test_extra_rounds_go_to_the_undecided_cases_only(tmp_path: Path) -> None:
 def test_cli_ab_prints_a_verdict_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env_before = dict(os.environ)
     assert main(["ab", "--base", sys.executable, "--new", sys.executable, *TINY, "--formulation", "concat",
-                 "--budget", "0.05", "--rounds", "2", "--threads", "1", "--results", str(tmp_path),
-                 "--no-progress", "--format", "markdown"]) == 0  # fmt: skip
+                 "--budget", "0.05", "--rounds", "2", "--extra-rounds", "0", "--threads", "1",
+                 "--results", str(tmp_path), "--no-progress", "--format", "markdown"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "common-mode shift" in out and "| verdict |" in out and "paired hierarchical bootstrap" in out
     assert len(list((tmp_path / "runs").glob("*/*.json"))) == 2
@@ -208,7 +208,7 @@ def test_a_revision_side_runs_its_own_checkout_and_leaves_no_worktree(tmp_path: 
     cases = [Case("numpy", "cpu", "rnn", "concat", batch=4, input_size=16, hidden=16, seq_len=4)]
     opts = ABOptions(
         base="HEAD", new=sys.executable, results_dir=tmp_path, threads=1,
-        timing=TimingConfig(budget_s=0.1, min_samples=5), rounds=3, progress=False,
+        timing=TimingConfig(budget_s=0.1, min_samples=5), rounds=3, extra_rounds=0, progress=False,
     )  # fmt: skip
     result = run_ab(cases, 1, opts)
     assert result.base_doc["ab"]["revision"] == head
@@ -230,7 +230,7 @@ def test_a_side_without_stepping_falls_back_to_round_by_round(tmp_path: Path) ->
     cases = [Case("numpy", "cpu", "rnn", "concat", batch=4, input_size=16, hidden=16, seq_len=4)]
     opts = ABOptions(
         base=ROUND_ONLY_REVISION, new=sys.executable, results_dir=tmp_path, threads=1,
-        timing=TimingConfig(budget_s=0.1, min_samples=5), rounds=2, progress=False,
+        timing=TimingConfig(budget_s=0.1, min_samples=5), rounds=2, extra_rounds=0, progress=False,
     )  # fmt: skip
     result = run_ab(cases, 1, opts)
     assert result.base_doc["ab"]["interleave"] == result.new_doc["ab"]["interleave"] == "round"
