@@ -34,8 +34,10 @@ def test_the_torch_extra_alone_runs_a_torch_sweep_to_its_summary(tmp_path: Path)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     # nothing of this suite's environment may leak in: the fresh interpreter must find only what pip gave it
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    # --no-compile: byte-compiling every module of torch up front is install time this test does not need
+    # (the run compiles the modules it imports)
     pip = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{source}[torch]"],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", f"{source}[torch]"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-4000:]
