@@ -127,6 +127,7 @@ def _stub_options(tmp_path: Path, name: str, noise: float, new_env: dict[str, st
     )  # fmt: skip
 
 
+@pytest.mark.slow  # an A/B run of stub sides: worker processes
 def test_ab_on_controlled_samples_calls_a_planted_slowdown_and_nothing_else(tmp_path: Path) -> None:
     # stub sides: every sample is 100 µs x the planted factor x 0.2% log-normal noise, whatever the machine
     # does, so a round's paired ratio is known to about 0.1% and the verdicts below cannot flake
