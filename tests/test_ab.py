@@ -1,5 +1,8 @@
 """`rnnbench ab`: bad input exits 2 writing nothing; a real interleaved run stores two linked documents and
-finds a slowdown injected through the worker's self-test switch; a revision side runs its own checkout."""
+finds a slowdown injected through the worker's self-test switch; a revision side runs its own checkout.
+
+Verdicts and extra rounds are held to their targets on stub sides (tests/stub_side.py), whose samples are
+drawn around a planted level: on real samples they would depend on how busy the machine is."""
 
 from __future__ import annotations
 
