@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := rnnbench tests scripts $(wildcard benchmarks)
 SHELL_SCRIPTS := $(wildcard scripts/*.sh scripts/slurm/*.sh scripts/slurm/*.sbatch)
 
-.PHONY: bench test test-fast lint typecheck pytest verify clean chromium slurm gpu-check
+.PHONY: bench test test-fast test-stress lint typecheck pytest verify clean chromium slurm gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,6 +43,16 @@ pytest: $(STAMP) chromium slurm
 	RNNBENCH_REQUIRE_BROWSER=1 RNNBENCH_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# `make test-stress` (not part of `make test`): the same pytest with one core kept busy by a spinning process,
+# as another job on a shared VM would. A test whose outcome hangs on the machine's mood fails here first; the
+# tests feed controlled inputs instead (injected samples, fake clocks, stub workers), so this passes too.
+# The spinner is a background job of a non-interactive shell, so a Ctrl-C does not reach it: the trap ends it.
+test-stress: SHELL := /bin/bash
+test-stress: $(STAMP) chromium slurm
+	$(BIN)/python -c 'while True: pass' & spinner=$$!; \
+	trap 'kill $$spinner 2>/dev/null' EXIT INT TERM; \
+	RNNBENCH_REQUIRE_BROWSER=1 RNNBENCH_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q
 
 # no browser or SLURM needed: without chromium or slurm-wlm their tests skip here (make test requires them)
 test-fast: lint

@@ -196,21 +196,25 @@ def test_workers_die_with_their_parent_and_resume_refuses_a_live_run(tmp_path, c
     ],
     ids=["pid-poll-only", "prctl-only"],
 )
-def test_each_mechanism_alone_ends_an_orphaned_worker(platform: str, poll_s: float) -> None:
+def test_each_mechanism_alone_ends_an_orphaned_worker(platform: str, poll_s: float, tmp_path: Path) -> None:
     # a middle process starts a grandchild that relies on one mechanism only, then dies
+    ready = tmp_path / "ready"
     grandchild = (
-        f"import sys, time; from rnnbench.sweep import worker; sys.platform = {platform!r}; "
-        f"worker.die_with_parent(int(sys.argv[1]), poll_s={poll_s}); time.sleep(60)"
+        f"import sys, time; from pathlib import Path; from rnnbench.sweep import worker; sys.platform = {platform!r}; "
+        f"worker.die_with_parent(int(sys.argv[1]), poll_s={poll_s}); Path(sys.argv[2]).touch(); time.sleep(60)"
     )
     middle = (
         "import os, subprocess, sys, time; "
-        f"p = subprocess.Popen([sys.executable, '-c', {grandchild!r}, str(os.getpid())]); "
+        f"p = subprocess.Popen([sys.executable, '-c', {grandchild!r}, str(os.getpid()), {str(ready)!r}]); "
         "print(p.pid, flush=True); time.sleep(60)"
     )
     m = subprocess.Popen([sys.executable, "-c", middle], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert m.stdout is not None
     pid = int(m.stdout.readline())
-    time.sleep(1.0)  # let it import and start polling
+    # the middle dies only once the grandchild's mechanism is armed: a fixed pause (it was 1 s) let a loaded
+    # machine kill the middle while the grandchild still imported, so its own start-up check ended it and
+    # the mechanism under test never ran
+    _wait_for(ready.exists)
     assert alive({pid})
     m.kill()
     m.wait()
