@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from rnnbench.cli import (
     ab,
+    bisect,
     compare,
     doctor,
     env,
@@ -34,7 +35,22 @@ from rnnbench.errors import UsageError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (verify, run, env, listing, harness, export, report, compare, ab, regressions, doctor, merge, landing)
+COMMANDS = (
+    verify,
+    run,
+    env,
+    listing,
+    harness,
+    export,
+    report,
+    compare,
+    ab,
+    bisect,
+    regressions,
+    doctor,
+    merge,
+    landing,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
