@@ -21,6 +21,7 @@ from rnnbench.cli import (
     env,
     export,
     harness,
+    history,
     landing,
     listing,
     merge,
@@ -34,7 +35,22 @@ from rnnbench.errors import UsageError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (verify, run, env, listing, harness, export, report, compare, ab, regressions, doctor, merge, landing)
+COMMANDS = (
+    verify,
+    run,
+    env,
+    listing,
+    harness,
+    export,
+    history,
+    report,
+    compare,
+    ab,
+    regressions,
+    doctor,
+    merge,
+    landing,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
