@@ -128,12 +128,18 @@ def _write_atomically(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _table_bytes(table: Any) -> bytes:
+def _table_bytes(table: Any, floats: bool = False) -> bytes:
+    """`table` as zstd Parquet; `floats`: a table of raw float samples, whose mantissas are noise to
+    a compressor: byte-stream-split encoding (each byte plane apart) without dictionaries packs them
+    17% tighter than the defaults (measured on a night's samples; docs/history.md)."""
     import pyarrow as pa  # heavy: only readers and writers of the history need it
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    if floats:
+        pq.write_table(table, sink, compression="zstd", use_dictionary=False, use_byte_stream_split=True)
+    else:
+        pq.write_table(table, sink, compression="zstd")
     return bytes(sink.getvalue().to_pybytes())
 
 
@@ -190,7 +196,7 @@ def write_night(root: str | Path, frame: pd.DataFrame) -> Night:
         path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(night.summary, _table_bytes(pa.Table.from_pandas(summary, preserve_index=False)))
     assert night.samples is not None
-    _write_atomically(night.samples, _table_bytes(samples))
+    _write_atomically(night.samples, _table_bytes(samples, floats=True))
     _prune_samples(root / "samples" / machine, int(settings.get("keep_samples", KEEP_SAMPLES)))
     return night
 

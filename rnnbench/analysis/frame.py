@@ -583,6 +583,8 @@ def result_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     for path in _json_files([Path(p) for p in paths]):
         if path.name in ("benchmarks.json", "machine.json") and path.parent.name != "runs":
             continue  # asv's metadata files, read alongside the results they describe
+        if path.name == columnar.MARKER:
+            continue  # a columnar history inside a results folder: read when named, not walked into
         yield path
 
 
