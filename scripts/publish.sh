@@ -6,7 +6,8 @@
 #
 # --history is the results folder that keeps every night (the `results` branch in
 # CI): the merged run lands in DIR/runs/<machine>/, the shards' asv results in
-# DIR/asv/. --site receives index.html (the landing page), report/, asv/ and
+# DIR/asv/, and both in the columnar history DIR/nights/ (docs/history.md) that the
+# regression check and the report read. --site receives index.html (the landing page), report/, asv/ and
 # regressions.txt; it opens from disk and from GitHub Pages alike.
 #
 # Environment (all optional):
@@ -45,29 +46,29 @@ mkdir -p "$history" "$site"
 history=$(cd "$history" && pwd)
 site=$(cd "$site" && pwd)
 
-# 1. one run document from every shard (exit 2 on a missing shard or a duplicated case)
-"${rnnbench[@]}" merge "${shards[@]}" --out "$history"
+# 1. one run document from every shard (exit 2 on a missing shard or a duplicated case), merged
+# aside first so the night's document alone goes into the columnar history, then kept beside it
+merged=$(mktemp -d)
+trap 'rm -rf "$merged"' EXIT
+"${rnnbench[@]}" merge "${shards[@]}" --out "$merged"
+"${rnnbench[@]}" history import "$merged" --out "$history/nights" --no-progress
+cp -R "$merged/." "$history/"
 
-# 2. the shards' asv results join the asv history
+# 2. the shards' asv results join the asv history, and the columnar one
 for shard in "${shards[@]}"; do
     if [[ -d $shard/asv ]]; then
         mkdir -p "$history/asv"
         cp -R "$shard/asv/." "$history/asv/"
+        "${rnnbench[@]}" history import "$shard/asv" --out "$history/nights" --no-progress
     fi
 done
 
-# 3. the regression check over the whole history.
-# SWITCH(verdicts): `regressions --baseline N` (issue 9) judges the newest run against
-# its last N; until it exists, the step-change check runs (and the landing page judges
-# the newest run against the baseline itself).
-if "${rnnbench[@]}" regressions --help | grep -q -- '--baseline'; then
-    "${rnnbench[@]}" regressions "$history" --baseline "$baseline" --threshold "$threshold" >"$site/regressions.txt"
-else
-    "${rnnbench[@]}" regressions "$history" --threshold "$threshold" >"$site/regressions.txt"
-fi
+# 3. the regression check: the newest night against its last N, read from the columnar history
+# (only those nights' files are opened)
+"${rnnbench[@]}" regressions "$history/nights" --baseline "$baseline" --threshold "$threshold" >"$site/regressions.txt"
 
-# 4. the rnnbench report
-"${rnnbench[@]}" report "$history" --out "$site/report" --quiet "${report_extra[@]}"
+# 4. the rnnbench report, from the columnar history
+"${rnnbench[@]}" report "$history/nights" --out "$site/report" --quiet "${report_extra[@]}"
 
 # 5. the asv dashboard (needs the repository's git history for commit dates)
 if [[ -f $history/asv/benchmarks.json ]]; then

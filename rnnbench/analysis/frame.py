@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rnnbench.analysis import columnar
 from rnnbench.case import PASSES, Case
 from rnnbench.errors import UsageError
 from rnnbench.sweep.records import KIND, DocumentError, Record, RunDocument
@@ -56,6 +57,7 @@ __all__ = [
     "iter_rows",
     "load",
     "one_line_warnings",
+    "result_files",
 ]
 
 
@@ -576,13 +578,20 @@ def _bad_asv_value(v: Any, positive: bool) -> str | None:
 # -- the frame --------------------------------------------------------------------------------------
 
 
-def iter_rows(paths: Iterable[str | Path] | None = None) -> Iterator[dict[str, Any]]:
-    """Every measured case in the result files under `paths` (default `results/`), as dicts."""
-    roots = [Path(p) for p in (paths or ["results"])]
-    bench_cache: dict[Path, dict[str, dict[str, Any]]] = {}
-    for path in _json_files(roots):
+def result_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """The files under `paths` that may hold results (asv's metadata files and hidden folders left out)."""
+    for path in _json_files([Path(p) for p in paths]):
         if path.name in ("benchmarks.json", "machine.json") and path.parent.name != "runs":
             continue  # asv's metadata files, read alongside the results they describe
+        if path.name == columnar.MARKER:
+            continue  # a columnar history inside a results folder: read when named, not walked into
+        yield path
+
+
+def iter_rows(paths: Iterable[str | Path] | None = None) -> Iterator[dict[str, Any]]:
+    """Every measured case in the result files under `paths` (default `results/`), as dicts."""
+    bench_cache: dict[Path, dict[str, dict[str, Any]]] = {}
+    for path in result_files(paths or ["results"]):
         doc = _read_json(path)
         if doc is None:
             continue
@@ -594,20 +603,50 @@ def iter_rows(paths: Iterable[str | Path] | None = None) -> Iterator[dict[str, A
             _skip(path, "neither an rnnbench-run document nor an asv result")
 
 
-def load(paths: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame:
-    """All runner documents and asv results under `paths` (files or folders; default `results/`).
+def load(
+    paths: Iterable[str | Path] | str | Path | None = None,
+    machines: Iterable[str] | None = None,
+    last: int | None = None,
+    since: str | None = None,
+) -> pd.DataFrame:
+    """All runner documents, asv results and history folders under `paths` (default `results/`).
 
     One row per measured case, metric and run, columns `COLUMNS`; `date` is a
     UTC timestamp, `samples_s` a list of per-call seconds (empty when none
-    were recorded) and `round_samples_s` the same samples as one list per
-    round. Files that are not results are skipped with a `SkippedFileWarning`,
-    malformed records with a `SkippedRecordWarning` naming the file and field.
+    were recorded, or when a history no longer keeps that night's samples)
+    and `round_samples_s` the same samples as one list per round. Files that
+    are not results are skipped with a `SkippedFileWarning`, malformed records
+    with a `SkippedRecordWarning` naming the file and field, unreadable
+    history nights likewise. `machines`, `last` (runs per machine) and `since`
+    (a UTC date) narrow what is read: a history folder (`analysis.columnar`)
+    opens only those nights; documents are read, then narrowed the same way.
     """
     import pandas as pd
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    frame = pd.DataFrame(list(iter_rows(paths)), columns=list(COLUMNS[:-1]))
+    paths = [Path(p) for p in (paths or ["results"])]
+    histories = [p for p in paths if columnar.is_history(p)]
+    documents = [p for p in paths if p not in histories]
+    machines = list(machines) if machines is not None else None
+    parts = [pd.DataFrame(list(iter_rows(documents)), columns=list(COLUMNS[:-1]))] if documents else []
+    if parts and (machines is not None or last is not None or since is not None):
+        parts[0] = _narrowed(parts[0], machines, last, since)
+    for root in histories:
+        stored = columnar.read_frame(
+            root, machines, last, since, on_corrupt=lambda exc: warnings.warn(str(exc), SkippedFileWarning, 2)
+        )
+        parts.append(stored.reindex(columns=list(COLUMNS[:-1])))
+    if not parts:
+        frame = pd.DataFrame(columns=list(COLUMNS[:-1]))
+    elif len(parts) == 1:
+        frame = parts[0]
+    else:
+        frame = pd.concat(parts, ignore_index=True)
+    if histories:
+        # Parquet hands back a column that was all missing in one night as nulls of no type, and concat
+        # then makes the text columns `object`: infer them again, as building the frame from rows does
+        frame = frame.infer_objects()
     frame["date"] = pd.to_datetime(frame["date"], utc=True, errors="coerce", format="mixed")
     int_columns = ("batch", "input_size", "hidden", "seq_len", "layers", "flops", "number", "threads", "cpu_cores")
     for col in (*int_columns, "rounds"):
@@ -616,6 +655,24 @@ def load(paths: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame
                 "machine_peak_gflops", "bandwidth_gbps"):  # fmt: skip
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     frame["commit8"] = frame["commit"].astype("object").map(lambda c: c[:8] if isinstance(c, str) else None)
+    return frame
+
+
+def _narrowed(frame: pd.DataFrame, machines: list[str] | None, last: int | None, since: str | None) -> pd.DataFrame:
+    """Documents' rows narrowed as a history read would be: machines, runs from `since`, the `last` N per machine."""
+    import pandas as pd
+
+    if machines is not None:
+        frame = frame[frame["machine"].isin(machines)]
+    dates = pd.to_datetime(frame["date"], utc=True, errors="coerce", format="mixed")
+    if since is not None:
+        frame, dates = frame[dates >= pd.Timestamp(since, tz="UTC")], dates[dates >= pd.Timestamp(since, tz="UTC")]
+    if last is not None:
+        starts = pd.DataFrame({"machine": frame["machine"], "file": frame["file"], "date": dates})
+        first = starts.groupby(["machine", "file"], dropna=False)["date"].min().reset_index()
+        first["n"] = first.sort_values("date").groupby("machine", dropna=False).cumcount(ascending=False)
+        keep = set(first.loc[first["n"] < last, "file"])
+        frame = frame[frame["file"].isin(keep)]
     return frame
 
 

@@ -62,12 +62,13 @@ def _folded(messages: Sequence[str]) -> list[str]:
     return lines
 
 
-def load_results(paths: Sequence[str]) -> pd.DataFrame:
-    """Every result under `paths` (default `results/`) as one frame; UsageError when there is none."""
+def load_results(paths: Sequence[str], last: int | None = None) -> pd.DataFrame:
+    """Every result under `paths` (default `results/`) as one frame, or each machine's `last` N runs;
+    UsageError when there is none."""
     from rnnbench.analysis.frame import load
 
     with warnings_or_reason():
-        frame = load(list(paths) or None)
+        frame = load(list(paths) or None, last=last)
         if frame.empty:
             raise UsageError(f"no rnnbench or asv results in {', '.join(paths or ['results'])}")
     return frame

@@ -13,11 +13,16 @@ __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
+    from rnnbench.analysis.columnar import is_history
     from rnnbench.analysis.frame import one_line_warnings
     from rnnbench.analysis.history import baseline, detect, format_baseline, format_steps
     from rnnbench.cli.inputs import load_results
 
-    frame = load_results(args.paths)
+    if args.baseline and args.paths and all(is_history(p) for p in args.paths):
+        # a history answers "the newest night vs its previous N" from those nights' files alone
+        frame = load_results(args.paths, last=args.baseline + 1)
+    else:
+        frame = load_results(args.paths)
     with one_line_warnings():
         if args.baseline:
             verdicts, short = baseline(frame, args.baseline, args.threshold)
