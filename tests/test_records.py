@@ -43,16 +43,18 @@ def test_statistics_match_numpy() -> None:
 def test_worker_record_and_rounds_merge_keep_every_round_apart() -> None:
     r1 = make_record(CASE, "ok", threads=1, m=Measurement((3e-3, 1e-3, 2e-3), 10, 0.5, 5, timed_s=0.1))
     r2 = make_record(CASE, "ok", threads=1, m=Measurement((4e-3, 6e-3), 10, 0.0, 5, timed_s=0.2))
-    assert r1["round_samples_s"] == [[3e-3, 1e-3, 2e-3]] and r1["median_s"] == 2e-3 and r1["rounds"] == 1
-    merged = merge_round(r1, r2)
+    j1 = r1.to_json()
+    assert j1["round_samples_s"] == [[3e-3, 1e-3, 2e-3]] and j1["median_s"] == 2e-3 and j1["rounds"] == 1
+    merged_record = merge_round(r1, r2)
+    merged = merged_record.to_json()
     assert merged["round_samples_s"] == [[3e-3, 1e-3, 2e-3], [4e-3, 6e-3]]
-    assert Record.from_json(merged).samples == Samples.of(r1["samples_s"], r2["samples_s"])
+    assert Record.from_json(merged).samples == Samples.of(j1["samples_s"], r2.to_json()["samples_s"])
     assert merged["samples_s"] == [3e-3, 1e-3, 2e-3, 4e-3, 6e-3] and merged["rounds"] == 2
     assert merged["median_s"] == 3e-3 and merged["round_medians_s"] == [2e-3, 5e-3]
     assert merged["gflops"] == pytest.approx(CASE.flops / 3e-3 / 1e9) and merged["compile_s"] == 0.5
     assert merged["timed_s"] == pytest.approx(0.3)
     # a later round that failed fails the case: the earlier samples stay, marked by the round that failed
-    failed = merge_round(merged, make_record(CASE, "failed", threads=1, error="worker died"))
+    failed = merge_round(merged_record, make_record(CASE, "failed", threads=1, error="worker died")).to_json()
     assert failed["samples_s"] == merged["samples_s"] and failed["error"] == "round 3: worker died"
     assert failed["status"] == "failed" and failed["failed_round"] == 3
     assert Record.from_json(failed).to_json() == failed
@@ -61,7 +63,7 @@ def test_worker_record_and_rounds_merge_keep_every_round_apart() -> None:
 
 
 def test_unusable_samples_from_the_engine_fail_the_case_not_the_worker() -> None:
-    rec = make_record(CASE, "ok", threads=1, m=Measurement((1e-3, 0.0), 1, 0.0, 1))
+    rec = make_record(CASE, "ok", threads=1, m=Measurement((1e-3, 0.0), 1, 0.0, 1)).to_json()
     assert rec["status"] == "failed" and "samples_s" in rec["error"] and rec["samples_s"] == []
 
 
