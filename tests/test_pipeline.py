@@ -220,6 +220,18 @@ def test_merge_reads_the_grid_from_the_headers_and_says_what_to_do_without_one(
     assert code == 0 and "grid not checked" in out, out
 
 
+def test_a_document_an_older_rnnbench_wrote_merges_only_without_the_grid_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = sorted((ROOT / "tests" / "data" / "runs-legacy" / "runs").glob("*/*.json"))[0]
+    code, out = merge(capsys, old, "--out", tmp_path / "history")
+    assert code == 2 and "does not record the grid" in out and len(out.strip().splitlines()) == 1, out
+    code, out = merge(capsys, old, "--out", tmp_path / "history", "--no-grid-check")
+    assert code == 0 and "grid not checked" in out, out
+    ((_, doc),) = iter_documents(tmp_path / "history")
+    assert len(doc["records"]) == len(json.loads(old.read_text())["records"]) and "grid" not in doc
+
+
 def test_merge_names_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = merge(capsys, tmp_path / "nope", "--out", tmp_path / "history")
     assert code == 2 and "no such shard" in out

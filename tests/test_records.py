@@ -284,3 +284,66 @@ def test_many_malformed_records_print_a_few_lines_and_a_count(
     assert len(lines) == RECORD_WARNINGS_SHOWN + 1, lines
     assert all(str(path) in line for line in lines)
     assert lines[-1].endswith(f"{40 - RECORD_WARNINGS_SHOWN} more malformed records (left out)")
+
+
+# -- the write path --------------------------------------------------------------------------------------
+
+
+def test_one_noise_rule_for_the_engine_the_records_and_ab() -> None:
+    """`timing.is_noisy` is the rule `Measurement.noisy` and `Samples.noisy` give (and `ab._quiet` uses);
+    the quartiles are numpy's inclusive ones, an independent oracle."""
+    from rnnbench.measure.timing import iqr, is_noisy
+    from rnnbench.sweep.ab import _quiet
+
+    rng = np.random.default_rng(3)
+    for spread in (0.001, 0.03, 0.2):
+        samples = tuple(float(x) for x in rng.lognormal(-7, spread, 25))
+        q25, q75 = np.percentile(samples, [25, 75])
+        assert iqr(samples) == pytest.approx(q75 - q25, rel=1e-9)
+        want = (q75 - q25) / np.median(samples) > 0.05
+        assert is_noisy(samples, 0.05) == want
+        assert Measurement(samples, 1, 0.0, 0, 0.05).noisy == want == Samples.of(samples).noisy(0.05)
+        assert _quiet(samples, 0.05) == (not want)
+    assert is_noisy((1.0, 0.0, 0.0), 0.05)  # no positive median: never quiet
+
+
+def test_every_preset_grid_survives_the_run_header_and_a_bad_one_is_named() -> None:
+    from rnnbench.errors import UsageError
+    from rnnbench.sweep.grid import PRESETS, Grid
+
+    for grid in PRESETS.values():
+        assert Grid.from_json(json.loads(json.dumps(grid.to_json()))) == grid
+    good = PRESETS["quick"].to_json()
+    for bad, field in ((good | {"axes": []}, "axes"), (good | {"cells": ["lstm", "elman"]}, "elman"),
+                       (good | {"shapes": [[1, 2, 3]]}, "shapes"), (good | {"layers": [0]}, "layer")):  # fmt: skip
+        with pytest.raises(UsageError, match=field):
+            Grid.from_json(bad)
+
+
+def test_the_header_grid_is_written_only_when_known_and_read_back(tmp_path: Path) -> None:
+    from rnnbench.sweep.grid import PRESETS
+    from rnnbench.sweep.store import RunWriter, new_document, read_document
+
+    machine = {"machine": "m", "git_commit": None}
+    plain = new_document(machine, command=["rnnbench", "run"], preset="quick", shard=None).to_json()
+    assert "grid" not in plain  # a document without one is written as before
+    writer = RunWriter(tmp_path, machine, command=["rnnbench", "run"], preset="quick", shard="1/2",
+                       grid=PRESETS["quick"])  # fmt: skip
+    try:
+        writer.set_order_seed(7)
+        writer.add(make_record(CASE, "ok", threads=1, m=Measurement((2e-3, 1e-3, 3e-3), 1, 0.0, 0)))
+        writer.add(make_record(CASE, "skipped", threads=1, error="n/a"))
+        writer.sort_records(0, lambda r: r.status != "skipped")
+    finally:
+        writer.close()
+    doc, problems = RunDocument.from_json(read_document(writer.path))
+    assert not problems and doc.grid == PRESETS["quick"].to_json() and doc.extra["order_seed"] == 7
+    assert [r.status for r in doc.records] == ["skipped", "ok"] == [r.status for r in writer.records]
+    assert doc.to_json() == read_document(writer.path) == json.loads(writer.dumps())
+
+
+def test_annotations_cannot_overwrite_what_the_record_derives() -> None:
+    rec = make_record(CASE, "ok", threads=1, m=Measurement((2e-3, 1e-3), 1, 0.0, 0))
+    assert rec.annotated({"load_avg": 0.5}).to_json()["load_avg"] == 0.5
+    with pytest.raises(ValueError, match="median_s"):
+        rec.annotated({"median_s": 1.0})
