@@ -1,14 +1,18 @@
-"""The typed model of a run document: `RunDocument`, `Record`, `Samples` and `Peak`, their validation and statistics.
+"""The typed model of a run document: `RunDocument`, `Record`, `Samples`, `Peak` and the header objects
+(`ABHeader`, `PeakFailure`), their validation and statistics.
 
 This module owns what an `rnnbench-run` document is (`KIND`, `API_VERSION`),
 how one is read (every record validated field by field; a malformed record
 is left out with a `Problem` naming the field, never an exception for the
 rest), how every statistic a record stores is computed from its samples
 (`Samples`: median, IQR, mean, quartiles, per-round medians; `Record.merge`
-adds a later round), and how every `api_version` ever written is read. Only
+adds a later round), and how every `api_version` ever written is read.
+A process boundary crosses here too: a record sent as JSON (`rnnbench ab`'s
+sides) is `to_json` on one end and `from_json` on the other. Only
 version 1 has been written; within it, fields were added over time
 (`timed_s`, `wall_s`, `noise_threshold`, `rounds`, `round_medians_s`, now `round_samples_s`), and
-a document without one reads as before (see `Record.from_json`). The on-disk
+a document without one reads as before (see `Record.from_json`); so does one
+without the header's `grid`, the latest (only `merge` needs it). The on-disk
 form is the JSON `Record.to_json` writes: `samples_s` holds every sample,
 round after round, and `round_samples_s` the same samples as one list per
 round (what `rnnbench ab` and the landing page read).

@@ -5,6 +5,11 @@ One document per run (`<created>-<commit8>-<run8>.json`), carrying an
 case. asv keeps its own results beside these, in `results/asv/` (its
 `results_dir`), so neither format has to know the other.
 
+`RunWriter` is the one writer: it takes typed `records.Record`s, `Peak`s and
+header objects (the grid, the rounds' seed, an `ab` header, the frameworks'
+runtimes) and keeps their JSON form itself, so no code outside this module
+builds or edits a document's dicts.
+
 Durability: a run rewrites *its own* file atomically (write a temporary file
 in the same directory, fsync, rename) at most `FLUSH_INTERVAL_S` after each
 case and whenever it stops, so a Ctrl-C or an error keeps every finished case,
