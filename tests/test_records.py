@@ -339,7 +339,7 @@ def test_the_header_grid_is_written_only_when_known_and_read_back(tmp_path: Path
     doc, problems = RunDocument.from_json(read_document(writer.path))
     assert not problems and doc.grid == PRESETS["quick"].to_json() and doc.extra["order_seed"] == 7
     assert [r.status for r in doc.records] == ["skipped", "ok"] == [r.status for r in writer.records]
-    assert doc.to_json() == read_document(writer.path) == json.loads(writer.dumps())
+    assert doc.to_json() == read_document(writer.path) == json.loads(writer.dumps()) == writer.document().to_json()
 
 
 def test_annotations_cannot_overwrite_what_the_record_derives() -> None:

@@ -297,7 +297,8 @@ class RunWriter:
 
     def document(self) -> RunDocument:
         """The document as it stands, typed (its records are the ones added, not read back from disk)."""
-        doc, _ = RunDocument.from_json(json.loads(self.dumps()))
+        # the header through its JSON form (a copy, read as every reader reads it); the records as they are
+        doc, _ = RunDocument.from_json(json.loads(json.dumps(self._doc | {"records": []})))
         return replace(doc, records=tuple(self._records))
 
     def dumps(self) -> str:
