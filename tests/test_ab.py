@@ -165,8 +165,9 @@ def test_extra_rounds_go_to_the_undecided_cases_only(tmp_path: Path) -> None:
             timing=TimingConfig(budget_s=0.03, min_samples=5), rounds=2, extra_rounds=extra, threshold=threshold,
         )  # fmt: skip
         result = run_ab(cases, 1, opts)
-        assert result.base_doc["ab"]["extra_rounds"] == extra
-        return list(zip(result.base_doc["records"], result.new_doc["records"], strict=True))
+        assert result.base_doc.extra["ab"]["extra_rounds"] == extra
+        base, new = ([r.to_json() for r in d.records] for d in (result.base_doc, result.new_doc))
+        return list(zip(base, new, strict=True))
 
     # a band of +-50%: both cases are decided (`same`, `slower`) after the 2 rounds, so none takes more
     assert all(rb["rounds"] == rn["rounds"] == 2 for rb, rn in ab(0.5, 3))
@@ -215,9 +216,9 @@ def test_a_revision_side_runs_its_own_checkout_and_leaves_no_worktree(tmp_path: 
         timing=TimingConfig(budget_s=0.1, min_samples=5), rounds=3, extra_rounds=0, progress=False,
     )  # fmt: skip
     result = run_ab(cases, 1, opts)
-    assert result.base_doc["ab"]["revision"] == head
-    assert result.base_doc["machine"]["git_commit"] == head  # the fingerprint came from the checkout itself
-    assert result.base_doc["records"][0]["status"] == "ok"
+    assert result.base_doc.extra["ab"]["revision"] == head
+    assert result.base_doc.machine["git_commit"] == head  # the fingerprint came from the checkout itself
+    assert result.base_doc.records[0].status == "ok"
     assert git("worktree", "list") == before
 
 
@@ -237,8 +238,8 @@ def test_a_side_without_stepping_falls_back_to_round_by_round(tmp_path: Path) ->
         timing=TimingConfig(budget_s=0.1, min_samples=5), rounds=2, extra_rounds=0, progress=False,
     )  # fmt: skip
     result = run_ab(cases, 1, opts)
-    assert result.base_doc["ab"]["interleave"] == result.new_doc["ab"]["interleave"] == "round"
-    assert [r["status"] for r in (*result.base_doc["records"], *result.new_doc["records"])] == ["ok", "ok"]
+    assert result.base_doc.extra["ab"]["interleave"] == result.new_doc.extra["ab"]["interleave"] == "round"
+    assert [r.status for r in (*result.base_doc.records, *result.new_doc.records)] == ["ok", "ok"]
     assert len(result.comparison.cases) == 1
 
 

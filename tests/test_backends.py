@@ -187,7 +187,7 @@ def test_an_inaccurate_case_is_recorded_apart_from_a_crash():
 
     case = Case(framework="jax", mode="compiled", cell="gru", pass_="train", dtype="bfloat16", precision="pure",
                 seq_len=375, batch=16, input_size=16, hidden=16)  # fmt: skip
-    record = measure_case(case, TimingConfig(), threads=1, peak_gflops=None)
+    record = measure_case(case, TimingConfig(), threads=1, peak_gflops=None).to_json()
     assert record["status"] == "inaccurate" and "dbias" in record["error"]
     assert (record["precision"], record["fp32"], record["median_s"]) == ("pure", "strict", None)
 

@@ -111,13 +111,14 @@ def test_cuda_fingerprint_agrees_with_the_frameworks():
 def test_cuda_sweep_records_gpu_samples_and_runtimes(tmp_path):
     from rnnbench.measure.machine import GPU_SAMPLE_KEYS, fingerprint
     from rnnbench.sweep.runner import RunOptions, run_cases
+    from rnnbench.sweep.store import read_document
 
     case = Case(framework="torch", device="cuda", cell="lstm", formulation="native", batch=8, input_size=24,
                 hidden=32, seq_len=6)  # fmt: skip
     writer = run_cases([case], fingerprint(1), RunOptions(tmp_path, threads=1, timing=FAST, peak_timing=FAST,
                                                           progress=False))  # fmt: skip
-    (record,) = writer.doc["records"]
+    (record,) = read_document(writer.path)["records"]
     assert record["status"] == "ok", record["error"]
     assert set(GPU_SAMPLE_KEYS) <= set(record)
-    assert writer.doc["machine"]["runtimes"]["torch"]["cudnn"]
+    assert read_document(writer.path)["machine"]["runtimes"]["torch"]["cudnn"]
     assert record["machine_peak_gflops"] and record["bandwidth_gbps"]

@@ -83,7 +83,7 @@ def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
 def test_a_failure_in_a_later_round_fails_the_case_and_keeps_the_earlier_samples(tmp_path):
     cases = [_case(8), _case(29), _case(9)]
     writer = run_cases(cases, fingerprint(1), _opts(tmp_path, rounds=2))
-    by_hidden = {r["hidden"]: r for r in writer.doc["records"]}
+    by_hidden = {r["hidden"]: r for r in read_document(writer.path)["records"]}
     bad = by_hidden[29]
     assert bad["status"] == "failed" and bad["failed_round"] == 2
     assert bad["error"].startswith("round 2: worker process died (exit code 5)")
@@ -100,7 +100,7 @@ def test_a_poisoned_worker_is_replaced_and_the_group_goes_on(tmp_path):
     assert not is_poisoning("FloatingPointError: injected failure inside the kernel")
     cases = [_case(8), _case(23), _case(9), _case(10, "concat")]
     writer = run_cases(cases, fingerprint(1), _opts(tmp_path, rounds=2))
-    by_hidden = {r["hidden"]: r for r in writer.doc["records"]}
+    by_hidden = {r["hidden"]: r for r in read_document(writer.path)["records"]}
     assert by_hidden[23]["status"] == "failed"
     assert "illegal memory access" in by_hidden[23]["error"] and "(worker replaced)" in by_hidden[23]["error"]
     assert "poisoned" not in by_hidden[23]
@@ -113,8 +113,8 @@ def test_a_failed_peak_probe_is_retried_once_in_a_fresh_worker(tmp_path, monkeyp
     monkeypatch.setenv("RNNBENCH_FAULTY_PEAK", f"{tmp_path / 'count'}:1")
     writer = run_cases([_case(8)], fingerprint(1), _opts(tmp_path / "r", rounds=1))
     assert (tmp_path / "count").read_text() == "2"  # the failed probe and its retry
-    assert "peak_failures" not in writer.doc and len(writer.doc["peaks"]) == 1
-    (rec,) = writer.doc["records"]
+    assert "peak_failures" not in read_document(writer.path) and len(read_document(writer.path)["peaks"]) == 1
+    (rec,) = read_document(writer.path)["records"]
     assert rec["status"] == "ok" and rec["peak_fraction"] > 0
 
 

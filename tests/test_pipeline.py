@@ -8,6 +8,7 @@ has a known right answer. The end-to-end runs are in test_pipeline_e2e.py.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import random
@@ -23,6 +24,7 @@ from rnnbench.cli.main import main
 from rnnbench.measure.timing import Measurement
 from rnnbench.report.landing import Links, last_night, render, write_landing
 from rnnbench.sweep.grid import PRESETS, expand, override, shard, shard_of
+from rnnbench.sweep.records import Record
 from rnnbench.sweep.store import iter_documents, new_document, validate
 from rnnbench.sweep.worker import SELFTEST_SLOWDOWN, make_record, selftest_factor
 
@@ -45,7 +47,7 @@ def _grid() -> Any:
     )  # fmt: skip
 
 
-def _record(case: Any, seconds: float, rng: random.Random) -> dict[str, Any]:
+def _record(case: Any, seconds: float, rng: random.Random) -> Record:
     samples = tuple(seconds * (1 + 0.01 * rng.random()) for _ in range(20))
     return make_record(case, "ok", threads=1, m=Measurement(samples, 1, 0.0, 0))
 
@@ -62,14 +64,15 @@ def write_shards(tmp: Path, n: int = 3, *, seconds: float = 1e-3, slower: str | 
             command=["rnnbench", "run", *GRID_FLAGS, "--shard", f"{k}/{n}", "--resume"],
             preset="quick",
             shard=f"{k}/{n}",
+            grid=_grid(),
         )
-        doc["created"] = created
-        doc["records"] = [
-            _record(c, seconds * (2 if c.formulation == slower else 1), rng) for c in shard(runs, k, n)
-        ] + [make_record(c, "skipped", threads=1, error="n/a") for c, _ in skipped if shard_of(c.key, n) == k]
-        folder = tmp / f"shard-{k}" / "runs" / doc["machine"]["machine"]
+        records = [_record(c, seconds * (2 if c.formulation == slower else 1), rng) for c in shard(runs, k, n)] + [
+            make_record(c, "skipped", threads=1, error="n/a") for c, _ in skipped if shard_of(c.key, n) == k
+        ]
+        doc = dataclasses.replace(doc, created=created, records=tuple(records))
+        folder = tmp / f"shard-{k}" / "runs" / doc.machine["machine"]
         folder.mkdir(parents=True)
-        (folder / f"{k}.json").write_text(json.dumps(doc))
+        (folder / f"{k}.json").write_text(json.dumps(doc.to_json()))
         dirs.append(tmp / f"shard-{k}")
     return dirs
 
@@ -167,7 +170,7 @@ def test_merge_refuses_shards_that_do_not_add_up(
     elif damage == "foreign":
         docs[0]["records"].append(next(r for r in docs[1]["records"]))
     elif damage == "grid":
-        docs[2]["command"] = [*docs[2]["command"][:-3], "--hidden", "16", "--shard", "3/3"]
+        docs[2]["grid"]["shapes"] = [[4, 16, 16, 4]]
     for f, d in zip(files, docs):
         if f.exists():
             f.write_text(json.dumps(d))
@@ -191,6 +194,42 @@ def test_merge_tolerates_a_resumed_shard(tmp_path: Path, capsys: pytest.CaptureF
     (first.parent / "resumed.json").write_text(json.dumps(rest))
     code, out = merge(capsys, *dirs, "--out", tmp_path / "history")
     assert code == 0, out
+
+
+def test_merge_reads_the_grid_from_the_headers_and_says_what_to_do_without_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A document written before run documents filed their grid (no `grid` in its header): one line saying
+    how to merge it; `--no-grid-check` merges it on the shard checks alone. The grid is never re-parsed
+    from the saved command line (a shard whose command names another grid merges by its header)."""
+    dirs = write_shards(tmp_path)
+    files = [next(d.rglob("*.json")) for d in dirs]
+    for f in files:  # the command line no longer matches the grid: only the header counts
+        doc = json.loads(f.read_text())
+        f.write_text(json.dumps(doc | {"command": ["rnnbench", "run", "--preset", "full"]}))
+    code, out = merge(capsys, *dirs, "--out", tmp_path / "ok")
+    assert code == 0 and "grid not checked" not in out, out
+    old = json.loads(files[1].read_text())
+    del old["grid"]
+    files[1].write_text(json.dumps(old))
+    code, out = merge(capsys, *dirs, "--out", tmp_path / "history")
+    assert code == 2 and len(out.strip().splitlines()) == 1, out
+    assert "does not record the grid" in out and "--no-grid-check" in out and files[1].name in out
+    assert not (tmp_path / "history").exists()
+    code, out = merge(capsys, *dirs, "--out", tmp_path / "history", "--no-grid-check")
+    assert code == 0 and "grid not checked" in out, out
+
+
+def test_a_document_an_older_rnnbench_wrote_merges_only_without_the_grid_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = sorted((ROOT / "tests" / "data" / "runs-legacy" / "runs").glob("*/*.json"))[0]
+    code, out = merge(capsys, old, "--out", tmp_path / "history")
+    assert code == 2 and "does not record the grid" in out and len(out.strip().splitlines()) == 1, out
+    code, out = merge(capsys, old, "--out", tmp_path / "history", "--no-grid-check")
+    assert code == 0 and "grid not checked" in out, out
+    ((_, doc),) = iter_documents(tmp_path / "history")
+    assert len(doc["records"]) == len(json.loads(old.read_text())["records"]) and "grid" not in doc
 
 
 def test_merge_names_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -43,16 +43,18 @@ def test_statistics_match_numpy() -> None:
 def test_worker_record_and_rounds_merge_keep_every_round_apart() -> None:
     r1 = make_record(CASE, "ok", threads=1, m=Measurement((3e-3, 1e-3, 2e-3), 10, 0.5, 5, timed_s=0.1))
     r2 = make_record(CASE, "ok", threads=1, m=Measurement((4e-3, 6e-3), 10, 0.0, 5, timed_s=0.2))
-    assert r1["round_samples_s"] == [[3e-3, 1e-3, 2e-3]] and r1["median_s"] == 2e-3 and r1["rounds"] == 1
-    merged = merge_round(r1, r2)
+    j1 = r1.to_json()
+    assert j1["round_samples_s"] == [[3e-3, 1e-3, 2e-3]] and j1["median_s"] == 2e-3 and j1["rounds"] == 1
+    merged_record = merge_round(r1, r2)
+    merged = merged_record.to_json()
     assert merged["round_samples_s"] == [[3e-3, 1e-3, 2e-3], [4e-3, 6e-3]]
-    assert Record.from_json(merged).samples == Samples.of(r1["samples_s"], r2["samples_s"])
+    assert Record.from_json(merged).samples == Samples.of(j1["samples_s"], r2.to_json()["samples_s"])
     assert merged["samples_s"] == [3e-3, 1e-3, 2e-3, 4e-3, 6e-3] and merged["rounds"] == 2
     assert merged["median_s"] == 3e-3 and merged["round_medians_s"] == [2e-3, 5e-3]
     assert merged["gflops"] == pytest.approx(CASE.flops / 3e-3 / 1e9) and merged["compile_s"] == 0.5
     assert merged["timed_s"] == pytest.approx(0.3)
     # a later round that failed fails the case: the earlier samples stay, marked by the round that failed
-    failed = merge_round(merged, make_record(CASE, "failed", threads=1, error="worker died"))
+    failed = merge_round(merged_record, make_record(CASE, "failed", threads=1, error="worker died")).to_json()
     assert failed["samples_s"] == merged["samples_s"] and failed["error"] == "round 3: worker died"
     assert failed["status"] == "failed" and failed["failed_round"] == 3
     assert Record.from_json(failed).to_json() == failed
@@ -61,7 +63,7 @@ def test_worker_record_and_rounds_merge_keep_every_round_apart() -> None:
 
 
 def test_unusable_samples_from_the_engine_fail_the_case_not_the_worker() -> None:
-    rec = make_record(CASE, "ok", threads=1, m=Measurement((1e-3, 0.0), 1, 0.0, 1))
+    rec = make_record(CASE, "ok", threads=1, m=Measurement((1e-3, 0.0), 1, 0.0, 1)).to_json()
     assert rec["status"] == "failed" and "samples_s" in rec["error"] and rec["samples_s"] == []
 
 
@@ -282,3 +284,66 @@ def test_many_malformed_records_print_a_few_lines_and_a_count(
     assert len(lines) == RECORD_WARNINGS_SHOWN + 1, lines
     assert all(str(path) in line for line in lines)
     assert lines[-1].endswith(f"{40 - RECORD_WARNINGS_SHOWN} more malformed records (left out)")
+
+
+# -- the write path --------------------------------------------------------------------------------------
+
+
+def test_one_noise_rule_for_the_engine_the_records_and_ab() -> None:
+    """`timing.is_noisy` is the rule `Measurement.noisy` and `Samples.noisy` give (and `ab._quiet` uses);
+    the quartiles are numpy's inclusive ones, an independent oracle."""
+    from rnnbench.measure.timing import iqr, is_noisy
+    from rnnbench.sweep.ab import _quiet
+
+    rng = np.random.default_rng(3)
+    for spread in (0.001, 0.03, 0.2):
+        samples = tuple(float(x) for x in rng.lognormal(-7, spread, 25))
+        q25, q75 = np.percentile(samples, [25, 75])
+        assert iqr(samples) == pytest.approx(q75 - q25, rel=1e-9)
+        want = (q75 - q25) / np.median(samples) > 0.05
+        assert is_noisy(samples, 0.05) == want
+        assert Measurement(samples, 1, 0.0, 0, 0.05).noisy == want == Samples.of(samples).noisy(0.05)
+        assert _quiet(samples, 0.05) == (not want)
+    assert is_noisy((1.0, 0.0, 0.0), 0.05)  # no positive median: never quiet
+
+
+def test_every_preset_grid_survives_the_run_header_and_a_bad_one_is_named() -> None:
+    from rnnbench.errors import UsageError
+    from rnnbench.sweep.grid import PRESETS, Grid
+
+    for grid in PRESETS.values():
+        assert Grid.from_json(json.loads(json.dumps(grid.to_json()))) == grid
+    good = PRESETS["quick"].to_json()
+    for bad, field in ((good | {"axes": []}, "axes"), (good | {"cells": ["lstm", "elman"]}, "elman"),
+                       (good | {"shapes": [[1, 2, 3]]}, "shapes"), (good | {"layers": [0]}, "layer")):  # fmt: skip
+        with pytest.raises(UsageError, match=field):
+            Grid.from_json(bad)
+
+
+def test_the_header_grid_is_written_only_when_known_and_read_back(tmp_path: Path) -> None:
+    from rnnbench.sweep.grid import PRESETS
+    from rnnbench.sweep.store import RunWriter, new_document, read_document
+
+    machine = {"machine": "m", "git_commit": None}
+    plain = new_document(machine, command=["rnnbench", "run"], preset="quick", shard=None).to_json()
+    assert "grid" not in plain  # a document without one is written as before
+    writer = RunWriter(tmp_path, machine, command=["rnnbench", "run"], preset="quick", shard="1/2",
+                       grid=PRESETS["quick"])  # fmt: skip
+    try:
+        writer.set_order_seed(7)
+        writer.add(make_record(CASE, "ok", threads=1, m=Measurement((2e-3, 1e-3, 3e-3), 1, 0.0, 0)))
+        writer.add(make_record(CASE, "skipped", threads=1, error="n/a"))
+        writer.sort_records(0, lambda r: r.status != "skipped")
+    finally:
+        writer.close()
+    doc, problems = RunDocument.from_json(read_document(writer.path))
+    assert not problems and doc.grid == PRESETS["quick"].to_json() and doc.extra["order_seed"] == 7
+    assert [r.status for r in doc.records] == ["skipped", "ok"] == [r.status for r in writer.records]
+    assert doc.to_json() == read_document(writer.path) == json.loads(writer.dumps()) == writer.document().to_json()
+
+
+def test_annotations_cannot_overwrite_what_the_record_derives() -> None:
+    rec = make_record(CASE, "ok", threads=1, m=Measurement((2e-3, 1e-3), 1, 0.0, 0))
+    assert rec.annotated({"load_avg": 0.5}).to_json()["load_avg"] == 0.5
+    with pytest.raises(ValueError, match="median_s"):
+        rec.annotated({"median_s": 1.0})

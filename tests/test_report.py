@@ -47,9 +47,9 @@ def _results(root: Path) -> Path:
 
     kernels = {c: backends.get("numpy").build(c, *make_inputs(c)).call for c in real}
     measured = measure_set(kernels, dict.fromkeys(real, 5), n_samples=5)
-    doc = document(measured)
-    doc["machine"]["machine"] = "this-host"
-    S.write(doc, root)
+    from rnnbench.measure.machine import fingerprint
+
+    S.write(document(measured, machine=fingerprint() | {"machine": "this-host"}).to_json(), root)
     return root
 
 

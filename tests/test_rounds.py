@@ -12,7 +12,9 @@ from rnnbench.measure import load
 from rnnbench.measure.machine import fingerprint
 from rnnbench.measure.timing import TimingConfig
 from rnnbench.measure.verify import ReferenceCache, make_inputs, reference
+from rnnbench.sweep.records import Record, Samples
 from rnnbench.sweep.runner import RunOptions, run_cases
+from rnnbench.sweep.store import read_document
 from rnnbench.sweep.worker import measure_case
 from tests.order_worker import LOG_ENV, order_worker
 
@@ -29,7 +31,7 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cases: list[Case], see
     opts = RunOptions(tmp_path / name, threads=1, timing=FAST, peak_timing=FAST, timeout_s=60, progress=False,
                       rounds=3, chunk_size=4, seed=seed, worker_target=order_worker)  # fmt: skip
     writer = run_cases(cases, fingerprint(1), opts)
-    return writer.doc, [line.split() for line in log.read_text().splitlines()]
+    return read_document(writer.path), [line.split() for line in log.read_text().splitlines()]
 
 
 def test_warm_up_pass_then_seeded_random_rounds_per_chunk(tmp_path, monkeypatch):
@@ -100,7 +102,7 @@ def test_worker_verifies_against_the_cached_reference():
     refs = ReferenceCache()
     for form in ("separate", "concat", "hoisted"):
         rec = measure_case(_case(8, form), FAST, 1, None, cache={}, references=refs)
-        assert rec["status"] == "ok" and rec["max_rel_error"] < 1e-4
+        assert rec.status == "ok" and rec.max_rel_error is not None and rec.max_rel_error < 1e-4
     assert (refs.hits, refs.misses) == (2, 1)
 
 
@@ -139,14 +141,18 @@ def test_busy_cores_reads_what_runs_now_not_the_lagging_load_average(tmp_path, m
 
 
 def test_round_bias_is_later_rounds_over_the_first_per_case():
-    from rnnbench.measure.harness import round_bias
+    from rnnbench.sweep.harness import round_bias
+
+    def rec(*medians: float, status: str = "ok") -> Record:
+        # one sample per round: each round's median is that sample
+        return Record(_case(8), status, samples=Samples(tuple((m,) for m in medians)) if medians else None)
 
     recs = [
-        {"status": "ok", "round_medians_s": [2.0, 1.0, 1.0]},  # first round twice as slow: 0.5
-        {"status": "ok", "round_medians_s": [1.0, 1.0, 1.2]},  # median of later rounds 1.1
-        {"status": "ok", "round_medians_s": [1.0, 1.0]},
-        {"status": "ok", "round_medians_s": [1.0]},  # one round: no ratio
-        {"status": "failed", "round_medians_s": [None]},
+        rec(2.0, 1.0, 1.0),  # first round twice as slow: 0.5
+        rec(1.0, 1.0, 1.2),  # median of later rounds 1.1
+        rec(1.0, 1.0),
+        rec(1.0),  # one round: no ratio
+        rec(status="failed"),
     ]
     bias = round_bias(recs)
     assert bias["cases"] == 3
@@ -172,12 +178,12 @@ def test_open_case_times_sample_by_sample_and_keeps_the_kernel_for_later_rounds(
     for _ in range(4):
         assert held.sample(held.number) > 0
     first = held.record()
-    assert first["status"] == "ok" and len(first["samples_s"]) == 4  # only the samples asked for
-    assert first["compile_s"] is not None and first["max_rel_error"] is not None
+    assert first.status == "ok" and first.samples is not None and len(first.samples.flat) == 4  # only those asked for
+    assert first.compile_s is not None and first.max_rel_error is not None
     again = open_case(case, cfg, 1, cache)  # a later round: the cached kernel, re-warmed, not rebuilt
     assert isinstance(again, SteppedCase) and again.kernel is held.kernel
     again.sample()
-    assert again.record()["compile_s"] is None
+    assert again.record().compile_s is None
     # a case that cannot be timed is its record, as measure_case writes it
     bad = open_case(Case("numpy", "cuda", "rnn", "concat", batch=4, input_size=16, hidden=16, seq_len=4), cfg, 1, {})
-    assert isinstance(bad, dict) and bad["status"] in ("skipped", "failed")
+    assert isinstance(bad, Record) and bad.status in ("skipped", "failed")

@@ -36,8 +36,8 @@ def test_crash_hang_and_raise_fail_only_their_case(tmp_path):
     opts = RunOptions(tmp_path, threads=1, timing=FAST, peak_timing=FAST, timeout_s=20, progress=False,
                       worker_target=faulty_worker)  # fmt: skip
     writer = run_cases(cases, fingerprint(1), opts)
-    by_hidden = {r["hidden"]: r for r in writer.doc["records"]}
-    assert [r["hidden"] for r in writer.doc["records"]] == [8, 13, 9, 17, 19, 10]
+    by_hidden = {r["hidden"]: r for r in read_document(writer.path)["records"]}
+    assert [r["hidden"] for r in read_document(writer.path)["records"]] == [8, 13, 9, 17, 19, 10]
     assert by_hidden[13]["status"] == "failed" and "died (exit code 7)" in by_hidden[13]["error"]
     assert by_hidden[17]["status"] == "failed" and "timed out" in by_hidden[17]["error"]
     assert by_hidden[19]["status"] == "failed" and "FloatingPointError" in by_hidden[19]["error"]
@@ -204,7 +204,7 @@ def test_iter_documents_skips_foreign_files(tmp_path):
 def test_real_jit_compile_time_is_kept_out_of_the_samples(tmp_path):
     case = Case(framework="jax", mode="compiled", cell="lstm", hidden=32, input_size=32, batch=8, seq_len=16)
     opts = RunOptions(tmp_path, threads=1, timing=FAST, peak_timing=FAST, progress=False)
-    (rec,) = run_cases([case], fingerprint(1), opts).doc["records"]
+    (rec,) = read_document(run_cases([case], fingerprint(1), opts).path)["records"]
     assert rec["status"] == "ok"
     # tracing + XLA compilation (tenths of a second or more) dwarfs one call (tens of us): a per-call sample
     # is a block of calls over a millisecond or more, so to reach a fifth of the compile time a block would

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,6 +10,7 @@ import pandas as pd
 from rnnbench.case import Case
 from rnnbench.report import charts
 from rnnbench.report.build import _cell_winners
+from rnnbench.sweep.records import Record, Samples
 from rnnbench.sweep.runner import summary_rows
 
 
@@ -18,10 +18,9 @@ def _samples(rng: np.random.Generator, scale: float) -> list[float]:
     return list(1e-3 * scale * rng.lognormal(0.0, 0.02, 20))
 
 
-def _record(form: str, samples: list[float], batch: int = 4) -> dict[str, Any]:
+def _record(form: str, samples: list[float], batch: int = 4) -> Record:
     case = Case("numpy", formulation=form, batch=batch, input_size=16, hidden=16, seq_len=4)
-    return {**case.to_dict(), "key": case.key, "variant": case.spec.label, "status": "ok",
-            "samples_s": samples, "median_s": float(np.median(samples))}  # fmt: skip
+    return Record(case, "ok", samples=Samples.of(samples))
 
 
 def test_run_summary_names_a_resolved_winner_and_otherwise_a_tie() -> None:
@@ -62,7 +61,11 @@ def test_the_landing_page_names_a_winner_only_when_resolved() -> None:
     from rnnbench.report.landing import _winners
 
     rng = np.random.default_rng(3)
-    clear = _winners([_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.3))])
-    tied = _winners([_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.004))])
+    clear = _winners(
+        [r.to_json() for r in (_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.3)))]
+    )
+    tied = _winners(
+        [r.to_json() for r in (_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.004)))]
+    )
     assert [w for w, _ in clear.values()] == ["concat"]
     assert [w for w, _ in tied.values()] == [None]

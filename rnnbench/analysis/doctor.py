@@ -25,7 +25,6 @@ engine's adaptive mode.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -44,6 +43,8 @@ from rnnbench.display import format_time
 from rnnbench.measure import timing
 from rnnbench.sweep.ab import BUDGET_S as AB_BUDGET_S
 from rnnbench.sweep.ab import ROUNDS as AB_ROUNDS
+from rnnbench.sweep.records import RunDocument
+from rnnbench.sweep.store import document_text
 from rnnbench.sweep.worker import slowed
 
 __all__ = [
@@ -130,23 +131,23 @@ def sample_kernel(case: Case, call: Callable[[], Any], n_samples: int, number: i
 
 def document(
     measured: Sequence[Measured], created: datetime | None = None, machine: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> RunDocument:
     """An `rnnbench-run` document (schema api_version 1) holding `measured`."""
+    from dataclasses import replace
+
     from rnnbench.measure.machine import fingerprint
     from rnnbench.measure.timing import Measurement
     from rnnbench.sweep.store import new_document, now_iso
     from rnnbench.sweep.worker import make_record
 
     machine = machine or fingerprint()
-    doc = new_document(machine, command=["rnnbench", "doctor"], preset="doctor", shard=None, created=created)
+    records = []
     for m in measured:
         timing = Measurement(tuple(m.samples_s), m.number, compile_s=0.0, warmup_calls=1)
         record = make_record(m.case, "ok", threads=machine["threads"], m=timing)
-        if created is not None:
-            record["timestamp"] = created.isoformat()
-        doc["records"].append(record)
-    doc["finished"] = now_iso()
-    return doc
+        records.append(replace(record, timestamp=created.isoformat()) if created is not None else record)
+    doc = new_document(machine, command=["rnnbench", "doctor"], preset="doctor", shard=None, created=created)
+    return replace(doc, records=tuple(records), finished=now_iso())
 
 
 def _governor() -> str | None:
@@ -242,7 +243,7 @@ def run_doctor(args: DoctorOptions) -> int:
     if args.save is not None and first:
         folder = args.save
         for name, ms in zip(("base", "same", "slow"), first):
-            (folder / f"{name}.json").write_text(json.dumps(document(ms), indent=1))
+            (folder / f"{name}.json").write_text(document_text(document(ms)))
         say(
             f"wrote {folder}/base.json, same.json and slow.json (round 1); try: rnnbench compare {folder}/base.json {folder}/slow.json"
         )

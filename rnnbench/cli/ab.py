@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         command=["rnnbench", *sys.argv[1:]],
         preset=args.preset,
     )
-    result = run_ab(cases, n_threads, opts)
+    result = run_ab(cases, n_threads, opts, grid=grid)
     cmp = result.comparison
     for warning in cmp.warnings:
         print(f"rnnbench: warning: {warning}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""`rnnbench harness`: measure rnnbench's own overheads (see `rnnbench.measure.harness`)."""
+"""`rnnbench harness`: measure rnnbench's own overheads (see `rnnbench.sweep.harness`, `rnnbench.measure.harness`)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.measure.harness import compare_with_torch_timer, quick_preset_overhead
+    from rnnbench.measure.harness import compare_with_torch_timer
     from rnnbench.measure.timing import timer_overhead
+    from rnnbench.sweep.harness import quick_preset_overhead
 
     n_threads = args.threads or os.cpu_count() or 1
     rows: list[list[object]] = []

@@ -240,11 +240,8 @@ def add_grid_flags(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--layers", type=positive_ints)
 
 
-def grid_from_args(args: argparse.Namespace, check_installed: bool = True) -> Grid:
-    """The grid that `add_grid_flags`' flags describe; UsageError for a framework that is not installed.
-
-    `check_installed=False` rebuilds the grid another machine ran (`merge` reads it from a shard's command).
-    """
+def grid_from_args(args: argparse.Namespace) -> Grid:
+    """The grid that `add_grid_flags`' flags describe; UsageError for a framework that is not installed."""
     from rnnbench import backends
     from rnnbench.sweep.grid import override, preset
 
@@ -268,7 +265,7 @@ def grid_from_args(args: argparse.Namespace, check_installed: bool = True) -> Gr
         hidden=args.hidden,
         seq_len=args.seq_len,
     )
-    if args.framework and check_installed:
+    if args.framework:
         missing = [f for f in args.framework if f not in backends.available()]
         if missing:
             raise UsageError(f"framework {missing[0]!r} is not installed (pip install -e '.[{missing[0]}]')")

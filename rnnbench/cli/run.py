@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -91,27 +90,25 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(
         results_dir=results, threads=n_threads, timing=timing, timeout_s=args.timeout, progress=not args.no_progress,
         command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text, rounds=args.rounds,
-        seed=args.seed,
+        seed=args.seed, grid=grid,
     )  # fmt: skip
     not_applicable = [make_record(case, "skipped", threads=n_threads, error=why) for case, why in skipped]
     writer = run_cases(cases, machine, opts, extra_records=not_applicable)
-    records = writer.doc["records"]
+    records = writer.records
     out = sys.stderr if args.json else sys.stdout
     headers, rows = summary_rows(records)
     if rows:
         print(format_table(headers, rows), file=out)
-    failed = [r for r in records if r["status"] == "failed"]
+    failed = [r for r in records if r.status == "failed"]
     for r in failed:
-        print(f"FAILED {r['key']}: {r['error']}", file=out)
-    inaccurate = [r for r in records if r["status"] == "inaccurate"]
+        print(f"FAILED {r.key}: {r.error}", file=out)
+    inaccurate = [r for r in records if r.status == "inaccurate"]
     for r in inaccurate:
-        print(f"INACCURATE {r['key']}: {r['error']}", file=out)
-    peak_failures = writer.doc.get("peak_failures", [])
+        print(f"INACCURATE {r.key}: {r.error}", file=out)
+    peak_failures = writer.peak_failures
     for p in peak_failures:
-        print(
-            f"PEAK FAILED {p['framework']}/{p['device']}/{p['dtype']}: {p['error']} (peak_fraction left null)", file=out
-        )
-    ok = sum(r["status"] == "ok" for r in records)
+        print(f"PEAK FAILED {p.framework}/{p.device}/{p.dtype}: {p.error} (peak_fraction left null)", file=out)
+    ok = sum(r.status == "ok" for r in records)
     peak_note = f", {len(peak_failures)} peak probe(s) failed" if peak_failures else ""
     print(
         f"\n{ok} measured, {len(failed)} failed, {len(inaccurate)} inaccurate, {len(skipped)} not applicable"
@@ -119,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
         file=out,
     )
     if args.json:
-        json.dump(writer.doc, sys.stdout, indent=1)
-        print()
+        sys.stdout.write(writer.dumps())
     return 1 if failed or peak_failures else (EXIT_INACCURATE if inaccurate else 0)
 
 

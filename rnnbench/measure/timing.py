@@ -81,10 +81,13 @@ __all__ = [
     "busy",
     "cache_flush",
     "calibrate",
+    "iqr",
+    "is_noisy",
     "measure",
     "measure_fixed",
     "measure_interleaved",
     "measure_kernel",
+    "quartiles",
     "stall_count",
     "stepped_kernel",
     "timer_overhead",
@@ -124,11 +127,33 @@ class TimingConfig:
         return replace(self, stable_windows=0)
 
 
+def quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
+    """(Q1, median, Q3) of `samples`: the inclusive (linear-interpolation) quartiles, numpy's default
+    `percentile`; with one sample all three are that sample. Every IQR rnnbench reports is Q3 - Q1 of these."""
+    if len(samples) < 2:
+        return samples[0], samples[0], samples[0]
+    q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def iqr(samples: Sequence[float]) -> float:
+    """The interquartile range of `samples` (0 for a single sample)."""
+    q1, _, q3 = quartiles(samples)
+    return q3 - q1
+
+
+def is_noisy(samples: Sequence[float], threshold: float) -> bool:
+    """The timing engine's stopping rule failed: IQR / median of `samples` above `threshold` (a median
+    that is not positive counts as noisy). The one definition `Measurement`, stored records and `ab` use."""
+    median = statistics.median(samples)
+    return iqr(samples) / median > threshold if median > 0 else True
+
+
 def stall_count(samples: Sequence[float]) -> int:
     """Samples above both Q3 + STALL_IQRS * IQR and STALL_RATIO * median (see the module docstring)."""
     if len(samples) < 4:
         return 0
-    q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    q1, q2, q3 = quartiles(samples)
     fence = max(q3 + STALL_IQRS * (q3 - q1), STALL_RATIO * q2)
     return sum(s > fence for s in samples)
 
@@ -176,14 +201,11 @@ class Measurement:
 
     @property
     def iqr_s(self) -> float:
-        if len(self.samples_s) < 2:
-            return 0.0
-        q = statistics.quantiles(self.samples_s, n=4, method="inclusive")
-        return q[2] - q[0]
+        return iqr(self.samples_s)
 
     @property
     def noisy(self) -> bool:
-        return self.iqr_s / self.median_s > self.noise_threshold if self.median_s > 0 else True
+        return is_noisy(self.samples_s, self.noise_threshold)
 
     @property
     def stalls(self) -> int:

@@ -34,10 +34,12 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import math
 import os
 import random
 import select
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,7 +51,11 @@ from typing import Any
 
 from rnnbench.case import Case
 from rnnbench.errors import UsageError
-from rnnbench.measure.timing import TimingConfig
+from rnnbench.measure.timing import TimingConfig, is_noisy
+from rnnbench.sweep.grid import Grid
+from rnnbench.sweep.records import ABHeader, Record, RecordError, RunDocument
+from rnnbench.sweep.store import RunWriter
+from rnnbench.sweep.worker import make_record
 
 __all__ = [
     "BUDGET_S",
@@ -119,8 +125,8 @@ class ABResult:
     comparison: Any  # rnnbench.analysis.compare.Comparison
     base_path: Path
     new_path: Path
-    base_doc: dict[str, Any]
-    new_doc: dict[str, Any]
+    base_doc: RunDocument
+    new_doc: RunDocument
 
 
 def project_root() -> Path:
@@ -279,30 +285,124 @@ def _probe(side: Side, env: dict[str, str], threads: int) -> dict[str, Any]:
         driver.close()
 
 
-def _merge(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """`record` with one more round; every round's samples kept apart in `round_samples_s`."""
-    from rnnbench.sweep.runner import merge_round
-
-    merged = merge_round(record, new)
-    if new.get("status") == "ok":
-        merged["round_samples_s"] = [*record.get("round_samples_s", [record["samples_s"]]), list(new["samples_s"])]
-    return merged
-
-
-def _first_round(record: dict[str, Any]) -> dict[str, Any]:
-    ok = record.get("status") == "ok"
-    return record | {
-        "rounds": 1,
-        "round_medians_s": [record.get("median_s")] if ok else [],
-        "round_samples_s": [list(record.get("samples_s") or [])] if ok else [],
-    }
+def _side_record(reply: object, case: Case, threads: int) -> Record:
+    """A side's record as its worker sent it (JSON), typed; a reply that is not a valid record of `case`
+    fails the case with the reason (an older side's rnnbench writes records this one still reads)."""
+    if isinstance(reply, dict) and set(reply) == {"error"}:  # the side's own account of a failure
+        return make_record(case, "failed", threads=threads, error=reply["error"])
+    try:
+        record = Record.from_json(reply)
+    except RecordError as exc:
+        return make_record(case, "failed", threads=threads, error=f"the worker's record is malformed: {exc}")
+    if record.key != case.key:
+        return make_record(case, "failed", threads=threads, error=f"the worker answered for {record.key}")
+    return record
 
 
-def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABResult:
-    """Measure `cases` on both sides, interleaved; store two run documents; judge them paired."""
+def _open_writers(
+    sides: dict[str, Side], envs: dict[str, dict[str, str]], prints: dict[str, dict[str, Any]], stepped: bool,
+    opts: ABOptions, grid: Grid | None,
+) -> dict[str, RunWriter]:  # fmt: skip
+    """One run document per side, each with an `ab` header naming the other."""
+    writers: dict[str, RunWriter] = {}
+    try:
+        for name in sides:
+            writers[name] = RunWriter(
+                opts.results_dir, prints[name]["machine"], command=opts.command, preset=opts.preset, shard=None,
+                grid=grid,
+            )  # fmt: skip
+    except BaseException:
+        for w in writers.values():
+            w.close()
+        raise
+    for name, w in writers.items():
+        w.set_ab(
+            ABHeader(
+                side=name, spec=sides[name].spec, revision=sides[name].revision,
+                other_run_id=writers["new" if name == "base" else "base"].run_id, rounds=opts.rounds,
+                extra_rounds=opts.extra_rounds, seed=opts.seed, interleave="turn" if stepped else "round",
+                idle_env={k: envs[name][k] for k in IDLE_ENV},
+                selftest={k: v for k, v in sides[name].env.items() if k.startswith("RNNBENCH_SELFTEST")},
+            )
+        )  # fmt: skip
+    return writers
+
+
+class _Interleaved:
+    """The rounds of one `ab` run: every case on both sides back to back, its records in both documents."""
+
+    def __init__(
+        self, sides: dict[str, Side], envs: dict[str, dict[str, str]], writers: dict[str, RunWriter], stepped: bool,
+        opts: ABOptions, bar: Any,
+    ) -> None:  # fmt: skip
+        self.sides, self.envs, self.writers, self.stepped, self.opts, self.bar = (
+            sides,
+            envs,
+            writers,
+            stepped,
+            opts,
+            bar,
+        )
+        self.rng = random.Random(opts.seed)
+        self.config = dataclasses.asdict(opts.timing)
+        self.position: dict[str, int] = {}  # case key -> index of its records (the same in both documents)
+
+    def visit(self, drivers: dict[str, _Driver | None], case: Case, r: int, label: str) -> None:
+        """One round of `case` on both sides, added to (or, in round 0, starting) its records."""
+        self.bar.set_postfix_str(f"{case.key} ({label})", refresh=False)
+        if r > 0 and any(self.writers[n].record(self.position[case.key]).status != "ok" for n in self.sides):
+            return  # no pair to add to
+        if self.stepped:
+            records = _measure_pair(drivers, self.sides, self.envs, case, self.config, self.opts, self.rng)
+        else:
+            names = list(self.sides)
+            self.rng.shuffle(names)
+            records = {
+                n: _measure(drivers, n, self.sides[n], self.envs[n], case, self.config, self.opts) for n in names
+            }
+        for name, record in records.items():
+            writer = self.writers[name]
+            if r == 0:
+                writer.add(record)
+            else:
+                i = self.position[case.key]
+                writer.replace(i, writer.record(i).merge(record))  # every round's samples kept apart
+        if r == 0:
+            self.position[case.key] = len(self.writers["base"]) - 1
+
+    def group(self, members: list[Case]) -> None:
+        """`--rounds` rounds over one (framework, device) group, then extra rounds for its undecided cases."""
+        opts, bar = self.opts, self.bar
+        drivers: dict[str, _Driver | None] = dict.fromkeys(self.sides)
+        try:
+            for r in range(opts.rounds):
+                order = list(members)
+                self.rng.shuffle(order)  # a fresh order per round spreads order effects and drift evenly
+                for case in order:
+                    self.visit(drivers, case, r, f"round {r + 1}/{opts.rounds}")
+                    bar.update(1)
+            for e in range(opts.extra_rounds):
+                pairs = {n: [rec.to_json() for rec in self.writers[n].records] for n in self.sides}
+                order = [c for c in members if _undecided(pairs, self.position[c.key], opts.threshold)]
+                if not order:
+                    break
+                self.rng.shuffle(order)
+                bar.total += len(order)
+                for case in order:
+                    self.visit(drivers, case, opts.rounds + e, f"extra round {e + 1}/{opts.extra_rounds}")
+                    bar.update(1)
+        finally:
+            for d in drivers.values():
+                if d is not None:
+                    d.close()
+
+
+def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions, grid: Grid | None = None) -> ABResult:
+    """Measure `cases` on both sides, interleaved; store two run documents; judge them paired.
+
+    `grid`: the sweep `cases` come from, filed in both documents' headers.
+    """
     from tqdm import tqdm
-
-    from rnnbench.sweep.store import RunWriter
 
     sides = {"base": resolve_side(opts.base, opts.base_env), "new": resolve_side(opts.new, opts.new_env)}
     with contextlib.ExitStack() as stack:
@@ -311,90 +411,26 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions) -> ABRe
         prints = {name: _probe(side, envs[name], machine_threads) for name, side in sides.items()}
         # in turns where both sides' rnnbench can hold a case open; case by case otherwise
         stepped = all(bool(prints[name].get("stepped")) for name in sides)
-        writers = {
-            name: RunWriter(
-                opts.results_dir, prints[name]["machine"], command=opts.command, preset=opts.preset, shard=None
-            )
-            for name in sides
-        }
-        for name, w in writers.items():
-            other = writers["new" if name == "base" else "base"]
-            w.doc["ab"] = {
-                "side": name,
-                "spec": sides[name].spec,
-                "revision": sides[name].revision,
-                "other_run_id": other.run_id,
-                "rounds": opts.rounds,
-                "extra_rounds": opts.extra_rounds,
-                "seed": opts.seed,
-                "interleave": "turn" if stepped else "round",
-                "idle_env": {k: envs[name][k] for k in IDLE_ENV},  # what the side's idle threads were told
-                "selftest": {k: v for k, v in sides[name].env.items() if k.startswith("RNNBENCH_SELFTEST")},
-            }
-            w.flush()
-        rng = random.Random(opts.seed)
-        config = dataclasses.asdict(opts.timing)
+        writers = _open_writers(sides, envs, prints, stepped, opts, grid)
         bar = tqdm(
             total=len(cases) * opts.rounds, unit="case", file=sys.stderr, disable=not opts.progress, dynamic_ncols=True
         )
-        position: dict[str, int] = {}
-
-        def visit(drivers: dict[str, _Driver | None], case: Case, r: int, label: str) -> None:
-            """One round of `case` on both sides, added to (or, in round 0, starting) its records."""
-            bar.set_postfix_str(f"{case.key} ({label})", refresh=False)
-            if r > 0 and any(writers[n].doc["records"][position[case.key]]["status"] != "ok" for n in sides):
-                return  # no pair to add to
-            if stepped:
-                records = _measure_pair(drivers, sides, envs, case, config, opts, rng)
-            else:
-                names = list(sides)
-                rng.shuffle(names)
-                records = {n: _measure(drivers, n, sides[n], envs[n], case, config, opts) for n in names}
-            for name, record in records.items():
-                if r == 0:
-                    writers[name].add(_first_round(record))
-                else:
-                    i = position[case.key]
-                    writers[name].replace(i, _merge(writers[name].doc["records"][i], record))
-            if r == 0:
-                position[case.key] = len(writers["base"].doc["records"]) - 1
-
         try:
+            run = _Interleaved(sides, envs, writers, stepped, opts, bar)
             groups = itertools.groupby(
                 sorted(cases, key=lambda c: (c.framework, c.device)), key=lambda c: (c.framework, c.device)
             )
             for _, group in groups:
-                members = list(group)
-                drivers: dict[str, _Driver | None] = dict.fromkeys(sides)
-                try:
-                    for r in range(opts.rounds):
-                        order = list(members)
-                        rng.shuffle(order)  # a fresh order per round spreads order effects and drift evenly
-                        for case in order:
-                            visit(drivers, case, r, f"round {r + 1}/{opts.rounds}")
-                            bar.update(1)
-                    for e in range(opts.extra_rounds):
-                        pairs = {n: writers[n].doc["records"] for n in sides}
-                        order = [c for c in members if _undecided(pairs, position[c.key], opts.threshold)]
-                        if not order:
-                            break
-                        rng.shuffle(order)
-                        bar.total += len(order)
-                        for case in order:
-                            visit(drivers, case, opts.rounds + e, f"extra round {e + 1}/{opts.extra_rounds}")
-                            bar.update(1)
-                finally:
-                    for d in drivers.values():
-                        if d is not None:
-                            d.close()
+                run.group(list(group))
             for w in writers.values():
                 w.finish()
         finally:
             bar.close()
             for w in writers.values():
                 w.close()  # release the documents' locks (see store.RunWriter)
-    comparison = judge(writers["base"].doc["records"], writers["new"].doc["records"], opts.threshold)
-    return ABResult(comparison, writers["base"].path, writers["new"].path, writers["base"].doc, writers["new"].doc)
+    base, new = writers["base"], writers["new"]
+    comparison = judge([r.to_json() for r in base.records], [r.to_json() for r in new.records], opts.threshold)
+    return ABResult(comparison, base.path, new.path, base.document(), new.document())
 
 
 def _pair_verdict(rb: dict[str, Any], rn: dict[str, Any], threshold: float) -> tuple[Any, bool]:
@@ -434,10 +470,8 @@ def _drop(drivers: dict[str, _Driver | None], name: str) -> None:
 
 
 def _quiet(samples: Sequence[float], threshold: float) -> bool:
-    """The timing engine's stopping rule (`Measurement.noisy`: IQR / median above `threshold`) passed."""
-    from rnnbench.measure.timing import Measurement
-
-    return len(samples) >= 2 and not Measurement(tuple(samples), 1, 0.0, 0, threshold).noisy
+    """The timing engine's stopping rule (`timing.is_noisy`: IQR / median above `threshold`) passed."""
+    return len(samples) >= 2 and not is_noisy(samples, threshold)
 
 
 # Turns, not single samples. Measured on the 2-core VM (docs/measurements/2026-12-07-ci-cpu-2core-ab-turns.md):
@@ -479,7 +513,7 @@ def _measure_pair(
     config: dict[str, Any],
     opts: ABOptions,
     rng: random.Random,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Record]:
     """One round of `case` on both sides, alternating in turns (A B, B A, A B, ...).
 
     Each side builds (or re-warms) its kernel first; then each takes a turn of
@@ -491,13 +525,8 @@ def _measure_pair(
     at `max_samples`. A side that fails or hangs gets a failed record; the
     other finishes alone.
     """
-    import math
-    import statistics
-
-    from rnnbench.sweep.worker import make_record
-
     start = time.perf_counter()
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, Record] = {}
     numbers: dict[str, int] = {}
     names = list(sides)
     rng.shuffle(names)
@@ -520,9 +549,9 @@ def _measure_pair(
             continue
         if "number" in reply:
             numbers[name] = int(reply["number"])
-        else:
-            records[name] = reply.get("record") or make_record(
-                case, "failed", threads=opts.threads, error=str(reply.get("error", "no reply"))
+        else:  # the case cannot be timed (skipped, inaccurate, failed): the side's record says why
+            records[name] = _side_record(
+                reply.get("record") or {"error": str(reply.get("error", "no reply"))}, case, opts.threads
             )
     turns: dict[str, list[list[float]]] = {n: [] for n in numbers}
     number = max(numbers.values(), default=1)
@@ -550,11 +579,9 @@ def _measure_pair(
     for name in [n for n in names if n in numbers]:
         reply = ask(name, {"op": "close"})
         if reply is not None:
-            records[name] = reply
+            records[name] = _side_record(reply, case, opts.threads)
     wall = (time.perf_counter() - start) / 2
-    for record in records.values():
-        record["wall_s"] = wall
-    return records
+    return {name: dataclasses.replace(record, wall_s=wall) for name, record in records.items()}
 
 
 def _measure(
@@ -565,20 +592,18 @@ def _measure(
     case: Case,
     config: dict[str, Any],
     opts: ABOptions,
-) -> dict[str, Any]:
+) -> Record:
     """One round of `case` on one side; a crash or hang becomes a failed record and a fresh worker next time."""
-    from rnnbench.sweep.worker import make_record
-
     start = time.perf_counter()
     try:
-        record = _driver(drivers, name, side, env, opts).ask(
+        reply = _driver(drivers, name, side, env, opts).ask(
             {"op": "case", "case": case.to_dict(), "config": config}, opts.timeout_s
         )
+        record = _side_record(reply, case, opts.threads)
     except RuntimeError as exc:
         record = make_record(case, "failed", threads=opts.threads, error=str(exc))
         _drop(drivers, name)
-    record["wall_s"] = time.perf_counter() - start
-    return record
+    return dataclasses.replace(record, wall_s=time.perf_counter() - start)
 
 
 def _rounds(record: dict[str, Any]) -> list[list[float]]:

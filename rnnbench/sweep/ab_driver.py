@@ -9,7 +9,8 @@ stdout is a private copy of file descriptor 1; fd 1 itself is pointed at
 stderr, so a framework printing to stdout cannot corrupt a message.
 
 Messages: `{"op": "hello", "threads": N}` -> `{"rnnbench": path, "machine": fingerprint, "stepped": bool}`;
-`{"op": "case", "case": {...}, "config": {...}}` -> a result record (one round, timed in one go);
+`{"op": "case", "case": {...}, "config": {...}}` -> a result record (one round, timed in one go), in its
+JSON form (`Record.to_json`; a side whose worker returns record dicts sends those as they are);
 `{"op": "exit"}` ends the loop. Sides whose rnnbench has `worker.open_case` (`stepped`: true) also
 take one case a few samples at a time, so the parent can alternate BASE and NEW in turns:
 `{"op": "open", "case": {...}, "config": {...}}` -> `{"number": calls per sample}`, or
@@ -52,6 +53,11 @@ def _first(*names: str) -> Any:
     raise ImportError(f"none of {', '.join(names)} is in {root}")
 
 
+def _plain(record: Any) -> Any:
+    """A record in its JSON form: a typed record's `to_json`, a dict (an older side's worker) as it is."""
+    return record.to_json() if hasattr(record, "to_json") else record
+
+
 def main() -> None:
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -87,15 +93,18 @@ def main() -> None:
             case = case_cls.from_dict(msg["case"])
             config = config_cls(**{k: v for k, v in msg["config"].items() if k in known})
             try:
-                reply = measure_case(case, config, threads, None, cache)
+                reply = _plain(measure_case(case, config, threads, None, cache))
             except TypeError:  # an older worker without the kernel cache
-                reply = measure_case(case, config, threads, None)
+                reply = _plain(measure_case(case, config, threads, None))
         elif op == "open" and open_case is not None:
             case = case_cls.from_dict(msg["case"])
             config = config_cls(**{k: v for k, v in msg["config"].items() if k in known})
             held = open_case(case, config, threads, cache)
-            reply = {"record": held} if isinstance(held, dict) else {"number": held.number}
-        elif op == "sample" and held is not None and not isinstance(held, dict):
+            if hasattr(held, "sample"):
+                reply = {"number": held.number}
+            else:  # a case that cannot be timed: its record
+                reply, held = {"record": _plain(held)}, None
+        elif op == "sample" and hasattr(held, "sample"):
             try:
                 n = int(msg["number"])
                 for _ in range(int(msg.get("rewarm", 0))):
@@ -103,8 +112,8 @@ def main() -> None:
                 reply = {"s": [held.sample(n) for _ in range(int(msg.get("count", 1)))]}
             except Exception as exc:  # a framework error mid-case fails this case only
                 reply = {"error": f"{type(exc).__name__}: {exc}"[:500]}
-        elif op == "close" and held is not None and not isinstance(held, dict):
-            reply, held = held.record(), None
+        elif op == "close" and hasattr(held, "sample"):
+            reply, held = _plain(held.record()), None
         else:
             reply = {"error": f"unknown op {op!r}"}
         proto.write(json.dumps(reply) + "\n")

@@ -17,6 +17,7 @@ import hashlib
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rnnbench import backends
 from rnnbench.case import (
@@ -87,6 +88,42 @@ class Grid:
     heads: tuple[str, ...] = ("none",)
     vocabs: tuple[int, ...] = (32,)  # output-head sizes, for head "linear" only
 
+    def to_json(self) -> dict[str, Any]:
+        """The grid as a run document's header stores it (`merge` checks the shards against it)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = None if value is None else [list(v) if f.name == "shapes" else v for v in value]
+        return out
+
+    @classmethod
+    def from_json(cls, d: object) -> Grid:
+        """A grid from its `to_json` form; UsageError naming the first field that is not one this rnnbench knows."""
+        if not isinstance(d, dict):
+            raise UsageError(f"a grid must be an object, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UsageError(f"grid field {unknown[0]!r} is unknown to this rnnbench")
+        values: dict[str, Any] = {}
+        for name, value in d.items():
+            if value is None and name in ("modes", "compilers"):
+                values[name] = None
+                continue
+            if not isinstance(value, list):
+                raise UsageError(f"grid field {name!r} must be a list")
+            if name == "shapes":
+                if not all(isinstance(s, list) and len(s) == 4 for s in value):
+                    raise UsageError("grid field 'shapes' must hold [batch, input_size, hidden, seq_len] lists")
+                values[name] = tuple(tuple(_positive("shape size", v) for v in s) for s in value)
+            elif name in ("layers", "vocabs"):
+                values[name] = tuple(_positive(name.rstrip("s"), v) for v in value)
+            else:
+                for v in value:
+                    check_choice(f"grid {name}", v, _CHOICES[name])
+                values[name] = tuple(value)
+        return cls(**values)
+
 
 _DEEPBENCH_GPU = (
     # (batch, input, hidden, seq_len), after DeepBench's RNN inference/training set
@@ -129,6 +166,22 @@ PRESETS: dict[str, Grid] = {
 }
 
 
+# what each list of a Grid may hold
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "frameworks": FRAMEWORKS,
+    "devices": DEVICES,
+    "cells": tuple(CELL_VARIANTS),
+    "formulations": FORMULATIONS,
+    "modes": MODES,
+    "passes": PASSES,
+    "dtypes": DTYPES,
+    "precisions": PRECISIONS,
+    "fp32": FP32_MODES,
+    "compilers": COMPILERS,
+    "heads": HEADS,
+}
+
+
 def preset(name: str) -> Grid:
     if name not in PRESETS:
         raise UsageError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
@@ -149,19 +202,7 @@ def override(
     Shape overrides replace that coordinate in every preset shape; when
     `hidden` is overridden and `input_size` is not, input follows hidden.
     """
-    checks = {
-        "frameworks": FRAMEWORKS,
-        "devices": DEVICES,
-        "formulations": FORMULATIONS,
-        "modes": MODES,
-        "passes": PASSES,
-        "dtypes": DTYPES,
-        "precisions": PRECISIONS,
-        "fp32": FP32_MODES,
-        "compilers": COMPILERS,
-        "heads": HEADS,
-        "cells": (*CELL_VARIANTS, "gru*", "rnn*"),
-    }
+    checks = _CHOICES | {"cells": (*CELL_VARIANTS, "gru*", "rnn*")}
     changes: dict[str, object] = {}
     for name, values in lists.items():
         if values is None:

@@ -1,14 +1,18 @@
-"""The typed model of a run document: `RunDocument`, `Record`, `Samples` and `Peak`, their validation and statistics.
+"""The typed model of a run document: `RunDocument`, `Record`, `Samples`, `Peak` and the header objects
+(`ABHeader`, `PeakFailure`), their validation and statistics.
 
 This module owns what an `rnnbench-run` document is (`KIND`, `API_VERSION`),
 how one is read (every record validated field by field; a malformed record
 is left out with a `Problem` naming the field, never an exception for the
 rest), how every statistic a record stores is computed from its samples
 (`Samples`: median, IQR, mean, quartiles, per-round medians; `Record.merge`
-adds a later round), and how every `api_version` ever written is read. Only
+adds a later round), and how every `api_version` ever written is read.
+A process boundary crosses here too: a record sent as JSON (`rnnbench ab`'s
+sides) is `to_json` on one end and `from_json` on the other. Only
 version 1 has been written; within it, fields were added over time
 (`timed_s`, `wall_s`, `noise_threshold`, `rounds`, `round_medians_s`, now `round_samples_s`), and
-a document without one reads as before (see `Record.from_json`). The on-disk
+a document without one reads as before (see `Record.from_json`); so does one
+without the header's `grid`, the latest (only `merge` needs it). The on-disk
 form is the JSON `Record.to_json` writes: `samples_s` holds every sample,
 round after round, and `round_samples_s` the same samples as one list per
 round (what `rnnbench ab` and the landing page read).
@@ -35,6 +39,7 @@ import numpy as np
 
 from rnnbench.case import Case
 from rnnbench.errors import UsageError
+from rnnbench.measure.timing import is_noisy, quartiles
 
 __all__ = [
     "API_VERSION",
@@ -42,8 +47,10 @@ __all__ = [
     "READABLE_API_VERSIONS",
     "RECORD_FIELDS",
     "STATUSES",
+    "ABHeader",
     "DocumentError",
     "Peak",
+    "PeakFailure",
     "Problem",
     "Record",
     "RecordError",
@@ -180,9 +187,11 @@ def _close(stored: float | None, derived: float, name: str, scale: float) -> Non
 class Samples:
     """Per-call seconds of one case, nested in rounds (one tuple per sweep over its group), in the order taken.
 
-    Every statistic a record stores is computed here and nowhere else. The
-    quartiles are the inclusive (linear-interpolation) ones, numpy's default
-    `percentile`; with one sample the IQR is 0.
+    Every statistic a record stores is computed here, from the sample
+    statistics of `measure.timing` (`quartiles`, `is_noisy`: the ones the
+    timing engine stops on). The quartiles are the inclusive
+    (linear-interpolation) ones, numpy's default `percentile`; with one
+    sample the IQR is 0.
     """
 
     rounds: tuple[tuple[float, ...], ...]
@@ -225,11 +234,8 @@ class Samples:
 
     @functools.cached_property
     def quartiles_s(self) -> tuple[float, float]:
-        flat = self.flat
-        if len(flat) < 2:
-            return flat[0], flat[0]
-        q = statistics.quantiles(flat, n=4, method="inclusive")
-        return q[0], q[2]
+        q1, _, q3 = quartiles(self.flat)
+        return q1, q3
 
     @property
     def iqr_s(self) -> float:
@@ -241,8 +247,8 @@ class Samples:
         return tuple(statistics.median(r) for r in self.rounds)
 
     def noisy(self, threshold: float) -> bool:
-        """IQR/median above `threshold`: the timing engine could not settle this case."""
-        return self.iqr_s / self.median_s > threshold
+        """IQR/median above `threshold`: the timing engine could not settle this case (`timing.is_noisy`)."""
+        return is_noisy(self.flat, threshold)
 
 
 def _split_rounds(flat: tuple[float, ...], medians: Sequence[float]) -> tuple[tuple[float, ...], ...] | None:
@@ -357,6 +363,14 @@ class Record:
             timed_s=timed_s, peak_gflops=peak_gflops, max_abs_error=max_abs_error, max_rel_error=max_rel_error,
             noisy=noisy, noise_threshold=noise_threshold, threads=threads, timestamp=timestamp,
         )  # fmt: skip
+
+    def annotated(self, fields: Mapping[str, Any]) -> Record:
+        """This record with provenance fields the model does not own (`extra`: the engine's clock and stalls,
+        the load and GPU state around the case, the implementation a native layer ran) set or replaced."""
+        own = [k for k in fields if k in _OWN_FIELDS or k in _CASE_FIELDS]
+        if own:
+            raise ValueError(f"{own[0]!r} is a field of the record itself, not an annotation")
+        return replace(self, extra={**self.extra, **fields})
 
     def merge(self, later: Record) -> Record:
         """This record with a later round of the same case added.
@@ -614,6 +628,43 @@ class Peak:
         return cls(framework, device, dtype, n, median, gflops, {k: v for k, v in d.items() if k not in known})
 
 
+@dataclass(frozen=True)
+class PeakFailure:
+    """A peak probe that failed twice: its group's `peak_fraction` stays null, and the run says so."""
+
+    framework: str
+    device: str
+    dtype: str
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"framework": self.framework, "device": self.device, "dtype": self.dtype, "error": self.error}
+
+
+@dataclass(frozen=True)
+class ABHeader:
+    """The `ab` header of one side's document of an `rnnbench ab` run: which side, how it was run, and the
+    run id of the other side's document (`ab_pair` finds a pair by it)."""
+
+    side: str  # base or new
+    spec: str  # what the user typed: an interpreter or a git revision
+    revision: str | None
+    other_run_id: str
+    rounds: int
+    extra_rounds: int
+    seed: int
+    interleave: str  # turn or round
+    idle_env: Mapping[str, str] = field(default_factory=dict)  # what the side's idle threads were told
+    selftest: Mapping[str, str] = field(default_factory=dict)  # self-test switches the side ran with
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "side": self.side, "spec": self.spec, "revision": self.revision, "other_run_id": self.other_run_id,
+            "rounds": self.rounds, "extra_rounds": self.extra_rounds, "seed": self.seed,
+            "interleave": self.interleave, "idle_env": dict(self.idle_env), "selftest": dict(self.selftest),
+        }  # fmt: skip
+
+
 _MACHINE_TEXT = (
     "hostname", "cpu_model", "gpu_name", "gpu_driver", "cuda", "cudnn", "blas", "python", "os", "git_commit",
 )  # fmt: skip
@@ -653,6 +704,7 @@ _HEADER_FIELDS = frozenset(
         "command",
         "preset",
         "shard",
+        "grid",
         "machine",
         "peaks",
         "records",
@@ -673,6 +725,9 @@ class RunDocument:
     command: tuple[str, ...] = ()
     preset: str | None = None
     shard: str | None = None
+    # the sweep the run measured (`sweep.grid.Grid.to_json`), kept as written: a grid field a later
+    # rnnbench adds must not make the document unreadable here; `merge` reads it with `Grid.from_json`
+    grid: Mapping[str, Any] | None = None
     api_version: int = API_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)  # header fields this version does not know, kept
 
@@ -694,6 +749,9 @@ class RunDocument:
             command = doc.get("command") or []
             if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
                 raise RecordError("command", "must be a list of text")
+            grid = doc.get("grid")
+            if grid is not None and not isinstance(grid, Mapping):
+                raise RecordError("grid", f"must be an object, got {_show(grid)}")
         except RecordError as exc:
             raise DocumentError(exc.field, str(exc).split(": ", 1)[1]) from None
         assert run_id is not None and created is not None
@@ -717,7 +775,7 @@ class RunDocument:
                 problems.append(Problem(i, exc.field, str(exc).split(": ", 1)[1], what="peak"))
         return cls(
             run_id=run_id, created=created, machine=machine, records=tuple(records), peaks=tuple(peaks),
-            finished=finished, command=tuple(command), preset=preset, shard=shard, api_version=version,
+            finished=finished, command=tuple(command), preset=preset, shard=shard, grid=grid, api_version=version,
             extra={k: v for k, v in doc.items() if k not in _HEADER_FIELDS},
         ), problems  # fmt: skip
 
@@ -732,6 +790,8 @@ class RunDocument:
             "command": list(self.command),
             "preset": self.preset,
             "shard": self.shard,
+            # written only when known, so a document without one reads (and is written) as before
+            **({"grid": dict(self.grid)} if self.grid is not None else {}),
             "machine": dict(self.machine),
             "peaks": [p.to_json() for p in self.peaks],
             "records": [r.to_json() for r in self.records],

@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +53,11 @@ from tqdm import tqdm
 from rnnbench.case import Case
 from rnnbench.measure.load import busy_warning
 from rnnbench.measure.machine import GpuMonitor
-from rnnbench.measure.roofline import apply_machine_peaks
 from rnnbench.measure.timing import TimingConfig, stall_count
-from rnnbench.sweep.records import Record, RecordError
+from rnnbench.sweep.grid import Grid
+from rnnbench.sweep.records import Peak, PeakFailure, Record, RecordError
 from rnnbench.sweep.store import RunWriter
-from rnnbench.sweep.worker import CACHE_SIZE, make_record, worker_main
+from rnnbench.sweep.worker import CACHE_SIZE, is_poisoning, make_record, worker_main
 
 __all__ = ["RunOptions", "run_cases", "summary_rows"]
 
@@ -81,6 +81,7 @@ class RunOptions:
     command: list[str] = field(default_factory=list)
     preset: str | None = None
     shard: str | None = None
+    grid: Grid | None = None  # the sweep the cases come from, filed in the document's header for `merge`
     # the worker's entry point; tests substitute one that crashes or hangs
     worker_target: Callable[..., None] = worker_main
 
@@ -113,15 +114,15 @@ class _Worker:
             self.proc.start()
         child.close()
 
-    def ask(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send `msg` and wait for the reply; RuntimeError with the reason if the worker dies or hangs."""
+    def ask(self, msg: dict[str, Any], timeout: float) -> Any:
+        """Send `msg` and wait for the reply (a `Record` for a case, a dict otherwise); RuntimeError with
+        the reason if the worker dies or hangs."""
         try:
             self.conn.send(msg)
             if not self.conn.poll(timeout):
                 self.kill()
                 raise RuntimeError(f"timed out after {timeout:g}s (worker killed)")
-            reply: dict[str, Any] = self.conn.recv()
-            return reply
+            return self.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
             self.proc.join(5)
             code = self.proc.exitcode
@@ -149,16 +150,18 @@ def run_cases(
     cases: Sequence[Case],
     machine: dict[str, Any],
     opts: RunOptions,
-    extra_records: Sequence[dict[str, Any]] = (),
+    extra_records: Sequence[Record] = (),
 ) -> RunWriter:
     """Verify and time every case; returns the writer whose document holds the whole run.
 
     `extra_records` (the grid's not-applicable cases) are appended after the measured ones, while
     the document is still locked; the writer is closed (its lock released) when this returns.
     """
-    writer = RunWriter(opts.results_dir, machine, command=opts.command, preset=opts.preset, shard=opts.shard)
+    writer = RunWriter(
+        opts.results_dir, machine, command=opts.command, preset=opts.preset, shard=opts.shard, grid=opts.grid
+    )
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(2**32)
-    writer.doc["order_seed"] = seed  # rounds' case order is reproducible from it
+    writer.set_order_seed(seed)  # rounds' case order is reproducible from it
     busy = busy_warning(opts.threads)
     if busy:
         print(f"rnnbench: warning: {busy}", file=sys.stderr)
@@ -172,8 +175,9 @@ def run_cases(
         for (framework, device), group in groups:
             rng = random.Random(f"{seed}/{framework}/{device}")
             _run_group(list(group), framework, device, writer, opts, bar, rng, monitor if device == "cuda" else None)
-            apply_machine_peaks(writer.doc)  # after every group, so an interrupted run is consistent too
-        writer.doc["records"].extend(extra_records)
+            writer.apply_machine_peaks()  # after every group, so an interrupted run is consistent too
+        for record in extra_records:
+            writer.add(record)
         writer.finish()
     finally:
         bar.close()
@@ -183,18 +187,18 @@ def run_cases(
     return writer
 
 
-def merge_round(record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """`record` with a later round added (`records.Record.merge`: statistics recomputed over every round).
+def merge_round(record: Record, new: Record) -> Record:
+    """`record` with a later round added (`records.Record.merge`: statistics recomputed over every round),
+    its stalls counted over every round and its load the worse of the two rounds'.
 
     A later round that failed fails the case: its earlier rounds' samples stay, and `failed_round` marks
-    them as partial. A reply that is not a valid record counts as such a failed round, with the reason.
+    them as partial.
     """
-    first = Record.from_json(record)
-    try:
-        later = Record.from_json(new)
-    except RecordError as exc:
-        later = Record(first.case, "failed", error=f"the worker's record is malformed: {exc}")
-    return first.merge(later).to_json()
+    merged = record.merge(new)
+    notes: dict[str, Any] = {k: _worst(record.extra.get(k), new.extra.get(k)) for k in ("load_avg", "cpu_steal")}
+    if merged.status == "ok" and merged.samples is not None:
+        notes["stalls"] = stall_count(merged.samples.flat)
+    return merged.annotated(notes)
 
 
 def _probe_peak(
@@ -211,15 +215,19 @@ def _probe_peak(
         except RuntimeError as exc:
             peak, worker = {"error": str(exc)}, None
         if "error" not in peak:
-            peak.pop("poisoned", None)
-            writer.add_peak(peak)
-            return float(peak["gflops"]), worker
+            try:
+                probe = Peak.from_json(peak)
+            except RecordError as exc:
+                peak = {"error": f"the worker's peak is malformed: {exc}"}
+            else:
+                writer.add_peak(probe)
+                return probe.gflops, worker
         errors.append(str(peak["error"]))
         if worker is not None:  # it answered, but may be unhealthy: the retry gets a fresh process
             worker.kill()
             worker = None
     error = "; retry: ".join(errors)
-    writer.add_peak_failure({"framework": framework, "device": device, "dtype": dtype, "error": error})
+    writer.add_peak_failure(PeakFailure(framework, device, dtype, error))
     print(f"rnnbench: warning: peak GEMM {framework}/{device}/{dtype} failed twice: {error}", file=sys.stderr)
     return None, worker
 
@@ -237,21 +245,16 @@ class _GroupState:
 
 def _record_runtime(worker: _Worker, framework: str, writer: RunWriter, opts: RunOptions) -> None:
     """File the framework's CUDA runtime and cuDNN (known only inside the worker) in the fingerprint."""
-    machine = writer.doc["machine"]
-    if framework in machine.setdefault("runtimes", {}):
+    if framework in writer.machine.get("runtimes", {}):
         return
     try:
         runtime = worker.ask({"op": "runtime", "framework": framework}, opts.timeout_s)
     except RuntimeError as exc:
         runtime = {"error": str(exc)}
-    machine["runtimes"][framework] = runtime
-    if machine.get("cudnn") is None and runtime.get("cudnn"):
-        machine["cudnn"] = runtime["cudnn"]
+    writer.set_runtime(framework, runtime)
 
 
-def _ask_case(
-    state: _GroupState, case: Case, op: str, writer: RunWriter, opts: RunOptions, bar: tqdm
-) -> dict[str, Any]:  # type: ignore[type-arg]
+def _ask_case(state: _GroupState, case: Case, op: str, writer: RunWriter, opts: RunOptions, bar: tqdm) -> Record:  # type: ignore[type-arg]
     """One case message to the group's worker (starting one, and probing the dtype's peak, as needed)."""
     if state.worker is None:
         state.worker = _Worker(opts)
@@ -269,17 +272,20 @@ def _ask_case(
         record = state.worker.ask(
             {"op": op, "case": case.to_dict(), "peak_gflops": state.peaks[case.dtype]}, opts.timeout_s
         )
+        if not isinstance(record, Record) or record.key != case.key:
+            raise RuntimeError(f"the worker answered {type(record).__name__}, not this case's record")
     except RuntimeError as exc:
         record = make_record(case, "failed", threads=opts.threads, error=str(exc))
+        if state.worker is not None:
+            state.worker.kill()
         state.worker = None  # it is dead or killed; the next case gets a fresh one
-    if record.pop("poisoned", False) and state.worker is not None:
+    if record.status == "failed" and is_poisoning(record.error or "") and state.worker is not None:
         # a CUDA error that leaves the context unusable: every later case in it would fail too
         state.worker.kill()
         state.worker = None
-        record["error"] = f"{record['error']} (worker replaced)"
-    record["wall_s"] = time.perf_counter() - start
-    record |= GpuMonitor.case_fields(before, state.monitor.sample() if state.monitor else None)
-    return record
+        record = replace(record, error=f"{record.error} (worker replaced)")
+    record = replace(record, wall_s=time.perf_counter() - start)
+    return record.annotated(GpuMonitor.case_fields(before, state.monitor.sample() if state.monitor else None))
 
 
 def _worst(*values: float | None) -> float | None:
@@ -321,55 +327,52 @@ def _run_chunk(
     rng: random.Random,  # type: ignore[type-arg]
 ) -> None:
     """Warm-up pass over the chunk, then `rounds` timed passes, each in a fresh random order."""
-    records = writer.doc["records"]
-    first = len(records)
+    first = len(writer)
     position: dict[str, int] = {}  # case key -> index of its record in the document
-    prepared: dict[str, dict[str, Any]] = {}
+    prepared: dict[str, Record] = {}
     if opts.warmup_pass:
         for case in chunk:
             bar.set_postfix_str(f"{case.key} (warm-up)", refresh=False)
             reply = _ask_case(state, case, "prepare", writer, opts, bar)
-            if reply["status"] == "ok":
+            if reply.status == "ok":
                 prepared[case.key] = reply
             else:  # failed or not applicable: recorded now, never timed
-                position[case.key] = len(records)
-                writer.add(reply | {"rounds": 1, "round_medians_s": [reply["median_s"]]})
+                position[case.key] = len(writer)
+                writer.add(reply)
             bar.update(1)
     for r in range(opts.rounds):
         order = list(chunk)
         rng.shuffle(order)
         for case in order:
-            if case.key in position and records[position[case.key]]["status"] != "ok":
+            if case.key in position and writer.record(position[case.key]).status != "ok":
                 bar.update(1)  # failed or skipped earlier: nothing to add
                 continue
             bar.set_postfix_str(f"{case.key} (round {r + 1}/{opts.rounds})", refresh=False)
             record = _ask_case(state, case, "case", writer, opts, bar)
             if case.key not in position:
-                warm = prepared.get(case.key)
-                if warm is not None:  # the warm-up pass built the kernel: its compile time and cost belong here
-                    if record.get("compile_s") is None and record["status"] == "ok":
-                        record["compile_s"] = warm["compile_s"]
-                    record["wall_s"] += warm.get("wall_s", 0.0)
-                    if record.get("timed_s") is not None:
-                        record["timed_s"] += warm.get("timed_s") or 0.0
-                position[case.key] = len(records)
-                writer.add(record)
+                position[case.key] = len(writer)
+                writer.add(_with_warm_up(record, prepared.get(case.key)))
             else:
                 i = position[case.key]
-                merged = merge_round(records[i], record)
-                if merged["status"] == "ok":
-                    merged["stalls"] = stall_count(merged["samples_s"])
-                for k in ("load_avg", "cpu_steal"):
-                    merged[k] = _worst(records[i].get(k), record.get(k))
-                writer.replace(i, merged)
+                writer.replace(i, merge_round(writer.record(i), record))
             bar.update(1)
     # rounds visit the chunk in random order; the document lists cases in grid order
     rank = {c.key: n for n, c in enumerate(chunk)}
-    records[first:] = sorted(records[first:], key=lambda rec: rank.get(rec["key"], len(rank)))
+    writer.sort_records(first, lambda rec: rank.get(rec.key, len(rank)))
     writer.flush()
 
 
-def summary_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[object]]]:
+def _with_warm_up(record: Record, warm: Record | None) -> Record:
+    """A case's first timed round, charged with its warm-up pass (when the pass built the kernel): the
+    compile time is the warm-up's, and so is part of the wall and clocked time."""
+    if warm is None:
+        return record
+    compile_s = warm.compile_s if record.compile_s is None and record.status == "ok" else record.compile_s
+    timed_s = record.timed_s + (warm.timed_s or 0.0) if record.timed_s is not None else None
+    return replace(record, compile_s=compile_s, wall_s=(record.wall_s or 0.0) + (warm.wall_s or 0.0), timed_s=timed_s)
+
+
+def summary_rows(records: Sequence[Record]) -> tuple[list[str], list[list[object]]]:
     """Per framework/device/cell/mode/pass/shape: median ms of each formulation, the winner (or `tie: ...`), concat/separate."""
     from rnnbench.analysis.compare import resolve_winner
 
@@ -377,14 +380,15 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[lis
     table: dict[tuple[Any, ...], dict[str, float]] = {}
     samples: dict[tuple[Any, ...], dict[str, list[list[float]]]] = {}
     for r in records:
-        if r["status"] != "ok":
+        if r.status != "ok" or r.samples is None:
             continue
-        shape = f"B{r['batch']} H{r['hidden']} T{r['seq_len']} L{r['layers']}" + (
-            "" if r["input_size"] == r["hidden"] else f" I{r['input_size']}"
+        c = r.case
+        shape = f"B{c.batch} H{c.hidden} T{c.seq_len} L{c.layers}" + (
+            "" if c.input_size == c.hidden else f" I{c.input_size}"
         )
-        key = (r["framework"], r["device"], r["variant"], r["mode"], r["pass"], r["dtype"], shape)
-        table.setdefault(key, {})[r["formulation"]] = r["median_s"]
-        samples.setdefault(key, {})[r["formulation"]] = r.get("round_samples_s") or [r["samples_s"]]
+        key = (c.framework, c.device, c.spec.label, c.mode, c.pass_, c.dtype, shape)
+        table.setdefault(key, {})[c.formulation] = r.samples.median_s
+        samples.setdefault(key, {})[c.formulation] = [list(rs) for rs in r.samples.rounds]
     headers = [
         "framework",
         "device",

@@ -5,6 +5,11 @@ One document per run (`<created>-<commit8>-<run8>.json`), carrying an
 case. asv keeps its own results beside these, in `results/asv/` (its
 `results_dir`), so neither format has to know the other.
 
+`RunWriter` is the one writer: it takes typed `records.Record`s, `Peak`s and
+header objects (the grid, the rounds' seed, an `ab` header, the frameworks'
+runtimes) and keeps their JSON form itself, so no code outside this module
+builds or edits a document's dicts.
+
 Durability: a run rewrites *its own* file atomically (write a temporary file
 in the same directory, fsync, rename) at most `FLUSH_INTERVAL_S` after each
 case and whenever it stops, so a Ctrl-C or an error keeps every finished case,
@@ -27,6 +32,7 @@ document, which is left as it was after the last good write.
 
 from __future__ import annotations
 
+import copy
 import errno
 import json
 import os
@@ -35,18 +41,32 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rnnbench.sweep.records import API_VERSION, KIND, RECORD_FIELDS, DocumentError, Record, RunDocument
+from rnnbench.measure.roofline import apply_machine_peaks
+from rnnbench.sweep.grid import Grid
+from rnnbench.sweep.records import (
+    API_VERSION,
+    KIND,
+    RECORD_FIELDS,
+    ABHeader,
+    DocumentError,
+    Peak,
+    PeakFailure,
+    Record,
+    RunDocument,
+)
 
 __all__ = [
     "API_VERSION",
     "KIND",
     "RECORD_FIELDS",
     "RunWriter",
+    "document_text",
     "done_keys",
     "iter_documents",
     "iter_runs",
@@ -200,15 +220,15 @@ class _DocumentLock:
 
 
 def new_document(
-    machine: dict[str, Any], *, command: list[str], preset: str | None, shard: str | None,
-    created: datetime | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """An empty run document (its on-disk form): header, fingerprint, no peaks or records yet."""
+    machine: Mapping[str, Any], *, command: Sequence[str], preset: str | None, shard: str | None,
+    created: datetime | None = None, grid: Grid | None = None,
+) -> RunDocument:  # fmt: skip
+    """An empty run document: header, fingerprint, no peaks or records yet."""
     created = created or datetime.now(timezone.utc)
     return RunDocument(
-        run_id=uuid.uuid4().hex, created=created.isoformat(timespec="seconds"), machine=machine,
-        command=tuple(command), preset=preset, shard=shard,
-    ).to_json()  # fmt: skip
+        run_id=uuid.uuid4().hex, created=created.isoformat(timespec="seconds"), machine=dict(machine),
+        command=tuple(command), preset=preset, shard=shard, grid=grid.to_json() if grid is not None else None,
+    )  # fmt: skip
 
 
 # The whole document is rewritten (atomically) on a flush; rewriting it after every record cost the
@@ -219,13 +239,22 @@ FLUSH_INTERVAL_S = 2.0
 
 
 class RunWriter:
-    """Accumulates one run's records and keeps its document on disk current (within `FLUSH_INTERVAL_S`)."""
+    """Accumulates one run's records and keeps its document on disk current (within `FLUSH_INTERVAL_S`).
 
-    def __init__(self, results_dir: Path, machine: dict[str, Any], *, command: list[str], preset: str | None,
-                 shard: str | None) -> None:  # fmt: skip
+    The one writer of run documents: it takes typed `Record`s, `Peak`s and header objects and keeps
+    their on-disk form itself (each record's JSON is made once, when it is added or replaced, so a flush
+    costs what it did when callers handed in dicts); `records`, `machine` and `document()` read it back.
+    """
+
+    def __init__(self, results_dir: Path, machine: Mapping[str, Any], *, command: Sequence[str],
+                 preset: str | None, shard: str | None, grid: Grid | None = None) -> None:  # fmt: skip
         created = datetime.now(timezone.utc)
-        self.doc = new_document(machine, command=command, preset=preset, shard=shard, created=created)
-        self.run_id: str = self.doc["run_id"]
+        self._doc = new_document(
+            machine, command=command, preset=preset, shard=shard, created=created, grid=grid
+        ).to_json()
+        self._records: list[Record] = []
+        self._peak_failures: list[PeakFailure] = []
+        self.run_id: str = self._doc["run_id"]
         commit = (machine.get("git_commit") or "nocommit")[:8]
         directory = Path(results_dir) / RUNS_DIR / machine["machine"]
         try:
@@ -243,6 +272,115 @@ class RunWriter:
             self.close()
             raise
 
+    # -- reading back ----------------------------------------------------------------------------------
+
+    @property
+    def records(self) -> tuple[Record, ...]:
+        """The records so far, in document order."""
+        return tuple(self._records)
+
+    def record(self, index: int) -> Record:
+        return self._records[index]
+
+    def __len__(self) -> int:
+        """How many records the document holds."""
+        return len(self._records)
+
+    @property
+    def machine(self) -> Mapping[str, Any]:
+        """The machine fingerprint as filed (a copy: `set_runtime` is how it changes)."""
+        return copy.deepcopy(self._doc["machine"])
+
+    @property
+    def peak_failures(self) -> tuple[PeakFailure, ...]:
+        return tuple(self._peak_failures)
+
+    def document(self) -> RunDocument:
+        """The document as it stands, typed (its records are the ones added, not read back from disk)."""
+        # the header through its JSON form (a copy, read as every reader reads it); the records as they are
+        doc, _ = RunDocument.from_json(json.loads(json.dumps(self._doc | {"records": []})))
+        return replace(doc, records=tuple(self._records))
+
+    def dumps(self) -> str:
+        """The document's JSON text, exactly as a flush writes it."""
+        return json.dumps(self._doc, indent=1, allow_nan=True) + "\n"
+
+    # -- header ----------------------------------------------------------------------------------------
+
+    def set_order_seed(self, seed: int) -> None:
+        """The seed of the rounds' random case order (the order is reproducible from it)."""
+        self._doc["order_seed"] = seed
+        self.flush_soon()
+
+    def set_ab(self, header: ABHeader) -> None:
+        """Mark the document as one side of an `rnnbench ab` run."""
+        self._doc["ab"] = header.to_json()
+        self.flush()
+
+    def set_runtime(self, framework: str, runtime: Mapping[str, Any]) -> None:
+        """File the CUDA runtime and cuDNN `framework` was built with (known only inside a worker) in the
+        fingerprint; the machine's `cudnn` is taken from the first framework that reports one."""
+        machine = self._doc["machine"]
+        machine.setdefault("runtimes", {})[framework] = dict(runtime)
+        if machine.get("cudnn") is None and runtime.get("cudnn"):
+            machine["cudnn"] = runtime["cudnn"]
+        self.flush_soon()
+
+    # -- body ------------------------------------------------------------------------------------------
+
+    def add_peak(self, peak: Peak) -> None:
+        self._doc["peaks"].append(peak.to_json())
+        self.flush_soon()
+
+    def add_peak_failure(self, failure: PeakFailure) -> None:
+        """A peak probe that failed twice: its group's `peak_fraction` stays null, and the run says so."""
+        self._peak_failures.append(failure)
+        self._doc.setdefault("peak_failures", []).append(failure.to_json())
+        self.flush()
+
+    def add(self, record: Record) -> None:
+        self._records.append(record)
+        self._doc["records"].append(record.to_json())
+        self.flush_soon()
+
+    def replace(self, index: int, record: Record) -> None:
+        """Update a record in place (a later round of the same case)."""
+        self._records[index] = record
+        self._doc["records"][index] = record.to_json()
+        self.flush_soon()
+
+    def sort_records(self, start: int, key: Callable[[Record], Any]) -> None:
+        """Reorder the records from `start` on by `key` (stable)."""
+        order = sorted(range(start, len(self._records)), key=lambda i: key(self._records[i]))
+        self._records[start:] = [self._records[i] for i in order]
+        self._doc["records"][start:] = [self._doc["records"][i] for i in order]
+        self.flush_soon()
+
+    def apply_machine_peaks(self) -> None:
+        """Give every record the machine's best GEMM rate and bandwidth of this run's peaks, and its
+        `peak_fraction` against them (the rule is `measure.roofline.apply_machine_peaks`')."""
+        stubs: list[dict[str, Any]] = [
+            {"device": r.case.device, "dtype": r.case.dtype, "fp32": r.case.fp32, "gflops": r.gflops}
+            for r in self._records
+        ]
+        apply_machine_peaks({"peaks": self._doc["peaks"], "records": stubs})
+        for i, (r, stub) in enumerate(zip(self._records, stubs)):
+            new = replace(
+                r, machine_peak_gflops=stub["machine_peak_gflops"], bandwidth_gbps=stub["bandwidth_gbps"],
+                peak_fraction=stub["peak_fraction"],
+            )  # fmt: skip
+            if new != r:
+                self._records[i] = new
+                self._doc["records"][i] = new.to_json()
+                self._dirty = True
+        self.flush_soon()
+
+    def finish(self) -> None:
+        self._doc["finished"] = now_iso()
+        self.flush()
+
+    # -- disk ------------------------------------------------------------------------------------------
+
     def close(self) -> None:
         """Write what is not on disk yet, then release the document's lock (the document stays; an
         unfinished one can be resumed)."""
@@ -252,28 +390,6 @@ class RunWriter:
         finally:
             self._lock.release()
 
-    def add_peak(self, peak: dict[str, Any]) -> None:
-        self.doc["peaks"].append(peak)
-        self.flush_soon()
-
-    def add_peak_failure(self, failure: dict[str, Any]) -> None:
-        """A peak probe that failed twice: its group's `peak_fraction` stays null, and the run says so."""
-        self.doc.setdefault("peak_failures", []).append(failure)
-        self.flush()
-
-    def add(self, record: Record | dict[str, Any]) -> None:
-        self.doc["records"].append(record.to_json() if isinstance(record, Record) else record)
-        self.flush_soon()
-
-    def replace(self, index: int, record: Record | dict[str, Any]) -> None:
-        """Update a record in place (a later round of the same case)."""
-        self.doc["records"][index] = record.to_json() if isinstance(record, Record) else record
-        self.flush_soon()
-
-    def finish(self) -> None:
-        self.doc["finished"] = now_iso()
-        self.flush()
-
     def flush_soon(self) -> None:
         """Flush when the last flush is `FLUSH_INTERVAL_S` old; otherwise at the next flush or `close`."""
         self._dirty = True
@@ -282,19 +398,24 @@ class RunWriter:
 
     def flush(self) -> None:
         """Write the whole document now (atomically)."""
-        _atomic_write(self.path, json.dumps(self.doc, indent=1, allow_nan=True) + "\n")
+        _atomic_write(self.path, self.dumps())
         self._dirty = False
         self._flushed_at = time.monotonic()
 
 
-def write_document(results_dir: Path, doc: dict[str, Any]) -> Path:
+def document_text(doc: RunDocument) -> str:
+    """A document's JSON text, as the store writes it."""
+    return json.dumps(doc.to_json(), indent=1, allow_nan=True) + "\n"
+
+
+def write_document(results_dir: Path, doc: RunDocument) -> Path:
     """Store a finished document (e.g. merged shards) under `results_dir/runs/<machine>/`, as `RunWriter` names it."""
-    created = datetime.fromisoformat(doc["created"])
-    commit = (doc["machine"].get("git_commit") or "nocommit")[:8]
-    directory = Path(results_dir) / RUNS_DIR / doc["machine"]["machine"]
+    created = datetime.fromisoformat(doc.created)
+    commit = (doc.machine.get("git_commit") or "nocommit")[:8]
+    directory = Path(results_dir) / RUNS_DIR / doc.machine["machine"]
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{created:%Y%m%dT%H%M%S}-{commit}-{doc['run_id'][:8]}.json"
-    _atomic_write(path, json.dumps(doc, indent=1, allow_nan=True) + "\n")
+    path = directory / f"{created:%Y%m%dT%H%M%S}-{commit}-{doc.run_id[:8]}.json"
+    _atomic_write(path, document_text(doc))
     return path
 
 

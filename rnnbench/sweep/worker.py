@@ -4,10 +4,11 @@ The runner starts one worker per group in a fresh `spawn`ed process, so TF
 and JAX never share a process (or a GPU context), thread settings apply
 before any framework starts, and a crash, out-of-memory or hang takes down
 only the worker: the runner records that case as failed and starts a new one.
-Messages are plain dicts over a `multiprocessing` pipe:
+Messages are plain dicts over a `multiprocessing` pipe, replies typed
+`records.Record`s (pickled by the pipe):
 `{"op": "prepare", "case": {...}}` builds, verifies and warms a case's kernel
 and keeps it (the runner's warm-up pass; the reply is a record whose samples
-are discarded); `{"op": "case", "case": {...}}` -> a result record (timing
+are discarded); `{"op": "case", "case": {...}}` -> a result `Record` (timing
 the kept kernel when there is one); `{"op": "peak", ...}` -> a peak record;
 `{"op": "runtime", "framework": ...}` -> the CUDA runtime and cuDNN the
 framework was built with (only the worker imports frameworks);
@@ -17,10 +18,10 @@ CPU steal around it (`rnnbench.measure.load`).
 A worker never outlives the run: it ignores SIGINT (a Ctrl-C in the terminal
 reaches the whole process group; the runner decides and kills it), asks Linux
 to SIGKILL it when its parent dies (`prctl(PR_SET_PDEATHSIG)`), and a watcher
-thread polls the parent's pid as a fallback elsewhere. A reply marks the
-worker `poisoned` after a CUDA error other than out-of-memory (an illegal
-address or a device-side assert leaves the CUDA context unusable), and the
-runner then replaces it.
+thread polls the parent's pid as a fallback elsewhere. A CUDA error other
+than out-of-memory (an illegal address or a device-side assert) leaves the
+CUDA context unusable: the runner reads that from a failed record's error
+(`is_poisoning`) and replaces the worker.
 
 Self-test switch: `RNNBENCH_SELFTEST_SLOWDOWN=FORMULATION:FACTOR[,...]` (or
 `all:FACTOR`) makes every timed call of those formulations take FACTOR times
@@ -128,8 +129,8 @@ def make_record(
     max_rel_error: float | None = None,
     peak_gflops: float | None = None,
     error: str | None = None,
-) -> dict[str, Any]:
-    """One result record in its on-disk form (`records.Record.to_json`); timing fields None unless measured.
+) -> Record:
+    """One result record; timing fields None unless measured.
 
     The statistics are `records.Samples`', computed from `m`'s samples.
     """
@@ -145,7 +146,7 @@ def make_record(
         noise_threshold=m.noise_threshold if m else None, max_abs_error=max_abs_error,
         max_rel_error=max_rel_error, peak_gflops=peak_gflops, error=error, timestamp=now_iso(),
     )  # fmt: skip
-    return record.to_json()
+    return record
 
 
 def timing_fields(m: Measurement) -> dict[str, Any]:
@@ -183,7 +184,7 @@ def measure_case(
     peak_gflops: float | None,
     cache: dict[str, Any] | None = None,
     references: Any = None,
-) -> dict[str, Any]:
+) -> Record:
     """Verify `case` against the reference, then time it; never raises for a case-level problem.
 
     With a `cache` holding this case's kernel (a later round), the kernel is
@@ -193,17 +194,15 @@ def measure_case(
     """
     slowdown = selftest_factor(case.formulation)
     record = _measure_case(case, config, threads, peak_gflops, cache, slowdown, references)
-    if slowdown != 1.0:
-        record["selftest_slowdown"] = slowdown
-    return record
+    return record.annotated({"selftest_slowdown": slowdown}) if slowdown != 1.0 else record
 
 
 def _measure_case(
     case: Case, config: TimingConfig, threads: int, peak_gflops: float | None, cache: dict[str, Any] | None,
     slowdown: float, references: Any,
-) -> dict[str, Any]:  # fmt: skip
+) -> Record:  # fmt: skip
     got = _kernel(case, threads, cache, references)
-    if isinstance(got, dict):
+    if isinstance(got, Record):
         return got  # skipped, inaccurate or failed before timing
     kernel, check, first_call_s = got
     try:
@@ -220,7 +219,7 @@ def _measure_case(
 
 def _kernel(
     case: Case, threads: int, cache: dict[str, Any] | None, references: Any
-) -> tuple[Kernel, Any, float | None] | dict[str, Any]:
+) -> tuple[Kernel, Any, float | None] | Record:
     """`case`'s kernel, its verification and its clocked first call (None: taken from `cache`, already
     warm); or the record of a case that cannot be timed (skipped, inaccurate, failed)."""
     from rnnbench import backends
@@ -262,15 +261,15 @@ def _error_text(exc: BaseException) -> str:
 
 def _timed_record(
     case: Case, threads: int, m: Measurement, check: Any, kernel: Kernel, peak_gflops: float | None, built: bool
-) -> dict[str, Any]:
+) -> Record:
     record = make_record(
         case, "ok", threads=threads, m=m, max_abs_error=check.max_abs_error,
         max_rel_error=check.max_rel_error, peak_gflops=peak_gflops,
     )  # fmt: skip
     if not built:
-        record["compile_s"] = None  # it belongs to the round that built the kernel
-    record["impl"] = kernel.impl  # which implementation a native layer ran (cudnn or the generic one)
-    return record | timing_fields(m)
+        record = replace(record, compile_s=None)  # it belongs to the round that built the kernel
+    # which implementation a native layer ran (cudnn or the generic one)
+    return record.annotated({"impl": kernel.impl} | timing_fields(m))
 
 
 class SteppedCase:
@@ -297,18 +296,16 @@ class SteppedCase:
     def sample(self, number: int | None = None, keep: bool = True) -> float:
         return float(self.stepped.sample(number, keep))
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> Record:
         record = _timed_record(
             self.case, self.threads, self.stepped.measurement(), self.check, self.kernel, None, self.built
         )
-        if self.slowdown != 1.0:
-            record["selftest_slowdown"] = self.slowdown
-        return record
+        return record.annotated({"selftest_slowdown": self.slowdown}) if self.slowdown != 1.0 else record
 
 
 def open_case(
     case: Case, config: TimingConfig, threads: int, cache: dict[str, Any], references: Any = None
-) -> SteppedCase | dict[str, Any]:
+) -> SteppedCase | Record:
     """`case` prepared for `SteppedCase.sample`; or the record of a case that cannot be timed.
 
     The kernel is kept in `cache` for later rounds, which re-warm it with one
@@ -318,7 +315,7 @@ def open_case(
 
     slowdown = selftest_factor(case.formulation)
     got = _kernel(case, threads, cache, references)
-    if isinstance(got, dict):
+    if isinstance(got, Record):
         return got
     kernel, check, first_call_s = got
     try:
@@ -337,11 +334,9 @@ def open_case(
 PREPARE_TIMING = TimingConfig(budget_s=0.0, min_samples=1, max_samples=1)
 
 
-def _failed(case: Case, threads: int, error: str) -> dict[str, Any]:
-    record = make_record(case, "failed", threads=threads, error=error)
-    if is_poisoning(error):
-        record["poisoned"] = True  # the runner replaces this worker; not stored
-    return record
+def _failed(case: Case, threads: int, error: str) -> Record:
+    """A case failed by a framework error (`is_poisoning(error)` tells the runner to replace the worker)."""
+    return make_record(case, "failed", threads=threads, error=error)
 
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -399,8 +394,8 @@ def worker_main(conn: Any, threads: int, config: TimingConfig, parent_pid: int |
                 cfg = replace(PREPARE_TIMING, warmup_budget_s=config.warmup_budget_s, flush_l2=config.flush_l2)
                 cache.pop(case.key, None)
             before = load.sample()
-            reply = measure_case(case, cfg, threads, msg.get("peak_gflops"), cache, references)
-            reply |= load.load_fields(before, load.sample())
+            record = measure_case(case, cfg, threads, msg.get("peak_gflops"), cache, references)
+            reply: Any = record.annotated(load.load_fields(before, load.sample()))
         elif op == "peak":
             try:
                 reply = measure_peak(msg["framework"], msg["device"], msg["dtype"], msg["config"])
