@@ -30,6 +30,7 @@
 # 2 bad input (an interpreter without rnnbench's needs, an --out that cannot be written, no GPU
 # without --rehearse), one line on stderr.
 set -uo pipefail
+start=$(date +%s)   # the deadline counts from here, the checks below included
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 me="gpu-check.sh"
@@ -103,6 +104,9 @@ want() { [[ ,$stages, == *",$1,"* ]]; }
 if ! [[ $minutes =~ ^[0-9]+$ ]] || (( minutes < 1 || minutes > 60 )); then
     die "--minutes must be a whole number from 1 to 60, got $minutes"
 fi
+if [[ -n $commit && ! $commit =~ ^[0-9a-f]{7,40}$ ]]; then
+    die "--commit must be a commit sha (7 to 40 hex digits), got $commit"
+fi
 command -v "$py" >/dev/null 2>&1 || die "no interpreter $py"
 py=$(command -v "$py")
 [[ $py == /* ]] || py=$PWD/$py
@@ -120,6 +124,11 @@ EOF
 ) || missing="a working Python"
 [[ $missing == ok ]] || die "$py lacks $missing (rnnbench's core needs); nothing was run"
 "$py" -c 'import rnnbench.cli' 2>/dev/null || die "$py cannot import rnnbench from $repo"
+
+gpu=$("$py" -c 'from rnnbench.measure.machine import gpu_info; print(gpu_info()["gpu_name"] or "")' 2>/dev/null)
+if [[ -z $gpu && $rehearse -eq 0 ]]; then
+    die "no NVIDIA GPU visible to NVML or nvidia-smi (--rehearse runs the plumbing without one)"
+fi
 
 if [[ -z $commit ]]; then
     commit=$(git -C "$repo" rev-parse HEAD 2>/dev/null) || commit=
@@ -140,16 +149,11 @@ fi
 rm -f "$out/.gpu-check-write-test"
 out=$(cd "$out" && pwd)
 
-gpu=$("$py" -c 'from rnnbench.measure.machine import gpu_info; print(gpu_info()["gpu_name"] or "")' 2>/dev/null)
-if [[ -z $gpu && $rehearse -eq 0 ]]; then
-    die "no NVIDIA GPU visible to NVML or nvidia-smi (--rehearse runs the plumbing without one)"
-fi
 device=cuda
 (( rehearse )) && device=cpu
 machine=$("$py" -c 'from rnnbench.measure.machine import machine_name; print(machine_name())')
 
 # -- the clock -----------------------------------------------------------------------------------------
-start=$(date +%s)
 total=$(( minutes * 60 ))
 deadline=$(( start + total ))
 pack_s=5         # tarballs and the summary, after the last stage
@@ -278,20 +282,26 @@ if want verify && (( ${#frameworks[@]} )); then
     else
         extra=(--dtype "float32,bfloat16" --fp32 "strict,tf32" --precision mixed)
     fi
-    verify_left=$(( total / 4 ))
-    # one call per (mode, framework), eager first: a call that meets the deadline loses only its own
-    # table. A rehearsal verifies each framework in its usual mode only (inductor's CPU compiles are slow)
+    # one call per (framework, mode), eager first (no compiles); each gets an even share of what is
+    # left of the stage, and one stopped at its share still prints what it verified. A rehearsal
+    # verifies each framework in its usual mode only (inductor's CPU compiles are slow)
+    chunks=()
     for mode in eager compiled; do
         for fw in "${frameworks[@]}"; do
             [[ " ${modes_of[$fw]} " == *" $mode "* ]] || continue
             (( rehearse )) && [[ ${primary_of[$fw]} != "$mode" ]] && continue
-            t0=$(now)
-            stage "verify-$fw-$mode" "$verify_left" "${pyx[@]}" -m rnnbench verify --preset verify --device "$device" \
-                --framework "$fw" --mode "$mode" "${extra[@]}" -q
-            verify_left=$(( verify_left - ($(now) - t0) ))
-            { echo "== verify $fw $mode (exit $stage_rc)"; cat "$work/verify-$fw-$mode.out" 2>/dev/null; } >>"$out/verify.txt"
-            verdict "verify $fw $mode" "$(last_line "verify-$fw-$mode" 'passed, .* failed')"
+            chunks+=("$fw $mode")
         done
+    done
+    verify_end=$(( $(now) + total / 4 ))
+    for i in "${!chunks[@]}"; do
+        read -r fw mode <<<"${chunks[i]}"
+        name=verify-$fw-$mode
+        stage "$name" $(( (verify_end - $(now)) / (${#chunks[@]} - i) )) "${pyx[@]}" -m rnnbench verify \
+            --preset verify --device "$device" --framework "$fw" --mode "$mode" "${extra[@]}" -q
+        { echo "== verify $fw $mode (exit $stage_rc)"; cat "$work/$name.out" 2>/dev/null; } >>"$out/verify.txt"
+        verdict "verify $fw $mode" \
+            "$(last_line "$name" 'passed, .* failed')$(last_line "$name" '^interrupted after' | sed 's/^/; /')"
     done
 fi
 

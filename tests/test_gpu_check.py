@@ -25,6 +25,7 @@ import pytest
 
 from rnnbench.analysis.frame import load
 from rnnbench.measure.machine import git_state
+from tests.hardware import HAS_CUDA
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "gpu-check.sh"
@@ -175,6 +176,7 @@ def test_an_interpreter_without_numpy_is_refused_in_one_line(tmp_path):
         (["--minutes", "six"], "--minutes must be a whole number from 1 to 60, got six"),
         (["--stages", "verify,benchmarks"], "--stages: unknown stage benchmarks"),
         (["--bogus"], "unknown argument --bogus"),
+        (["--commit", "HEAD; rm -rf /"], "--commit must be a commit sha (7 to 40 hex digits), got HEAD; rm -rf /"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path, args, message):
@@ -182,6 +184,17 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, args, message):
     assert proc.returncode == 2
     (line,) = proc.stderr.splitlines()
     assert line.startswith(f"gpu-check.sh: {message}")
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="a GPU is visible here: there is nothing to refuse")
+def test_without_a_gpu_the_check_is_refused_unless_rehearsed(tmp_path):
+    out = tmp_path / "out"
+    proc = _check("--out", out, "--python", sys.executable, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "gpu-check.sh: no NVIDIA GPU visible to NVML or nvidia-smi (--rehearse runs the plumbing without one)"
+    ]
+    assert not out.exists()
 
 
 def test_an_out_that_cannot_be_written_is_one_line_and_exit_2(tmp_path):
@@ -228,3 +241,29 @@ def test_the_commit_comes_from_the_environment_where_there_is_no_git(tmp_path, m
     assert git_state(tmp_path) == ("0123456789abcdef0123456789abcdef01234567", False)
     monkeypatch.delenv("RNNBENCH_GIT_COMMIT")
     assert git_state(tmp_path) == (None, False)
+
+
+def test_an_interrupted_verify_still_prints_what_it_verified(monkeypatch, capsys):
+    # gpu-check.sh stops a verify call at its share of the deadline with SIGINT; the cases it
+    # finished must not be lost with it. The third case "takes too long": it raises as SIGINT would.
+    from rnnbench.cli import verify
+    from rnnbench.sweep.grid import PRESETS, override
+
+    real, calls = verify._verify_case, []
+
+    def third_interrupts(case, skipped, quiet):
+        calls.append(case)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(case, skipped, quiet)
+
+    monkeypatch.setattr(verify, "_verify_case", third_interrupts)
+    grid = override(PRESETS["verify"], frameworks=["numpy"], cells=["lstm"], layers=[1], passes=["forward"])
+    with pytest.raises(KeyboardInterrupt):
+        verify.verify_grid(grid, quiet=False)
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines() if line.startswith("numpy ")]) == 2
+    assert "2 passed, 0 failed" in out
+    cases = len(verify.expand(grid)[0])
+    assert cases >= 3
+    assert f"interrupted after 2 of {cases} cases; the rest were not verified" in out
