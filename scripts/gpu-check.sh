@@ -166,10 +166,9 @@ trap 'rm -rf "$work"' EXIT
 log=$out/gpu-check.log
 summary=$work/summary.txt
 : >"$log"
-: >"$out/verify.txt"
 status=0
 # what an earlier check left in --out would be counted and sent back as this one's
-rm -f "$out"/{fingerprint.json,cuda-tests.xml,runs.tar.gz,ab-aa.tar.gz}
+rm -f "$out"/{fingerprint.json,verify.txt,cuda-tests.xml,runs.tar.gz,ab-aa.tar.gz}
 say() { echo "$*" | tee -a "$log" >&2; }
 note() { echo "$*" >>"$summary"; say "$me: $*"; }
 
@@ -294,6 +293,7 @@ if want verify && (( ${#frameworks[@]} )); then
         done
     done
     verify_end=$(( $(now) + total / 4 ))
+    : >"$out/verify.txt"
     for i in "${!chunks[@]}"; do
         read -r fw mode <<<"${chunks[i]}"
         name=verify-$fw-$mode
@@ -333,7 +333,7 @@ if want probes && (( ${#frameworks[@]} )); then
         probe=(--framework "$fw_list" --dtype "float32,bfloat16" --hidden 256 --seq-len 32)
     fi
     # the quick preset runs each framework in its usual mode (nightly-gpu would add every mode's compile)
-    stage probes $(( total / 8 )) "${pyx[@]}" -m rnnbench run --preset quick --device "$device" "${probe[@]}" \
+    stage probes $(( total / 6 )) "${pyx[@]}" -m rnnbench run --preset quick --device "$device" "${probe[@]}" \
         --cell lstm --formulation separate --pass forward --batch 16 --rounds 1 --budget 0.1 \
         --results "$work/results" --no-progress --seed 1
     probe_doc=$(grep -o 'results: .*\.json' "$work/probes.out" | tail -n 1 | cut -c10-)
@@ -354,79 +354,79 @@ EOF
 fi
 
 # -- 5. a nightly-gpu slice sized to the time left -------------------------------------------------------
-# Shapes in order of value; a shape is 8 cases (LSTM: 4 formulations x forward, train) per framework and
-# mode of nightly-gpu (torch eager and compiled, JAX compiled: JAX has no eager rows).
-# ab keeps a sixth of the deadline. CASE_S is a guess at one GPU case's cost (reference, compile,
-# warm-up, 2 rounds of 0.3 s); the summary prints the measured cost, so the guess can be replaced.
+# LSTM, every formulation, forward and train, fp32, torch in eager mode and JAX (compiled: it has no
+# eager rows); torch.compile's compiles would take the whole slice. The shapes grow in tiers, each a
+# product grid (so --batch/--hidden/--seq-len can say it), and the largest tier whose estimate fits
+# the time left before the A/A runs. One run per framework: every run probes its peaks again.
+# CASE_S is a guess at one GPU case (reference, warm-up, 2 rounds of 0.15 s) and RUN_S at a run's
+# start and peak probe; the summary prints what the slice took, so the guesses can be replaced.
 CASE_S=2
+RUN_S=20
 slice_fws=()
-# the slice's frameworks are also the A/A's
 for fw in torch jax; do [[ " ${frameworks[*]} " == *" $fw "* ]] && slice_fws+=("$fw"); done
 if want slice && (( ${#slice_fws[@]} )); then
     if (( rehearse )); then
-        shapes=("16 64 8")
+        tiers=("16 64 8")
         slice_fws=("${slice_fws[0]}")
-        slice_args=(--formulation separate --pass forward --mode "${primary_of[${slice_fws[0]}]}" --dtype float32
-                    --budget 0.05 --rounds 1)
+        slice_args=(--formulation separate --pass forward --dtype float32 --budget 0.05 --rounds 1)
     else
-        shapes=("64 1024 128" "16 256 32" "256 1024 128" "64 256 32" "256 256 32" "16 1024 128"
-                "64 1024 32" "16 256 128" "256 1024 32" "64 256 128" "256 256 128" "16 1024 32")
+        # batches, hiddens, seq-lens; 1, 3, 6 and 12 shapes
+        tiers=("64 1024 128" "16,64,256 1024 128" "16,64,256 256,1024 128" "16,64,256 256,1024 32,128")
         slice_args=(--pass "forward,train" --dtype float32 --budget 0.3 --rounds 2)
     fi
     ab_s=0
     want ab && ab_s=$(( total / 6 ))
     budget_s=$(( $(left) - ab_s ))
-    fw_modes=0
-    for fw in "${slice_fws[@]}"; do
-        if [[ $fw == torch ]]; then fw_modes=$(( fw_modes + 2 )); else fw_modes=$(( fw_modes + 1 )); fi
+    tier=
+    for t in "${tiers[@]}"; do
+        read -r b h s <<<"$t"
+        shapes=$(( $(tr -cd , <<<"$b" | wc -c) + 1 ))
+        shapes=$(( shapes * ($(tr -cd , <<<"$h" | wc -c) + 1) * ($(tr -cd , <<<"$s" | wc -c) + 1) ))
+        (( ${#slice_fws[@]} * (RUN_S + shapes * 8 * CASE_S) <= budget_s )) && tier=$t
     done
-    per_shape=$(( 8 * CASE_S * fw_modes ))
-    n=$(( budget_s / per_shape ))
-    (( n > ${#shapes[@]} )) && n=${#shapes[@]}
-    (( n < 1 )) && n=1
-    # a product grid per batch/hidden/seq-len list would time shapes nobody chose; one run per shape
-    # keeps the order of value, and all of them travel in runs.tar.gz
-    slice_done=0; slice_t0=$(now); slice_rc=0
-    for shape in "${shapes[@]:0:n}"; do
-        read -r b h t <<<"$shape"
-        stage "slice-B$b-H$h-T$t" $(( budget_s - ($(now) - slice_t0) )) "${pyx[@]}" -m rnnbench run --preset nightly-gpu \
-            --device "$device" --framework "$(IFS=,; echo "${slice_fws[*]}")" --cell lstm --batch "$b" --hidden "$h" \
-            --seq-len "$t" "${slice_args[@]}" --results "$work/results" --no-progress
-        (( stage_rc == -1 )) && break
-        slice_done=$(( slice_done + 1 ))
-        (( stage_rc != 0 )) && slice_rc=$stage_rc
-        verdict "slice B$b H$h T$t" "$(last_line "slice-B$b-H$h-T$t" 'measured, ' | sed 's/; results: .*//')"
-        (( stage_rc == 124 || stage_rc == 130 || stage_rc == 137 )) && break
+    [[ -n $tier ]] || tier=${tiers[0]}
+    read -r b h s <<<"$tier"
+    slice_end=$(( $(now) + budget_s ))
+    for i in "${!slice_fws[@]}"; do
+        fw=${slice_fws[i]}
+        stage "slice-$fw" $(( (slice_end - $(now)) / (${#slice_fws[@]} - i) )) "${pyx[@]}" -m rnnbench run \
+            --preset nightly-gpu --device "$device" --framework "$fw" --mode "${primary_of[$fw]}" --cell lstm \
+            --batch "$b" --hidden "$h" --seq-len "$s" "${slice_args[@]}" --results "$work/results" --no-progress
+        verdict "slice $fw ${primary_of[$fw]} (B $b, H $h, T $s)" \
+            "$(last_line "slice-$fw" 'measured, ' | sed 's/; results: .*//')"
     done
-    slice_s=$(( $(now) - slice_t0 ))
-    note "slice: $slice_done of ${#shapes[@]} shapes ($(IFS=,; echo "${slice_fws[*]}"), LSTM) in ${slice_s}s; $n planned at ${CASE_S}s a case"
-    (( slice_rc != 0 && slice_rc != 124 && slice_rc != 130 && slice_rc != 137 )) && status=1
-elif want slice; then
-    note "slice: skipped (neither torch nor jax installed)"
+else
+    want slice && note "slice: skipped (neither torch nor jax installed)"
 fi
 
 # -- 6. a paired A/A: the false-alarm baseline ---------------------------------------------------------------
+# the same interpreter on both sides, interleaved and judged paired as `rnnbench ab` always does; torch
+# eager where there is torch (JAX's compiles would eat the A/A's minute), on slice shapes
 if want ab && (( ${#slice_fws[@]} )); then
+    fw=${slice_fws[0]}
     if (( rehearse )); then
-        aa=(--framework "${slice_fws[0]}" --formulation separate --pass forward --mode "${primary_of[${slice_fws[0]}]}"
-            --batch 16 --hidden 64 --seq-len 8 --dtype float32 --rounds 2 --extra-rounds 0 --budget 0.1)
+        aa=(--formulation separate --pass forward --batch 16 --hidden 64 --seq-len 8 --rounds 2 --extra-rounds 0
+            --budget 0.1)
     else
-        aa=(--framework "$(IFS=,; echo "${slice_fws[*]}")" --formulation "separate,concat" --pass forward
-            --dtype float32 --batch 64 --hidden "256,1024" --seq-len 32 --rounds 5 --extra-rounds 2 --budget 0.4)
+        aa=(--formulation "separate,concat" --pass forward --batch "16,64" --hidden "256,1024" --seq-len 32
+            --rounds 5 --extra-rounds 2 --budget 0.4)
     fi
     mkdir -p "$work/ab"
-    stage ab $(( $(left) )) "${pyx[@]}" -m rnnbench ab --base "$py" --new "$py" --preset nightly-gpu --device "$device" \
-        --cell lstm "${aa[@]}" --results "$work/ab" --no-progress
-    verdict "ab A/A" "$(last_line ab '[0-9]+ slower, [0-9]+ faster')"
+    stage ab "$(left)" "${pyx[@]}" -m rnnbench ab --base "$py" --new "$py" --preset nightly-gpu --device "$device" \
+        --framework "$fw" --mode "${primary_of[$fw]}" --cell lstm --dtype float32 "${aa[@]}" --results "$work/ab" \
+        --no-progress
+    verdict "ab A/A ($fw ${primary_of[$fw]})" "$(last_line ab '[0-9]+ slower, [0-9]+ faster')"
 fi
 
 # -- pack what comes back -----------------------------------------------------------------------------------
-if [[ -d $work/results/runs ]]; then
-    tar -czf "$out/runs.tar.gz" -C "$work/results" runs
-fi
-if [[ -d $work/ab/runs ]]; then
-    tar -czf "$out/ab-aa.tar.gz" -C "$work/ab" runs
-fi
+# the run documents only: a lock or temporary file of a run killed at the deadline stays behind
+pack() {
+    local src=$1 dest=$2 docs
+    docs=$(cd "$src" 2>/dev/null && find runs -name '*.json' ! -name '.*' 2>/dev/null)
+    [[ -n $docs ]] && (cd "$src" && tar -czf "$dest" -T - <<<"$docs")
+}
+pack "$work/results" "$out/runs.tar.gz"
+pack "$work/ab" "$out/ab-aa.tar.gz"
 note "took $(( $(now) - start ))s of $total; exit $status"
 # a file coming back must stay under 16 MiB; the log is the only one that could grow past it
 if (( $(stat -c %s "$log") > 15 * 1024 * 1024 )); then
