@@ -11,8 +11,8 @@
 #   fingerprint  `rnnbench env --json` plus each framework's CUDA runtime and cuDNN
 #   verify       `rnnbench verify --device cuda -q` over every cell, formulation and mode in fp32, TF32, bf16-mixed
 #   cuda-tests   `pytest -m cuda` with RNNBENCH_REQUIRE_CUDA=1 (JUnit XML)
-#   probes       the GEMM ladder and the bandwidth probe (a one-case `rnnbench run` per framework, fp32 and bf16)
-#   slice        a `nightly-gpu` slice sized to the time left (LSTM, every formulation, torch and JAX)
+#   probes       the GEMM ladder and the bandwidth probe, fp32 and bf16 (an `rnnbench run` of one small case each)
+#   slice        a `nightly-gpu` slice sized to the time left (LSTM, every formulation, torch eager and JAX)
 #   ab           a short paired `rnnbench ab` A/A: the false-alarm baseline of the nightly on this device
 # --out (default $OUT, else gpu-check-out/ in the checkout) receives at most 8 files: summary.txt,
 # fingerprint.json, verify.txt, cuda-tests.xml, runs.tar.gz, ab-aa.tar.gz, gpu-check.log.
@@ -21,8 +21,8 @@
 # --commit names the commit where the checkout has no .git (a lent machine gets the working tree only).
 # --stages runs only the named stages (comma list, in the order above; a retry that needs only some).
 #
-# --file DIR (on the machine that keeps the results, no GPU needed) files what came back: the text,
-# JSON and XML files into ROOT/gpu-check/<machine>/<stamp>-<commit8>/ as they are, and the run
+# --file DIR (on the machine that keeps the results, no GPU needed) files what came back: the
+# summary, fingerprint, verify, JUnit and log files into ROOT/gpu-check/<machine>/<stamp>-<commit8>/ as they are, and the run
 # documents of both tarballs into ROOT/runs/<machine>/, where report, landing and nightly read every
 # machine's. ROOT defaults to results/ of this checkout.
 #
@@ -85,11 +85,15 @@ if [[ -n $file_dir ]]; then
     done
     dest=$results_root/gpu-check/$machine/$stamp-${sha:0:8}
     mkdir -p "$dest" "$results_root/runs" 2>/dev/null || die "cannot write to $results_root"
-    for f in "$file_dir"/*; do
-        [[ -f $f && $f != *.tar.gz ]] && cp "$f" "$dest/"
+    for f in summary.txt fingerprint.json verify.txt cuda-tests.xml gpu-check.log; do
+        if [[ -f $file_dir/$f ]]; then
+            cp "$file_dir/$f" "$dest/" || die "cannot write to $dest"
+        fi
     done
     for tarball in "$file_dir"/*.tar.gz; do
-        [[ -e $tarball ]] && tar -xzf "$tarball" -C "$results_root" --no-same-owner
+        if [[ -e $tarball ]]; then
+            tar -xzf "$tarball" -C "$results_root" --no-same-owner || die "cannot unpack $tarball into $results_root"
+        fi
     done
     echo "$me: filed $file_dir into $dest and $results_root/runs/$machine/"
     echo "commit it: git add $dest $results_root/runs/$machine"
@@ -307,22 +311,22 @@ fi
 
 # -- 3. the CUDA tests ------------------------------------------------------------------------------------------
 if want cuda-tests; then
-mapfile -t cuda_files < <(cd "$repo" && grep -l 'mark\.cuda' tests/test_*.py)
-deselect=()
-deselected=
-if (( ${#missing_fw[@]} )); then
-    deselect=(-k "$(printf 'not %s and ' "${missing_fw[@]}" | sed 's/ and $//')")
-    deselected=" (the missing frameworks' tests deselected)"
-fi
-require=()
-(( rehearse )) || require=(env RNNBENCH_REQUIRE_CUDA=1)
-stage cuda-tests $(( total / 4 )) "${require[@]}" "${pyx[@]}" -m pytest -q -m cuda -p no:cacheprovider \
-    --rootdir "$repo" --junitxml="$out/cuda-tests.xml" "${deselect[@]}" "${cuda_files[@]/#/$repo/}"
-verdict cuda-tests "$(last_line cuda-tests '(passed|failed|skipped|error|deselected)')$deselected"
+    mapfile -t cuda_files < <(cd "$repo" && grep -l 'mark\.cuda' tests/test_*.py)
+    deselect=()
+    deselected=
+    if (( ${#missing_fw[@]} )); then
+        deselect=(-k "$(printf 'not %s and ' "${missing_fw[@]}" | sed 's/ and $//')")
+        deselected=" (the missing frameworks' tests deselected)"
+    fi
+    require=()
+    (( rehearse )) || require=(env RNNBENCH_REQUIRE_CUDA=1)
+    stage cuda-tests $(( total / 4 )) "${require[@]}" "${pyx[@]}" -m pytest -q -m cuda -p no:cacheprovider \
+        --rootdir "$repo" --junitxml="$out/cuda-tests.xml" "${deselect[@]}" "${cuda_files[@]/#/$repo/}"
+    verdict cuda-tests "$(last_line cuda-tests '(passed|failed|skipped|error|deselected)')$deselected"
 fi
 
 # -- 4. the GEMM ladder and the bandwidth probe --------------------------------------------------------
-# A one-case run per framework: the runner probes the peak GEMM and STREAM bandwidth of every
+# One small case per framework and dtype: the runner probes the peak GEMM and STREAM bandwidth of every
 # (framework, device, dtype) it meets, and files them in the document's `peaks`.
 mkdir -p "$work/results"
 if want probes && (( ${#frameworks[@]} )); then
@@ -336,7 +340,8 @@ if want probes && (( ${#frameworks[@]} )); then
     stage probes $(( total / 6 )) "${pyx[@]}" -m rnnbench run --preset quick --device "$device" "${probe[@]}" \
         --cell lstm --formulation separate --pass forward --batch 16 --rounds 1 --budget 0.1 \
         --results "$work/results" --no-progress --seed 1
-    probe_doc=$(grep -o 'results: .*\.json' "$work/probes.out" | tail -n 1 | cut -c10-)
+    # the only document so far, also when the run was stopped before it could print its path
+    probe_doc=$(find "$work/results/runs" -name '*.json' ! -name '.*' 2>/dev/null | head -n 1)
     peaks=
     if [[ -n $probe_doc && -f $probe_doc ]]; then
         peaks=$("$py" - "$probe_doc" <<'EOF'

@@ -151,6 +151,14 @@ def test_rehearsal_runs_offline_inside_its_deadline_and_files_what_comes_back(tm
     assert len(runs) == len(docs) + 2  # the slice's and the probes' documents, and the A/A pair
     frame = load(results / "runs")
     assert set(frame["machine"]) == {machine} and len(frame) >= len(runs)
+    # and the nightly's landing page takes the filed folder as its history
+    site = tmp_path / "site"
+    landing = subprocess.run(
+        [sys.executable, "-m", "rnnbench", "landing", str(results), "--out", str(site)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert landing.returncode == 0, landing.stderr
+    assert f"<h1>rnnbench nightly: <code>{machine}</code></h1>" in (site / "index.html").read_text()
 
 
 @pytest.mark.slow
