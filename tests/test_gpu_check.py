@@ -83,15 +83,21 @@ def test_rehearsal_runs_offline_inside_its_deadline_and_files_what_comes_back(tm
         if os.geteuid() == 0:
             pytest.fail("unshare is missing on a root machine: the offline rehearsal must run here")
         pytest.skip("unshare -n (a namespace with no network) needs root")
+    # as a lent machine gets it: the working tree without .git (the commit comes from --commit)
+    tree = tmp_path / "tree"
+    for part in ("rnnbench", "scripts", "tests"):
+        shutil.copytree(REPO / part, tree / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tree)
+    commit = "0123456789abcdef0123456789abcdef01234567"
     out = tmp_path / "out"
     began = time.monotonic()
     # unshare -n: a fresh network namespace with only a downed loopback, so any download or
     # registry call fails; the check must not need one
     proc = subprocess.run(
-        ["unshare", "-n", "--", str(SCRIPT), "--rehearse", "--minutes", "2", "--out", str(out),
-         "--python", sys.executable],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
-        env={k: v for k, v in os.environ.items() if k != "OUT"},
+        ["unshare", "-n", "--", str(tree / "scripts" / "gpu-check.sh"), "--rehearse", "--minutes", "2",
+         "--out", str(out), "--python", sys.executable, "--commit", commit],
+        capture_output=True, text=True, timeout=300, cwd=tree,
+        env={k: v for k, v in os.environ.items() if k != "OUT"} | {"GIT_CEILING_DIRECTORIES": str(tmp_path)},
     )  # fmt: skip
     wall = time.monotonic() - began
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -128,6 +134,7 @@ def test_rehearsal_runs_offline_inside_its_deadline_and_files_what_comes_back(tm
     assert "FAILED" not in summary
     fingerprint = json.loads((out / "fingerprint.json").read_text())
     machine = fingerprint["machine"]
+    assert fingerprint["git_commit"] == commit
     assert f"machine: {machine}" in summary
     # the CUDA tests were collected and every one skipped (no GPU): JUnit says so
     suite = ET.parse(out / "cuda-tests.xml").getroot().find("testsuite")
@@ -149,8 +156,9 @@ def test_rehearsal_runs_offline_inside_its_deadline_and_files_what_comes_back(tm
     assert {p.name for p in folder.iterdir()} == names - {"runs.tar.gz", "ab-aa.tar.gz"}
     runs = sorted((results / "runs" / machine).glob("*.json"))
     assert len(runs) == len(docs) + 2  # the slice's and the probes' documents, and the A/A pair
+    assert all(json.loads(p.read_text())["machine"]["git_commit"] == commit for p in runs)
     frame = load(results / "runs")
-    assert set(frame["machine"]) == {machine} and len(frame) >= len(runs)
+    assert set(frame["machine"]) == {machine} and set(frame["commit"]) == {commit} and len(frame) >= len(runs)
     # and the nightly's landing page takes the filed folder as its history
     site = tmp_path / "site"
     landing = subprocess.run(
