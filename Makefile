@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LINT_DIRS := rnnbench tests scripts $(wildcard benchmarks)
 SHELL_SCRIPTS := $(wildcard scripts/*.sh scripts/slurm/*.sh scripts/slurm/*.sbatch)
 
-.PHONY: bench test test-fast test-stress lint typecheck pytest verify clean chromium slurm gpu-check
+.PHONY: bench test test-fast test-stress lint typecheck pytest verify clean chromium slurm gpu-check gpu-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -62,16 +62,25 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # -- GPU machines (docs/gpu.md) ----------------------------------------------------------------------
-# `make gpu-check`: a separate environment with the CUDA builds of every framework (.venv-gpu, so the
-# CPU pins of .venv are never mixed in), then the CUDA tests (every framework, formulation, mode and
-# dtype; the probes; the NVML fingerprint), then a short nightly-gpu shard. Everything it writes lands
-# under results/: the run document in results/runs/<machine>/ and the check's own files (fingerprint,
-# test log and JUnit XML, shard log, summary) in results/gpu-check/<machine>/<UTC stamp>-<commit8>/.
+# `make gpu-check`: scripts/gpu-check.sh with the machine's own interpreter (GPU_PY): nothing is
+# installed and no network is needed; each stage is stopped in time by the GPU_MINUTES deadline.
+# What comes back lands in $OUT (a lent machine) or gpu-check-out/; `scripts/gpu-check.sh --file DIR`
+# files it under results/. GPU_CHECK_ARGS: more flags (--rehearse, --stages, --commit).
+# `make gpu-venv` is the route for a GPU box of our own with a network: a separate environment with
+# the CUDA builds of every framework (.venv-gpu, so the CPU pins of .venv are never mixed in); then
+# `make gpu-check GPU_PY=.venv-gpu/bin/python`.
+GPU_PY ?= python3
+GPU_MINUTES ?= 6
+GPU_CHECK_ARGS ?=
 GPU_VENV ?= .venv-gpu
 GPU_BIN := $(GPU_VENV)/bin
 GPU_STAMP := $(GPU_VENV)/.installed
 TORCH_CUDA_INDEX ?= https://download.pytorch.org/whl/cu128
-GPU_SHARD ?= 1/64
+
+gpu-check:
+	scripts/gpu-check.sh --python $(GPU_PY) --minutes $(GPU_MINUTES) $(GPU_CHECK_ARGS)
+
+gpu-venv: $(GPU_STAMP)
 
 $(GPU_STAMP): pyproject.toml
 	test -x $(GPU_BIN)/python || $(PY) -m venv $(GPU_VENV)
@@ -80,23 +89,3 @@ $(GPU_STAMP): pyproject.toml
 	$(GPU_BIN)/python -m pip install -q "tensorflow[and-cuda]" "jax[cuda12]" "flax>=0.12" ml_dtypes
 	$(GPU_BIN)/python -m pip install -q -e ".[report,gpu]" pytest pytest-benchmark pytest-timeout hypothesis
 	touch $(GPU_STAMP)
-
-gpu-check: SHELL := /bin/bash
-gpu-check: $(GPU_STAMP)
-	set -u; \
-	$(GPU_BIN)/python -c "import sys; from rnnbench.measure.machine import gpu_info; \
-	  sys.exit(0 if gpu_info()['gpu_name'] else 'gpu-check: no NVIDIA GPU visible to NVML or nvidia-smi')" || exit 2; \
-	machine=$$($(GPU_BIN)/python -c "from rnnbench.measure.machine import machine_name; print(machine_name())"); \
-	out=results/gpu-check/$$machine/$$(date -u +%Y%m%dT%H%M%SZ)-$$(git rev-parse --short=8 HEAD); \
-	mkdir -p $$out; \
-	$(GPU_BIN)/rnnbench env --json > $$out/fingerprint.json; \
-	RNNBENCH_REQUIRE_CUDA=1 $(GPU_BIN)/python -m pytest -q -m cuda -p no:cacheprovider \
-	  --junitxml=$$out/cuda-tests.xml tests 2>&1 | tee $$out/cuda-tests.txt; tests=$${PIPESTATUS[0]}; \
-	$(GPU_BIN)/rnnbench run --preset nightly-gpu --shard $(GPU_SHARD) --no-progress --results results \
-	  2>&1 | tee $$out/nightly-gpu-shard.txt; shard=$${PIPESTATUS[0]}; \
-	{ echo "machine: $$machine"; echo "commit: $$(git rev-parse HEAD)"; \
-	  echo "cuda tests: exit $$tests ($$out/cuda-tests.txt)"; \
-	  echo "nightly-gpu shard $(GPU_SHARD): exit $$shard (run document under results/runs/$$machine/)"; } \
-	  | tee $$out/summary.txt; \
-	echo "commit it: git add results/gpu-check/$$machine results/runs/$$machine"; \
-	test $$tests -eq 0 -a $$shard -eq 0

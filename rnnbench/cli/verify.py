@@ -8,6 +8,7 @@ import sys
 from tqdm import tqdm
 
 from rnnbench import backends
+from rnnbench.case import Case
 from rnnbench.cli.options import add_grid_flags, grid_from_args
 from rnnbench.display import format_table
 from rnnbench.errors import Unsupported, UsageError
@@ -18,7 +19,11 @@ __all__ = ["add_parser", "run", "verify_grid"]
 
 
 def verify_grid(grid: Grid, quiet: bool = False) -> int:
-    """Verify every case of `grid`; print a table; 0 if all agree, 1 otherwise."""
+    """Verify every case of `grid`; print a table; 0 if all agree, 1 otherwise.
+
+    Interrupted (Ctrl-C, or the SIGINT with which `scripts/gpu-check.sh` keeps its deadline), it still
+    prints the table and counts of the cases it finished, then lets KeyboardInterrupt go on (exit 130).
+    """
     from rnnbench.sweep.memory import check_fits
 
     cases, skipped = expand(grid)
@@ -32,26 +37,15 @@ def verify_grid(grid: Grid, quiet: bool = False) -> int:
             if device not in backends.get(fw).devices():
                 raise UsageError(f"device {device!r} is not available to {fw} here (no CUDA GPU visible)")
     rows, passed, failures = [], 0, 0
-    for case in tqdm(cases, desc="verify", unit="case", file=sys.stderr, disable=None):
-        weights, x, state0 = make_inputs(case)
-        try:
-            check = verify_kernel(backends.get(case.framework).build(case, weights, x, state0), weights, x, state0)
-            ok, abs_err, rel_err, note = check.ok, check.max_abs_error, check.max_rel_error, check.worst
-            tol = check.tolerance
-        except Unsupported as exc:  # refused at build time: not applicable, and only that (not also passed)
-            skipped.append((case, str(exc)))
-            continue
-        except Exception as exc:  # a backend bug is a failed check, reported, not a crash
-            ok, abs_err, rel_err, note = False, float("nan"), float("nan"), f"{type(exc).__name__}: {exc}"[:120]
-            tol = tolerance(case)
-        passed += ok
-        failures += not ok
-        if ok and quiet:
-            continue
-        rows.append(
-            [case.framework, case.device, case.spec.label, case.formulation, case.mode, case.pass_, case.layers,
-             f"{case.dtype}-{case.precision}" if case.dtype != "float32" else case.dtype, abs_err, rel_err, tol, "pass" if ok else "FAIL", note]
-        )  # fmt: skip
+    done, interrupted = 0, False
+    try:
+        for case in tqdm(cases, desc="verify", unit="case", file=sys.stderr, disable=None):
+            passed_, failed_, row = _verify_case(case, skipped, quiet)
+            passed, failures, done = passed + passed_, failures + failed_, done + 1
+            if row:
+                rows.append(row)
+    except KeyboardInterrupt:
+        interrupted = True
     headers = [
         "framework",
         "device",
@@ -71,7 +65,32 @@ def verify_grid(grid: Grid, quiet: bool = False) -> int:
         print(format_table(headers, rows))
     frameworks = ", ".join(sorted({c.framework for c in cases}))
     print(f"\n{passed} passed, {failures} failed, {len(skipped)} not applicable ({frameworks})")
+    if interrupted:
+        print(f"interrupted after {done} of {len(cases)} cases; the rest were not verified")
+        sys.stdout.flush()
+        raise KeyboardInterrupt
     return 1 if failures else 0
+
+
+def _verify_case(case: Case, skipped: list[tuple[Case, str]], quiet: bool) -> tuple[int, int, list[object] | None]:
+    """(passed, failed, table row or None) for one case; a case refused at build time joins `skipped`."""
+    weights, x, state0 = make_inputs(case)
+    try:
+        check = verify_kernel(backends.get(case.framework).build(case, weights, x, state0), weights, x, state0)
+        ok, abs_err, rel_err, note = check.ok, check.max_abs_error, check.max_rel_error, check.worst
+        tol = check.tolerance
+    except Unsupported as exc:  # refused at build time: not applicable, and only that (not also passed)
+        skipped.append((case, str(exc)))
+        return 0, 0, None
+    except Exception as exc:  # a backend bug is a failed check, reported, not a crash
+        ok, abs_err, rel_err, note = False, float("nan"), float("nan"), f"{type(exc).__name__}: {exc}"[:120]
+        tol = tolerance(case)
+    if ok and quiet:
+        return 1, 0, None
+    row: list[object] = [case.framework, case.device, case.spec.label, case.formulation, case.mode, case.pass_,
+                         case.layers, f"{case.dtype}-{case.precision}" if case.dtype != "float32" else case.dtype,
+                         abs_err, rel_err, tol, "pass" if ok else "FAIL", note]  # fmt: skip
+    return int(ok), int(not ok), row
 
 
 def run(args: argparse.Namespace) -> int:

@@ -360,7 +360,11 @@ def _dotted(v: Any, kind: str) -> str | None:
 
 
 def git_state(root: Path | None = None) -> tuple[str | None, bool]:
-    """(commit sha, dirty?) of the repository rnnbench runs from, or (None, False) outside git."""
+    """(commit sha, dirty?) of the repository rnnbench runs from, or (None, False) outside git.
+
+    Outside git, `RNNBENCH_GIT_COMMIT` names the commit (dirty unknown, so False): a lent GPU machine
+    gets a copy of the working tree without `.git`, and `scripts/gpu-check.sh --commit` passes it on.
+    """
     root = root or Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(
@@ -372,7 +376,7 @@ def git_state(root: Path | None = None) -> tuple[str | None, bool]:
         ).stdout.strip()  # fmt: skip
         return sha, bool(dirty)
     except (OSError, subprocess.SubprocessError):
-        return None, False
+        return os.environ.get("RNNBENCH_GIT_COMMIT") or None, False
 
 
 def _slug(text: str) -> str:
