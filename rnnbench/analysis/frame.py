@@ -585,6 +585,8 @@ def result_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             continue  # asv's metadata files, read alongside the results they describe
         if path.name == columnar.MARKER:
             continue  # a columnar history inside a results folder: read when named, not walked into
+        if "gpu-check" in path.parts[:-1]:
+            continue  # a GPU check's own files (fingerprint, summary); its run documents live in runs/
         yield path
 
 

@@ -34,16 +34,17 @@ the runner kills its worker at once rather than waiting for the case to end.
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import itertools
 import multiprocessing
 import os
 import random
-import signal
+import shlex
+import shutil
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -86,19 +87,28 @@ class RunOptions:
     worker_target: Callable[..., None] = worker_main
 
 
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while a worker starts: the ignored disposition survives exec, so the new
-    interpreter never installs its KeyboardInterrupt handler and a Ctrl-C during its imports
-    prints nothing (the worker ignores SIGINT itself once it runs)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+_LAUNCHER: list[str] = []  # the path of this process's worker launcher, once written
+
+
+def _launcher() -> str:
+    """A tiny shell script that starts this interpreter with SIGINT ignored, as the workers' executable.
+
+    A terminal's Ctrl-C goes to the whole process group, workers included. A worker must not print a
+    KeyboardInterrupt traceback while it imports (the runner ends it), and the runner must never miss
+    the Ctrl-C: so the ignore is set in the child, between fork and exec (`trap`), and survives the
+    exec, and the new interpreter then never installs its KeyboardInterrupt handler. Ignoring SIGINT
+    in the runner around `Process.start()` instead dropped a Ctrl-C that landed in those milliseconds;
+    a Ctrl-C that reaches the shell before its `trap` ends the starting worker, and the runner, which
+    got the same Ctrl-C, stops the run anyway.
+    """
+    if not _LAUNCHER:
+        folder = Path(tempfile.mkdtemp(prefix="rnnbench-launch-"))
+        atexit.register(shutil.rmtree, folder, True)
+        script = folder / "python"
+        script.write_text(f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+        script.chmod(0o755)
+        _LAUNCHER.append(str(script))
+    return _LAUNCHER[0]
 
 
 class _Worker:
@@ -106,12 +116,12 @@ class _Worker:
 
     def __init__(self, opts: RunOptions) -> None:
         ctx = multiprocessing.get_context("spawn")
+        ctx.set_executable(_launcher())  # the workers start with SIGINT ignored (see _launcher)
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
             target=opts.worker_target, args=(child, opts.threads, opts.timing, os.getpid()), daemon=True
         )
-        with _sigint_ignored():
-            self.proc.start()
+        self.proc.start()
         child.close()
 
     def ask(self, msg: dict[str, Any], timeout: float) -> Any:
