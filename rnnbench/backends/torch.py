@@ -46,11 +46,11 @@ def _autocast(torch: Any, device_type: str, dtype: str) -> Any:
     weight read at every time step is cast to `dtype` once per region and the
     low-precision copy is reused by every step, so autograd sums the T per-step
     weight gradients into that copy in `dtype` and only the total reaches the
-    float32 weight, and a bf16 running sum over a few hundred steps loses the
-    small terms (bf16 keeps 8 significant bits). Off, every
-    read casts afresh, each step's gradient is cast back to float32 and the sum
-    over steps is float32: what JAX and TensorFlow do (`CastOnRead`), and what
-    torch.compile'd steps already did (the cache does not exist in a graph).
+    float32 weight; a bf16 running sum (8 significant bits) over a few hundred
+    steps stalls. Off, every read casts afresh, each step's gradient is cast
+    back to float32 and the sum over steps is float32: what JAX and TensorFlow
+    do (`CastOnRead`), and what torch.compile'd steps already did (the cache
+    does not exist in a graph). docs/formulations.md, "Precision".
     """
     return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype), cache_enabled=False)
 
