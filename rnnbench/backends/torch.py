@@ -78,8 +78,8 @@ class TorchBackend(Backend):
         if case.formulation == "native" and case.cell == "gru" and case.gru_reset == "before":
             return "torch.nn.GRU implements the reset-after GRU only"
         if case.formulation == "native" and case.cell == "lstm" and case.precision == "mixed" and case.device == "cpu":
-            # torch 2.13: autocast sends nn.LSTM to oneDNN, which cannot create its fp16 primitive, nor its bf16 one
-            # on CPUs without bf16 instructions (it can with AVX512-BF16): not offered rather than CPU-dependent
+            # torch 2.13: autocast sends nn.LSTM to oneDNN, which cannot create its fp16 primitive on the CI CPU (its
+            # bf16 one builds there, a CPU with AVX512-BF16; untried on CPUs without): not offered for either
             return "torch.nn.LSTM fails under CPU autocast (oneDNN has no primitive for it)"
         return None
 
