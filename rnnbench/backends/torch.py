@@ -39,6 +39,22 @@ def _torch() -> Any:
     return torch
 
 
+def _autocast(torch: Any, device_type: str, dtype: str) -> Any:
+    """torch's mixed-precision region for one pass: GEMMs in `dtype` from float32 master weights.
+
+    The weight-cast cache is off. With it on (autocast's default) a float32
+    weight read at every time step is cast to `dtype` once per region and the
+    low-precision copy is reused by every step, so autograd sums the T per-step
+    weight gradients into that copy in `dtype` and only the total reaches the
+    float32 weight; a bf16 running sum (8 significant bits) over a few hundred
+    steps stalls. Off, every read casts afresh, each step's gradient is cast
+    back to float32 and the sum over steps is float32: what JAX and TensorFlow
+    do (`CastOnRead`), and what torch.compile'd steps already did (the cache
+    does not exist in a graph). docs/formulations.md, "Precision".
+    """
+    return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype), cache_enabled=False)
+
+
 def _ops(torch: Any) -> Ops:
     return Ops(
         concat=lambda ts: torch.cat(list(ts), dim=-1),
@@ -62,7 +78,8 @@ class TorchBackend(Backend):
         if case.formulation == "native" and case.cell == "gru" and case.gru_reset == "before":
             return "torch.nn.GRU implements the reset-after GRU only"
         if case.formulation == "native" and case.cell == "lstm" and case.precision == "mixed" and case.device == "cpu":
-            # torch 2.13: autocast sends nn.LSTM to oneDNN, which cannot create its bf16/fp16 primitive
+            # torch 2.13: autocast sends nn.LSTM to oneDNN, which cannot create its fp16 primitive on the CI CPU (its
+            # bf16 one builds there, a CPU with AVX512-BF16; untried on CPUs without): not offered for either
             return "torch.nn.LSTM fails under CPU autocast (oneDNN has no primitive for it)"
         return None
 
@@ -112,7 +129,8 @@ class TorchBackend(Backend):
         """(call, launch, sync): one synchronised call of `forward()` without autograd, or forward plus
         d loss(y) / d params; `launch` is the same without the device synchronisation, `sync` waits for it.
 
-        Mixed precision runs the forward under autocast and the backward outside it, as torch's AMP recipe does.
+        Mixed precision runs the forward under autocast and the backward outside it, as torch's AMP recipe does,
+        with autocast's weight-cast cache off (see `_autocast`).
         """
         torch = _torch()
         device = torch.device(case.device)
@@ -121,7 +139,7 @@ class TorchBackend(Backend):
         if case.precision == "mixed":
 
             def run() -> Any:
-                with torch.autocast(device_type=device.type, dtype=getattr(torch, case.dtype)):
+                with _autocast(torch, device.type, case.dtype):
                     return forward()
 
         def sync() -> None:
