@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench.analysis.compare import THRESHOLD, compare_samples
 from rnnbench.case import Case
 from rnnbench.display import format_time
+from rnnbench.judge.rules import THRESHOLD, compare_samples
 from rnnbench.measure import timing
 from rnnbench.sweep.ab import BUDGET_S as AB_BUDGET_S
 from rnnbench.sweep.ab import ROUNDS as AB_ROUNDS
@@ -366,7 +366,7 @@ def calibrate(cases: Sequence[Case], opts: CalibrationOptions) -> list[ErrorRate
     The slowdown is the worker's self-test switch (`RNNBENCH_SELFTEST_SLOWDOWN`, see `rnnbench.sweep.worker`),
     set in the environment of the slowed sweep's (or side's) workers only.
     """
-    from rnnbench.analysis.compare import compare_frames
+    from rnnbench.analysis.comparison import compare_frames
     from rnnbench.analysis.frame import load
     from rnnbench.measure.machine import fingerprint
     from rnnbench.measure.timing import TimingConfig

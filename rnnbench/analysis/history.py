@@ -30,7 +30,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.display import format_markdown, format_table
+import numpy as np
+
+from rnnbench.display import format_markdown, format_table, format_value, hardware_label, text_or_blank
+from rnnbench.judge.rules import worse
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,7 +48,6 @@ __all__ = [
     "detect",
     "format_baseline",
     "format_steps",
-    "hardware_label",
     "series",
     "version_change",
 ]
@@ -78,29 +80,10 @@ class StepChange:
     versions: str = ""  # framework version change at the step, e.g. "torch 2.12.0 -> 2.13.0"
 
 
-def _text(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    try:
-        import pandas as pd
-
-        if pd.isna(v):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return str(v)
-
-
-def hardware_label(cpu: Any, gpu: Any, cores: Any) -> str:
-    """The hardware fingerprint a series belongs to, as text: CPU model, GPU model, core count."""
-    c = _text(cores)
-    return f"{_text(cpu) or 'unknown CPU'} / {_text(gpu) or 'no GPU'} / {c + ' cores' if c else '? cores'}"
-
-
 def _hardware(frame: pd.DataFrame) -> pd.Series:
     cols = [c if c in frame.columns else None for c in ("cpu_model", "gpu_name", "cpu_cores")]
     values = [frame[c] if c else [None] * len(frame) for c in cols]
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
     return pd.Series([hardware_label(*v) for v in zip(*values)], index=frame.index, dtype=object)
 
@@ -131,7 +114,7 @@ def _series_label(frame: pd.DataFrame) -> pd.Series:
 
 def _metric_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with metric/unit/direction/value columns, whether or not the loader wrote them."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
     f = frame
     if "metric" not in f.columns:
@@ -175,14 +158,13 @@ def series(frame: pd.DataFrame, metrics: bool = False) -> Iterator[tuple[tuple[s
 def _kind(ratio: float, direction: Any) -> str:
     if direction is None or direction != direction:
         return "changed"
-    worse = ratio > 1 if direction == "lower" else ratio < 1
-    return "regression" if worse else "improvement"
+    return "regression" if worse(ratio > 1, direction) else "improvement"
 
 
 def _versions(row: Any) -> dict[str, str]:
     """{framework: version} of one row: its own framework's version, or every recorded one."""
     out: dict[str, str] = {}
-    fw, ver = _text(row.get("framework")), _text(row.get("framework_version"))
+    fw, ver = text_or_blank(row.get("framework")), text_or_blank(row.get("framework_version"))
     if fw and ver:
         out[fw] = ver
     return out
@@ -197,7 +179,7 @@ def version_change(before: Any, after: Any) -> str:
 
 def detect(frame: pd.DataFrame, threshold: float = 0.05, min_points: int = MIN_POINTS) -> list[StepChange]:
     """Every step change of at least `threshold` (relative) in every series of `frame`."""
-    from asv.step_detect import detect_steps
+    from asv.step_detect import detect_steps  # lazy: asv is heavy and only `.[asv]` installs it
 
     found: list[StepChange] = []
     for (machine, key, source), g in series(frame, metrics=True):
@@ -265,8 +247,7 @@ def baseline(
     verdicts (every series with at least `MIN_BASELINE` earlier runs) and how
     many series were too short to judge.
     """
-    import numpy as np
-    from scipy.stats import t as student_t
+    from scipy.stats import t as student_t  # lazy: only `.[report]` installs scipy
 
     out: list[BaselineVerdict] = []
     short = 0
@@ -312,12 +293,6 @@ def baseline(
 # -- output -----------------------------------------------------------------------------------------
 
 
-def _value(v: float, unit: str) -> str:
-    from rnnbench.analysis.compare import format_value
-
-    return format_value(v, unit)
-
-
 STEP_HEADERS = [
     "kind", "change", "before", "after", "at commit", "after commit", "date", "case", "machine", "source", "versions",
 ]  # fmt: skip
@@ -326,7 +301,7 @@ STEP_HEADERS = [
 def step_row(s: StepChange) -> list[Any]:
     """One step as a table row under `STEP_HEADERS`, values in the step's own unit (for the CLI and the report)."""
     return [
-        s.kind, f"{s.ratio - 1:+.1%}", _value(s.before_s, s.unit), _value(s.after_s, s.unit), (s.commit or "-")[:8],
+        s.kind, f"{s.ratio - 1:+.1%}", format_value(s.before_s, s.unit), format_value(s.after_s, s.unit), (s.commit or "-")[:8],
         (s.commit_before or "-")[:8], s.date[:19], s.key, s.machine, s.source, s.versions,
     ]  # fmt: skip
 
@@ -378,8 +353,8 @@ def format_baseline(
         [
             v.kind,
             f"{v.ratio - 1:+.1%}",
-            _value(v.newest, v.unit),
-            f"{_value(v.low, v.unit)} .. {_value(v.high, v.unit)}",
+            format_value(v.newest, v.unit),
+            f"{format_value(v.low, v.unit)} .. {format_value(v.high, v.unit)}",
             v.runs,
             (v.commit or "-")[:8],
             v.date[:19],

@@ -24,7 +24,7 @@ __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.compare import format_comparison
+    from rnnbench.analysis.render import format_comparison
     from rnnbench.cli.run import default_results_dir
     from rnnbench.errors import UsageError
     from rnnbench.measure.machine import gpu_info

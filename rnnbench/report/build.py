@@ -32,9 +32,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.analysis.compare import WINNER_CONFIDENCE, Winner, resolve_winner, rounds_of
 from rnnbench.analysis.history import STEP_HEADERS, StepChange, detect, series, step_row, version_change
 from rnnbench.errors import UsageError
+from rnnbench.judge.rules import WINNER_CONFIDENCE, Winner, resolve_winner, rounds_of
 from rnnbench.report import charts
 
 if TYPE_CHECKING:

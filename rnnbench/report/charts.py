@@ -75,7 +75,7 @@ def winner_maps(
     `ratio` is indexed by batch (rows) and hidden (columns); `times` maps a
     formulation to a frame of the same shape with its median seconds.
     `labels` (same shape, optional) is the verdict per cell from
-    `rnnbench.analysis.compare.resolve_winner`: a cell whose label starts
+    `rnnbench.judge.rules.resolve_winner`: a cell whose label starts
     with "tie" is drawn grey with the tied formulations named.
     """
     from matplotlib.colors import ListedColormap, Normalize

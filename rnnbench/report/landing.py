@@ -29,6 +29,7 @@ from typing import Any
 
 from rnnbench.display import format_time
 from rnnbench.errors import UsageError
+from rnnbench.judge.rules import Verdict, compare_samples, resolve_winner
 from rnnbench.sweep.merge import machine_class
 from rnnbench.sweep.store import iter_documents, read_document
 
@@ -42,7 +43,7 @@ class Finding:
     """A case whose newest samples fall outside its baseline."""
 
     key: str
-    verdict: str  # "slower" or "faster"
+    verdict: Verdict  # slower or faster
     ratio: float  # newest median / baseline median
     ci_low: float
     ci_high: float
@@ -97,8 +98,6 @@ def _winners(records: Sequence[dict[str, Any]]) -> dict[str, tuple[str | None, f
     A winner is named only when its lead is resolved (`resolve_winner`: the
     interval of each other formulation's time over its own excludes 1).
     """
-    from rnnbench.analysis.compare import resolve_winner
-
     groups: dict[str, dict[str, list[list[float]]]] = {}
     for r in records:
         if r["status"] == "ok" and r.get("median_s"):
@@ -117,8 +116,6 @@ def last_night(
     history: Path, run: Path | None = None, *, baseline: int = BASELINE_RUNS, threshold: float = 0.05
 ) -> Night:
     """The newest run in `history` (or `run`) judged against the previous runs of its machine class."""
-    from rnnbench.analysis.compare import compare_samples
-
     docs = [(p, d) for p, d in iter_documents(history) if not d.get("shard")]  # merged or unsharded runs only
     if run is not None:
         newest_path, newest = Path(run), read_document(Path(run))
@@ -151,7 +148,7 @@ def last_night(
         runs = len(pools[r["key"]])
         pool = [s for samples in pools[r["key"]] for s in samples]
         v = compare_samples(pool, r["samples_s"], threshold)
-        if v.verdict in ("slower", "faster"):
+        if v.verdict in (Verdict.SLOWER, Verdict.FASTER):
             base = sorted(pool)[len(pool) // 2]
             findings.append(Finding(r["key"], v.verdict, v.ratio, v.ci_low, v.ci_high, base, r["median_s"], runs))
     findings.sort(key=lambda f: -abs(f.ratio - 1))

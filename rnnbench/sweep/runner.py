@@ -51,6 +51,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rnnbench.case import Case
+from rnnbench.judge.rules import resolve_winner
 from rnnbench.measure.load import busy_warning
 from rnnbench.measure.machine import GpuMonitor
 from rnnbench.measure.roofline import apply_machine_peaks
@@ -371,8 +372,6 @@ def _run_chunk(
 
 def summary_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[object]]]:
     """Per framework/device/cell/mode/pass/shape: median ms of each formulation, the winner (or `tie: ...`), concat/separate."""
-    from rnnbench.analysis.compare import resolve_winner
-
     forms = ("separate", "concat", "hoisted", "native")
     table: dict[tuple[Any, ...], dict[str, float]] = {}
     samples: dict[tuple[Any, ...], dict[str, list[list[float]]]] = {}
