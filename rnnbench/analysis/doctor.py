@@ -37,14 +37,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
+from rnnbench import backends
+from rnnbench.analysis.comparison import compare_frames
+from rnnbench.analysis.frame import load
 from rnnbench.case import Case
 from rnnbench.display import format_time
+from rnnbench.errors import UsageError
 from rnnbench.judge.rules import THRESHOLD, compare_samples
 from rnnbench.measure import timing
+from rnnbench.measure.machine import fingerprint
+from rnnbench.measure.timing import Measurement, TimingConfig
+from rnnbench.measure.verify import make_inputs
 from rnnbench.sweep.ab import BUDGET_S as AB_BUDGET_S
 from rnnbench.sweep.ab import ROUNDS as AB_ROUNDS
-from rnnbench.sweep.worker import slowed
+from rnnbench.sweep.ab import ABOptions, run_ab
+from rnnbench.sweep.runner import RunOptions, run_cases
+from rnnbench.sweep.store import new_document, now_iso
+from rnnbench.sweep.worker import SELFTEST_SLOWDOWN, make_record, slowed
 
 __all__ = [
     "KERNEL_SET",
@@ -99,9 +110,6 @@ def timer_stats(n: int = 200_000) -> dict[str, float]:
 
 
 def _kernels(cases: Sequence[Case]) -> dict[Case, Callable[[], Any]]:
-    from rnnbench import backends
-    from rnnbench.measure.verify import make_inputs
-
     return {c: backends.get(c.framework).build(c, *make_inputs(c)).call for c in cases}
 
 
@@ -132,11 +140,6 @@ def document(
     measured: Sequence[Measured], created: datetime | None = None, machine: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """An `rnnbench-run` document (schema api_version 1) holding `measured`."""
-    from rnnbench.measure.machine import fingerprint
-    from rnnbench.measure.timing import Measurement
-    from rnnbench.sweep.store import new_document, now_iso
-    from rnnbench.sweep.worker import make_record
-
     machine = machine or fingerprint()
     doc = new_document(machine, command=["rnnbench", "doctor"], preset="doctor", shard=None, created=created)
     for m in measured:
@@ -171,8 +174,6 @@ class DoctorOptions:
 def run_doctor(args: DoctorOptions) -> int:
     """Measure this machine's timer, noise and `compare`'s error rates; print them and advice."""
     if args.save is not None:  # fail before minutes of measuring, not after
-        from rnnbench.errors import UsageError
-
         try:
             args.save.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -183,8 +184,6 @@ def run_doctor(args: DoctorOptions) -> int:
         f"timer: perf_counter resolution {format_time(t['resolution_s'])}, smallest observed tick "
         f"{format_time(t['min_tick_s'])}, {format_time(t['overhead_s'])} per call"
     )
-    from threadpoolctl import threadpool_info, threadpool_limits
-
     kernels = _kernels(KERNEL_SET)
     with threadpool_limits(args.threads):
         numbers = {c: timing.calibrate(k, args.sample_time) for c, k in kernels.items()}
@@ -355,8 +354,6 @@ def _counts(cmp: Any, keep: Callable[[str], bool]) -> dict[str, int]:
 
 def slowdown_env(formulation: str, slowdown: float) -> dict[str, str]:
     """The environment under which workers run `formulation` `slowdown` longer (0.2: 20%): the self-test switch."""
-    from rnnbench.sweep.worker import SELFTEST_SLOWDOWN
-
     return {SELFTEST_SLOWDOWN: f"{formulation}:{1 + slowdown:g}"}
 
 
@@ -366,13 +363,6 @@ def calibrate(cases: Sequence[Case], opts: CalibrationOptions) -> list[ErrorRate
     The slowdown is the worker's self-test switch (`RNNBENCH_SELFTEST_SLOWDOWN`, see `rnnbench.sweep.worker`),
     set in the environment of the slowed sweep's (or side's) workers only.
     """
-    from rnnbench.analysis.comparison import compare_frames
-    from rnnbench.analysis.frame import load
-    from rnnbench.measure.machine import fingerprint
-    from rnnbench.measure.timing import TimingConfig
-    from rnnbench.sweep.ab import ABOptions, run_ab
-    from rnnbench.sweep.runner import RunOptions, run_cases
-
     slowed_form = opts.formulation
     keys = {c.key: c.formulation == slowed_form for c in cases}
     switch = slowdown_env(slowed_form, opts.slowdown)

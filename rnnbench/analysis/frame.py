@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import itertools
 import json
+import math
 import re
 import sys
 import warnings
@@ -37,8 +39,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from rnnbench.asvsuite import parse_shape
 from rnnbench.case import PASSES, Case
 from rnnbench.errors import UsageError
+from rnnbench.sweep.grid import CELL_VARIANTS, PRIMARY_MODE
 from rnnbench.sweep.records import KIND, DocumentError, Record, RunDocument
 
 if TYPE_CHECKING:
@@ -203,8 +209,6 @@ def _is_asv_result(doc: Any) -> bool:
 def _quantiles(samples: Sequence[float]) -> tuple[float | None, float | None]:
     if not samples:
         return None, None
-    import numpy as np
-
     q25, q75 = np.percentile(np.asarray(samples, dtype=float), [25, 75])
     return float(q25), float(q75)
 
@@ -321,8 +325,6 @@ def _literal(text: str) -> Any:
 
 def _shape_fields(value: Any) -> dict[str, int]:
     """A shape parameter -> Case fields: `B16 I64 H64 T32` (today), `b16_i64_h64_t32[_l2]` or a tuple (older suites)."""
-    from rnnbench.asvsuite import parse_shape
-
     if isinstance(value, str):
         try:
             return dict(zip(_SHAPE_NAMES, parse_shape(value)))
@@ -341,8 +343,6 @@ def _shape_fields(value: Any) -> dict[str, int]:
 
 def _asv_fields(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """The `Case` fields an asv benchmark's name and parameter values say (as many as they say)."""
-    from rnnbench.sweep.grid import CELL_VARIANTS, PRIMARY_MODE
-
     parts = name.split(".")
     fields: dict[str, Any] = {}
     for pname, value in params.items():
@@ -441,7 +441,7 @@ def _text_or_none(v: Any) -> str | None:
 def _asv_rows(
     path: Path, doc: dict[str, Any], bench_cache: dict[Path, dict[str, dict[str, Any]]]
 ) -> Iterator[dict[str, Any]]:
-    from asv.results import Results
+    from asv.results import Results  # lazy: asv is heavy and only `.[asv]` installs it
 
     try:
         res = Results.load(str(path))
@@ -474,9 +474,6 @@ def _asv_rows(
 def _asv_bench_rows(
     path: Path, res: Any, bench: str, info: dict[str, Any], machine: dict[str, Any], date: str | None
 ) -> Iterator[dict[str, Any]]:
-    import itertools
-    import math
-
     params = res.get_result_params(bench)
     values = res.get_result_value(bench, params)
     stats = res.get_result_stats(bench, params)
@@ -562,8 +559,6 @@ def _asv_bench_rows(
 
 def _bad_asv_value(v: Any, positive: bool) -> str | None:
     """Why an asv number cannot be a measurement (None if it can)."""
-    import math
-
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return f"not a number ({type(v).__name__})"
     if not math.isfinite(v):
@@ -603,7 +598,7 @@ def load(paths: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame
     round. Files that are not results are skipped with a `SkippedFileWarning`,
     malformed records with a `SkippedRecordWarning` naming the file and field.
     """
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
     if isinstance(paths, (str, Path)):
         paths = [paths]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rnnbench.analysis.comparison import compare_frames
+from rnnbench.analysis.render import format_comparison
+from rnnbench.analysis.sides import load_side
+from rnnbench.cli.inputs import warnings_or_reason
 from rnnbench.cli.options import add_threshold_flag, nonempty
 from rnnbench.errors import UsageError
+from rnnbench.judge.cases import judge_records
+from rnnbench.sweep.ab import ab_pair
 
 __all__ = ["FORMATS", "add_parser", "run"]
 
@@ -14,13 +20,6 @@ FORMATS = ("table", "markdown", "json")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.comparison import compare_frames
-    from rnnbench.analysis.render import format_comparison
-    from rnnbench.analysis.sides import load_side
-    from rnnbench.cli.inputs import warnings_or_reason
-    from rnnbench.judge.cases import judge_records
-    from rnnbench.sweep.ab import ab_pair
-
     with warnings_or_reason():
         base = load_side(args.base, args.results)
         new = load_side(args.new, args.results)

@@ -32,10 +32,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from tqdm import tqdm
+
 from rnnbench.analysis.history import STEP_HEADERS, StepChange, detect, series, step_row, version_change
 from rnnbench.errors import UsageError
 from rnnbench.judge.rules import WINNER_CONFIDENCE, Winner, resolve_winner, rounds_of
+from rnnbench.measure.roofline import case_bytes
 from rnnbench.report import charts
+from rnnbench.sweep.grid import PRIMARY_MODE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,8 +103,7 @@ _MAP_GROUP = ["machine", "framework", "device", "variant", "pass", "mode", "dtyp
 
 
 def _winners(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
-    import numpy as np
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
     sec = Section(
         "winners",
@@ -192,8 +196,6 @@ def _cell_winners(g: pd.DataFrame) -> dict[tuple[Any, Any], Winner]:
     Several input sizes in one cell are combined as the map combines them: each
     row's samples are scaled so its median sits at the cell's geometric mean.
     """
-    import numpy as np
-
     out: dict[tuple[Any, Any], Winner] = {}
     for (b, h), cell in g.groupby(["batch", "hidden"]):
         rounds: dict[str, list[list[float]]] = {}
@@ -231,8 +233,6 @@ def _per_step(g: pd.DataFrame, x: str, fixed: list[str]) -> tuple[pd.DataFrame |
 
 
 def _scaling(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
-    import numpy as np
-
     sec = Section(
         "scaling",
         "Scaling: time per step against sequence length and hidden size",
@@ -294,8 +294,6 @@ def _scaling(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
 
 
 def _roofline(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
-    from rnnbench.measure.roofline import case_bytes
-
     sec = Section(
         "limit",
         "Distance to the limit: a roofline of every case",
@@ -372,7 +370,7 @@ def _chart_of(key: str, formulation: object) -> tuple[str, str]:
 def _history(
     frame: pd.DataFrame, steps: list[StepChange], img: Path, limit: int, threshold: float
 ) -> tuple[Section, list[Job]]:
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
     sec = Section(
         "history",
@@ -457,8 +455,6 @@ def _history(
 
 
 def _cross(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
-    from rnnbench.sweep.grid import PRIMARY_MODE
-
     sec = Section(
         "frameworks",
         "Cross-framework: the same case in every framework",
@@ -665,8 +661,6 @@ def build_report(
     frame: pd.DataFrame, out: str | Path, threshold: float = 0.05, max_charts: int = MAX_CHARTS, progress: bool = True
 ) -> Path:
     """Write `out/index.html` and `out/img/*.png` for `frame` (from `rnnbench.analysis.frame.load`); returns the page."""
-    from tqdm import tqdm
-
     out = Path(out)
     check_out_dir(out)
     try:
