@@ -491,22 +491,10 @@ def _asv_bench_rows(
         value = values[i] if i < len(values) else None
         st = (stats[i] if i < len(stats) else None) or {}
         raw_samples = samples[i] if samples and i < len(samples) and samples[i] else []
-        # asv writes NaN for a benchmark skipped in setup (NotImplementedError) and null for a failure
-        if value is None:
-            status = "failed"
-        elif isinstance(value, float) and math.isnan(value):
-            status = "skipped"
-        else:
-            status = "ok"
-        if status == "ok":
-            bad = _bad_asv_value(value, positive=metric != "track")
-            if bad is None and is_time:
-                bad = next(
-                    (f"samples: {_bad_asv_value(s, True)}" for s in raw_samples if _bad_asv_value(s, True)), None
-                )
-            if bad:
-                _skip(path, f"benchmark {bench} ({', '.join(map(str, combo))}): {bad}", SkippedRecordWarning)
-                continue
+        status, bad = _asv_status(value, raw_samples, metric)
+        if bad:
+            _skip(path, f"benchmark {bench} ({', '.join(map(str, combo))}): {bad}", SkippedRecordWarning)
+            continue
         row: dict[str, Any] = {k: v for k, v in fields.items() if k in CASE_COLUMNS}
         if "pass_" in fields:
             row["pass"] = fields["pass_"]
@@ -523,11 +511,7 @@ def _asv_bench_rows(
             q25, q75 = _quantiles(smp)
         row.update(
             status=status,
-            error={
-                "ok": None,
-                "failed": "asv recorded a failure",
-                "skipped": "skipped by asv (setup raised NotImplementedError)",
-            }[status],
+            error=_ASV_ERRORS[status],
             metric=metric,
             unit=unit,
             direction=direction,
@@ -555,6 +539,26 @@ def _asv_bench_rows(
             shard=None,
         )
         yield row
+
+
+_ASV_ERRORS = {
+    "ok": None,
+    "failed": "asv recorded a failure",
+    "skipped": "skipped by asv (setup raised NotImplementedError)",
+}
+
+
+def _asv_status(value: Any, raw_samples: Sequence[Any], metric: str) -> tuple[str, str | None]:
+    """A result's status, and why an `ok` one cannot be a measurement (None if it can)."""
+    # asv writes NaN for a benchmark skipped in setup (NotImplementedError) and null for a failure
+    if value is None:
+        return "failed", None
+    if isinstance(value, float) and math.isnan(value):
+        return "skipped", None
+    bad = _bad_asv_value(value, positive=metric != "track")
+    if bad is None and metric == "time":
+        bad = next((f"samples: {_bad_asv_value(s, True)}" for s in raw_samples if _bad_asv_value(s, True)), None)
+    return "ok", bad
 
 
 def _bad_asv_value(v: Any, positive: bool) -> str | None:

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rnnbench.display import format_markdown, format_table, format_value, hardware_label, text_or_blank
-from rnnbench.judge.rules import worse
+from rnnbench.judge.bootstrap import prediction_band
+from rnnbench.judge.rules import change_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -155,12 +156,6 @@ def series(frame: pd.DataFrame, metrics: bool = False) -> Iterator[tuple[tuple[s
         yield (str(ident[0]), str(ident[1]), str(ident[2])), group.sort_values("date", kind="stable")
 
 
-def _kind(ratio: float, direction: Any) -> str:
-    if direction is None or direction != direction:
-        return "changed"
-    return "regression" if worse(ratio > 1, direction) else "improvement"
-
-
 def _versions(row: Any) -> dict[str, str]:
     """{framework: version} of one row: its own framework's version, or every recorded one."""
     out: dict[str, str] = {}
@@ -203,7 +198,7 @@ def detect(frame: pd.DataFrame, threshold: float = 0.05, min_points: int = MIN_P
                 at, last = int(nxt[0]), int(prev[1]) - 1
                 found.append(
                     StepChange(
-                        kind=_kind(ratio, rows[at]["direction"]), machine=machine, key=key, source=source,
+                        kind=change_kind(ratio, rows[at]["direction"]), machine=machine, key=key, source=source,
                         ratio=ratio, before_s=before, after_s=after,
                         commit=rows[at]["commit"], date=rows[at]["date"].isoformat(),
                         commit_before=rows[last]["commit"], points=len(g),
@@ -247,8 +242,6 @@ def baseline(
     verdicts (every series with at least `MIN_BASELINE` earlier runs) and how
     many series were too short to judge.
     """
-    from scipy.stats import t as student_t  # lazy: only `.[report]` installs scipy
-
     out: list[BaselineVerdict] = []
     short = 0
     for (machine, key, source), g in series(frame, metrics=True):
@@ -258,12 +251,10 @@ def baseline(
             continue
         base, newest = np.log(y[-n - 1 : -1]), float(y[-1])
         k = len(base)
-        mu, sd = float(base.mean()), float(base.std(ddof=1))
-        half = float(student_t.ppf(0.5 + confidence / 2, k - 1)) * sd * math.sqrt(1 + 1 / k)
-        half = max(half, math.log(1 + threshold))
+        mu, half = prediction_band(base, confidence, threshold)
         dev = math.log(newest) - mu
         last = g.iloc[-1]
-        kind = _kind(math.exp(dev), last["direction"]) if abs(dev) > half else "within"
+        kind = change_kind(math.exp(dev), last["direction"]) if abs(dev) > half else "within"
         earlier = g.iloc[-n - 1 : -1]
         versions = sorted({v for v in (version_change(r, last) for _, r in earlier.iterrows()) if v})
         out.append(

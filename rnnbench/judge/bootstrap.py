@@ -47,6 +47,7 @@ __all__ = [
     "normal_quantile",
     "percentile_interval",
     "pooled_noise",
+    "prediction_band",
     "round_spread",
 ]
 
@@ -245,3 +246,15 @@ def round_spread(rounds: list[np.ndarray]) -> float:
     """Largest / smallest round median, minus 1: the between-round spread."""
     meds = [float(np.median(r)) for r in rounds if len(r)]
     return max(meds) / min(meds) - 1 if len(meds) > 1 and min(meds) > 0 else 0.0
+
+
+def prediction_band(logs: np.ndarray, confidence: float, threshold: float) -> tuple[float, float]:
+    """(centre, half-width) on the log scale of a `confidence` prediction interval for one more value of
+    `logs` (t quantile x sd x sqrt(1 + 1/k)), no narrower than `threshold`, so a very quiet history does
+    not flag changes nobody acts on. `regressions --baseline` judges a newest run with it."""
+    from scipy.stats import t  # lazy: only `.[report]` installs scipy
+
+    k = len(logs)
+    mu, sd = float(np.mean(logs)), float(np.std(logs, ddof=1))
+    half = float(t.ppf(0.5 + confidence / 2, k - 1)) * sd * math.sqrt(1 + 1 / k)
+    return mu, max(half, math.log(1 + threshold))

@@ -58,6 +58,7 @@ __all__ = [
     "SampleVerdict",
     "Verdict",
     "Winner",
+    "change_kind",
     "compare_rounds",
     "compare_samples",
     "metric_of",
@@ -130,6 +131,14 @@ class SampleVerdict:
 def worse(rose: bool, direction: str | None) -> bool:
     """Whether a metric that moved (up when `rose`) moved the bad way: up for `lower` is better metrics."""
     return rose if direction == "lower" else not rose
+
+
+def change_kind(ratio: float, direction: Any) -> str:
+    """A step or a run outside its history's band, named as `regressions` names it: `regression`,
+    `improvement`, or `changed` for a metric with no direction."""
+    if direction is None or direction != direction:
+        return "changed"
+    return "regression" if worse(ratio > 1, direction) else "improvement"
 
 
 def read_band(lo: float, hi: float, threshold: float, direction: str | None, time_like: bool) -> Verdict:
