@@ -45,6 +45,7 @@ from rnnbench.analysis.frame import load
 from rnnbench.case import Case
 from rnnbench.display import format_time
 from rnnbench.errors import UsageError
+from rnnbench.judge.cases import Comparison
 from rnnbench.judge.rules import THRESHOLD, Verdict, compare_samples
 from rnnbench.measure import timing
 from rnnbench.measure.machine import fingerprint
@@ -347,20 +348,20 @@ class ErrorRates:
     @property
     def false_alarm_rate(self) -> float:
         n = sum(self.aa.values())
-        return self.aa.get("slower", 0) / n if n else float("nan")
+        return self.aa.get(Verdict.SLOWER, 0) / n if n else float("nan")
 
     @property
     def caught(self) -> float:
         n = sum(self.slowed.values())
-        return self.slowed.get("slower", 0) / n if n else float("nan")
+        return self.slowed.get(Verdict.SLOWER, 0) / n if n else float("nan")
 
     @property
     def others_flagged(self) -> float:
         n = sum(self.others.values())
-        return (self.others.get("slower", 0) + self.others.get("faster", 0)) / n if n else float("nan")
+        return (self.others.get(Verdict.SLOWER, 0) + self.others.get(Verdict.FASTER, 0)) / n if n else float("nan")
 
 
-def _counts(cmp: Any, keep: Callable[[str], bool]) -> dict[str, int]:
+def _counts(cmp: Comparison, keep: Callable[[str], bool]) -> dict[str, int]:
     out: dict[str, int] = {}
     for c in cmp.cases:
         if keep(c.key):

@@ -72,11 +72,11 @@ class Night:
 
     @property
     def regressions(self) -> list[Finding]:
-        return [f for f in self.findings if f.verdict == "slower"]
+        return [f for f in self.findings if f.verdict == Verdict.SLOWER]
 
     @property
     def improvements(self) -> list[Finding]:
-        return [f for f in self.findings if f.verdict == "faster"]
+        return [f for f in self.findings if f.verdict == Verdict.FASTER]
 
 
 @dataclass(frozen=True)
