@@ -59,10 +59,10 @@ def test_report_cells_tie_within_the_noise_and_the_map_draws_them(tmp_path: Path
 
 
 def test_the_landing_page_names_a_winner_only_when_resolved() -> None:
-    from rnnbench.report.landing import _winners
+    from rnnbench.report.landing import _resolved_winners
 
     rng = np.random.default_rng(3)
-    clear = _winners([_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.3))])
-    tied = _winners([_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.004))])
+    clear = _resolved_winners([_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.3))])
+    tied = _resolved_winners([_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.004))])
     assert [w for w, _ in clear.values()] == ["concat"]
     assert [w for w, _ in tied.values()] == [None]
