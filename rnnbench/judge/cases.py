@@ -141,7 +141,7 @@ class Unpaired:
 
 def judge_cases(
     pairs: Sequence[CasePair],
-    unpaired: Unpaired = Unpaired(),
+    unpaired: Unpaired | None = None,
     *,
     paired: bool = False,
     threshold: float = THRESHOLD,
@@ -151,9 +151,9 @@ def judge_cases(
     """A verdict for every pair: paired round by round (`ab`), or two separate runs held to the pooled
     noise floor (`compare`); busy cases get none. `warnings` come first in the result's."""
     # the noise no case's few rounds can show, from every timed case that was not flagged as stalled
-    noise = (
-        None if paired else pooled_noise([(p.base_rounds, p.new_rounds) for p in pairs if p.unit == "s" and not p.busy])
-    )
+    timed = [(p.base_rounds, p.new_rounds) for p in pairs if p.unit == "s" and not p.busy]
+    noise = None if paired else pooled_noise(timed)
+    unpaired = unpaired or Unpaired()
     cases = [_judge_pair(p, threshold, confidence, paired, noise) for p in pairs]
     stalled = sum(p.busy for p in pairs)
     notes = list(warnings)
