@@ -50,7 +50,7 @@ test-fast: lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 # -- GPU machines (docs/gpu.md) ----------------------------------------------------------------------
 # `make gpu-check`: a separate environment with the CUDA builds of every framework (.venv-gpu, so the
