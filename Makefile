@@ -25,6 +25,7 @@ verify: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
+	$(BIN)/lint-imports
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/shellcheck $(SHELL_SCRIPTS)
 
@@ -59,7 +60,7 @@ test-fast: lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 # -- GPU machines (docs/gpu.md) ----------------------------------------------------------------------
 # `make gpu-check`: scripts/gpu-check.sh with the machine's own interpreter (GPU_PY): nothing is

@@ -1,4 +1,4 @@
-"""Tables and times for the terminal and for pull-request comments: the formatters every CLI command prints with.
+"""Tables, times and values for the terminal and for pull-request comments: the formatters every command prints with.
 
 Cells often hold text from result files (machine names, case keys, errors),
 so both formatters escape: markdown cells cannot open a link, an emphasis,
@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["escape_markdown", "format_markdown", "format_table", "format_time", "printable"]
+__all__ = [
+    "escape_markdown",
+    "format_markdown",
+    "format_table",
+    "format_time",
+    "format_value",
+    "hardware_label",
+    "printable",
+    "text_or_blank",
+]
 
 # characters that open markup inside a GitHub markdown table cell (emphasis, code, links and images,
 # strike-through, the cell border), each escaped with a backslash; line-start syntax (#, -, 1.)
@@ -78,3 +87,38 @@ def format_time(seconds: float | None) -> str:
         if abs(seconds) >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_value(value: float, unit: str) -> str:
+    """A measured value in its own unit: seconds scaled to ms/µs/ns, bytes to KiB/MiB/GiB, others as is."""
+    if value != value:
+        return "-"
+    if unit == "s":
+        return format_time(value)
+    if unit in ("bytes", "B", "byte"):
+        for name, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+            if abs(value) >= scale:
+                return f"{value / scale:.3g} {name}"
+        return f"{value:.0f} B"
+    return f"{value:.3g} {unit}".rstrip()
+
+
+def text_or_blank(value: object) -> str:
+    """A cell from a result file as text: '' where it holds nothing (None, NaN, pandas' NA or NaT)."""
+    if value is None:
+        return ""
+    try:
+        missing = bool(value != value)  # NaN and NaT are the values unequal to themselves
+    except TypeError:  # pandas' NA: its comparisons are NA too, and NA has no truth value
+        return ""
+    except ValueError:  # an array compares element by element: it is not missing as a whole
+        missing = False
+    return "" if missing else str(value)
+
+
+def hardware_label(cpu: object, gpu: object, cores: object) -> str:
+    """A hardware fingerprint as text: CPU model, GPU model, core count (what a history series belongs to)."""
+    c = text_or_blank(cores)
+    return (
+        f"{text_or_blank(cpu) or 'unknown CPU'} / {text_or_blank(gpu) or 'no GPU'} / {c + ' cores' if c else '? cores'}"
+    )

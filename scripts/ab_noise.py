@@ -31,8 +31,8 @@ from typing import Any, NoReturn
 import numpy as np
 from scipy import optimize, special, stats
 
-from rnnbench.analysis.compare import _verdict
-from rnnbench.sweep.ab import judge
+from rnnbench.judge.cases import judge_records
+from rnnbench.judge.rules import read_band
 
 
 def _fail(message: str) -> NoReturn:
@@ -72,7 +72,7 @@ def moderated_verdict(logs: list[float], d0: float, s02: float, threshold: float
     post, df = (s02, 1e9) if math.isinf(d0) else ((d0 * s02 + (k - 1) * s2) / (d0 + k - 1), d0 + k - 1)
     h = float(stats.t.ppf(0.995, df)) * math.sqrt(post / k)
     lo, hi = math.exp(float(np.mean(logs)) - h), math.exp(float(np.mean(logs)) + h)
-    return _verdict(lo, hi, threshold, "lower", True)  # read against the band as `compare` reads it
+    return read_band(lo, hi, threshold, "lower", True)  # read against the band as `compare` reads it
 
 
 def main(argv: list[str]) -> int:
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     if base.get("ab", {}).get("side") == "new":
         base, new = new, base
     by_new = {r["key"]: r for r in new["records"] if r["status"] == "ok"}
-    judged = judge(base["records"], new["records"], 0.05).cases
+    judged = judge_records(base["records"], new["records"], 0.05).cases
     verdicts = {c.key: c.verdict for c in judged}
     busy = {c.key for c in judged if c.note.startswith("busy machine")}
     logs_of: dict[str, list[tuple[str, list[float]]]] = defaultdict(list)

@@ -19,8 +19,9 @@ import pytest
 from rnnbench.case import Case
 from rnnbench.cli import main
 from rnnbench.errors import UsageError
+from rnnbench.judge.cases import judge_records
 from rnnbench.measure.timing import TimingConfig
-from rnnbench.sweep.ab import EXTRA_ROUNDS, ABOptions, judge, resolve_side, run_ab
+from rnnbench.sweep.ab import EXTRA_ROUNDS, ABOptions, resolve_side, run_ab
 from tests.stub_side import NOISE_ENV, SEED_ENV, stub_interpreter
 
 TINY = ["--framework", "numpy", "--cell", "rnn", "--batch", "4", "--hidden", "16", "--seq-len", "4"]
@@ -152,7 +153,7 @@ def test_ab_on_controlled_samples_calls_a_planted_slowdown_and_nothing_else(tmp_
 
 @pytest.mark.slow  # two A/B runs of stub sides: four worker processes each
 def test_extra_rounds_go_to_the_undecided_cases_only(tmp_path: Path) -> None:
-    from rnnbench.analysis.compare import CONFIDENCE, compare_rounds, stall_flagged
+    from rnnbench.judge.rules import CONFIDENCE, compare_rounds, stall_flagged
 
     cases = [Case("numpy", "cpu", "rnn", f, batch=4, input_size=16, hidden=16, seq_len=4)
              for f in ("separate", "concat")]  # fmt: skip
@@ -258,7 +259,7 @@ def test_judge_refuses_a_busy_case_not_a_preempted_one() -> None:
 
     base = [record("preempted", 1.0, [4e-3]), record("busy", 1.0, [0.5])]
     new = [record("preempted", 1.0, []), record("busy", 1.0, [])]
-    by = {c.key: c for c in judge(base, new, 0.05).cases}
+    by = {c.key: c for c in judge_records(base, new, 0.05).cases}
     # 3 stalls in 600 samples are a quiet machine's background: the case keeps its verdict
     assert base[0]["stalls"] == 3 and by["preempted"].verdict == "same"
     # a 500x stall is another process: no verdict

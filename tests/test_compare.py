@@ -10,16 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnbench.analysis.compare import (
-    compare_frames,
-    compare_rounds,
-    compare_samples,
-    format_comparison,
-    pooled_noise,
-    resolve_winner,
-)
+from rnnbench.analysis.comparison import compare_frames
 from rnnbench.analysis.frame import load
+from rnnbench.analysis.render import format_comparison
 from rnnbench.cli import main
+from rnnbench.judge.bootstrap import pooled_noise
+from rnnbench.judge.rules import compare_rounds, compare_samples, resolve_winner
 from tests import synthetic_runs as S
 
 
@@ -308,7 +304,7 @@ def test_compare_warns_when_hardware_differs_naming_both() -> None:
 
 
 def test_a_stall_count_is_weighed_against_its_samples() -> None:
-    from rnnbench.analysis.compare import stall_flagged
+    from rnnbench.judge.rules import stall_flagged
 
     rng = np.random.default_rng(17)
     quiet = list(1e-3 * rng.lognormal(0.0, 0.03, 398))

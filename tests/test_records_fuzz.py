@@ -28,9 +28,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnbench.analysis.compare import VERDICTS, compare_frames, format_comparison
+from rnnbench.analysis.comparison import compare_frames
 from rnnbench.analysis.frame import load
 from rnnbench.analysis.history import detect, format_steps
+from rnnbench.analysis.render import format_comparison
+from rnnbench.judge.rules import VERDICTS
 from tests import synthetic_runs as S
 
 READ_EXAMPLES = 800

@@ -58,13 +58,13 @@ def test_report_cells_tie_within_the_noise_and_the_map_draws_them(tmp_path: Path
 
 
 def test_the_landing_page_names_a_winner_only_when_resolved() -> None:
-    from rnnbench.report.landing import _winners
+    from rnnbench.report.landing import _resolved_winners
 
     rng = np.random.default_rng(3)
-    clear = _winners(
+    clear = _resolved_winners(
         [r.to_json() for r in (_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.3)))]
     )
-    tied = _winners(
+    tied = _resolved_winners(
         [r.to_json() for r in (_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.004)))]
     )
     assert [w for w, _ in clear.values()] == ["concat"]

@@ -30,22 +30,33 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
-from rnnbench.analysis.compare import THRESHOLD, compare_samples
+from rnnbench import backends
+from rnnbench.analysis.comparison import compare_frames
+from rnnbench.analysis.frame import load
 from rnnbench.case import Case
 from rnnbench.display import format_time
+from rnnbench.errors import UsageError
+from rnnbench.judge.cases import Comparison
+from rnnbench.judge.rules import THRESHOLD, Verdict, compare_samples
 from rnnbench.measure import timing
+from rnnbench.measure.machine import fingerprint
+from rnnbench.measure.timing import Measurement, TimingConfig
+from rnnbench.measure.verify import make_inputs
 from rnnbench.sweep.ab import BUDGET_S as AB_BUDGET_S
 from rnnbench.sweep.ab import ROUNDS as AB_ROUNDS
+from rnnbench.sweep.ab import ABOptions, run_ab
 from rnnbench.sweep.records import RunDocument
-from rnnbench.sweep.store import document_text
-from rnnbench.sweep.worker import slowed
+from rnnbench.sweep.runner import RunOptions, run_cases
+from rnnbench.sweep.store import document_text, new_document, now_iso
+from rnnbench.sweep.worker import SELFTEST_SLOWDOWN, make_record, slowed
 
 __all__ = [
     "KERNEL_SET",
@@ -100,9 +111,6 @@ def timer_stats(n: int = 200_000) -> dict[str, float]:
 
 
 def _kernels(cases: Sequence[Case]) -> dict[Case, Callable[[], Any]]:
-    from rnnbench import backends
-    from rnnbench.measure.verify import make_inputs
-
     return {c: backends.get(c.framework).build(c, *make_inputs(c)).call for c in cases}
 
 
@@ -133,13 +141,6 @@ def document(
     measured: Sequence[Measured], created: datetime | None = None, machine: dict[str, Any] | None = None
 ) -> RunDocument:
     """An `rnnbench-run` document (schema api_version 1) holding `measured`."""
-    from dataclasses import replace
-
-    from rnnbench.measure.machine import fingerprint
-    from rnnbench.measure.timing import Measurement
-    from rnnbench.sweep.store import new_document, now_iso
-    from rnnbench.sweep.worker import make_record
-
     machine = machine or fingerprint()
     records = []
     for m in measured:
@@ -172,8 +173,6 @@ class DoctorOptions:
 def run_doctor(args: DoctorOptions) -> int:
     """Measure this machine's timer, noise and `compare`'s error rates; print them and advice."""
     if args.save is not None:  # fail before minutes of measuring, not after
-        from rnnbench.errors import UsageError
-
         try:
             args.save.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -184,12 +183,44 @@ def run_doctor(args: DoctorOptions) -> int:
         f"timer: perf_counter resolution {format_time(t['resolution_s'])}, smallest observed tick "
         f"{format_time(t['min_tick_s'])}, {format_time(t['overhead_s'])} per call"
     )
-    from threadpoolctl import threadpool_info, threadpool_limits
-
     kernels = _kernels(KERNEL_SET)
     with threadpool_limits(args.threads):
         numbers = {c: timing.calibrate(k, args.sample_time) for c, k in kernels.items()}
 
+    rel_iqr = _noise_by_threads(args, say)
+    aa, slow_concat, slow_other, first = _verdicts(kernels, numbers, args)
+    slowdown = args.slowdown
+    fa = _rate(aa, Verdict.SLOWER)
+    say(
+        f"A/A ({len(aa)} comparisons of back-to-back sets of {len(KERNEL_SET)} numpy kernels, {args.threads} BLAS "
+        f"thread(s), {args.samples} samples each, threshold {THRESHOLD:.0%}): "
+        f"{fa:.1%} flagged slower, {_rate(aa, Verdict.FASTER):.1%} faster, {_rate(aa, Verdict.TOO_NOISY):.1%} too "
+        f"noisy, {_rate(aa, Verdict.SAME):.1%} same"
+    )
+    if first:
+        say(f"  median relative IQR of a case in those sets: {statistics.median(_rel_iqrs(first)):.1%}")
+    det = _rate(slow_concat, Verdict.SLOWER)
+    other = 1 - _rate(slow_other, Verdict.SAME) - _rate(slow_other, Verdict.TOO_NOISY)
+    say(
+        f"injected {slowdown:.0%} slowdown into concat: {det:.1%} of {len(slow_concat)} concat comparisons flagged "
+        f"slower; {other:.1%} of {len(slow_other)} other comparisons flagged (slower or faster)"
+    )
+    if args.save is not None and first:
+        folder = args.save
+        for name, ms in zip(("base", "same", "slow"), first):
+            (folder / f"{name}.json").write_text(document_text(document(ms)))
+        say(
+            f"wrote {folder}/base.json, same.json and slow.json (round 1); try: rnnbench compare {folder}/base.json {folder}/slow.json"
+        )
+
+    noisy = fa > 0.01 or det < 0.95 or max(rel_iqr.values()) > 0.02 or _rate(aa, Verdict.TOO_NOISY) > 0.10
+    quiet = f"this machine is quiet enough for {THRESHOLD:.0%} verdicts with {args.samples} samples per case."
+    say("advice: " + "\n".join(_advice(args, rel_iqr) if noisy else [quiet]))
+    return 0
+
+
+def _noise_by_threads(args: DoctorOptions, say: Callable[[str], None]) -> dict[int, float]:
+    """The noise case's IQR / median at the BLAS pool's default thread count and at --threads."""
     noise_call = _kernels([NOISE_CASE])[NOISE_CASE]
     default_threads = max((int(p.get("num_threads", 1)) for p in threadpool_info()), default=1)
     rel_iqr = {}
@@ -204,11 +235,21 @@ def run_doctor(args: DoctorOptions) -> int:
             f"noise at {threads} BLAS thread(s): {NOISE_CASE.key}: median {format_time(med)} over {len(noise)} "
             f"samples, IQR {rel_iqr[threads]:.1%} of the median, range {float((noise.max() - noise.min()) / med):.1%}"
         )
+    return rel_iqr
 
-    aa: list[str] = []
-    slow_concat: list[str] = []
-    slow_other: list[str] = []
-    first: tuple[list[Measured], list[Measured], list[Measured]] | None = None
+
+_Sets = tuple[list[Measured], list[Measured], list[Measured]]
+
+
+def _verdicts(
+    kernels: dict[Case, Callable[[], Any]], numbers: dict[Case, int], args: DoctorOptions
+) -> tuple[list[Verdict], list[Verdict], list[Verdict], _Sets | None]:
+    """Per round, three back-to-back sets (base, the same, concat slowed): the A/A verdicts, the A/B
+    verdicts of the slowed cases and of the others, and the first round's sets."""
+    aa: list[Verdict] = []
+    slow_concat: list[Verdict] = []
+    slow_other: list[Verdict] = []
+    first: _Sets | None = None
     slowdown = args.slowdown
     with threadpool_limits(args.threads):  # restored on any exit, an error or Ctrl-C included
         for r in range(args.rounds):
@@ -221,71 +262,43 @@ def run_doctor(args: DoctorOptions) -> int:
                 v = compare_samples(b.samples_s, x.samples_s, THRESHOLD, seed=r).verdict
                 (slow_concat if b.case.formulation == "concat" else slow_other).append(v)
             print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
+    return aa, slow_concat, slow_other, first
 
-    def rate(verdicts: list[str], what: str) -> float:
-        return verdicts.count(what) / len(verdicts) if verdicts else float("nan")
 
-    fa = rate(aa, "slower")
-    say(
-        f"A/A ({len(aa)} comparisons of back-to-back sets of {len(KERNEL_SET)} numpy kernels, {args.threads} BLAS "
-        f"thread(s), {args.samples} samples each, threshold {THRESHOLD:.0%}): "
-        f"{fa:.1%} flagged slower, {rate(aa, 'faster'):.1%} faster, {rate(aa, 'too noisy'):.1%} too noisy, "
-        f"{rate(aa, 'same'):.1%} same"
-    )
-    if first:
-        say(f"  median relative IQR of a case in those sets: {statistics.median(_rel_iqrs(first)):.1%}")
-    det = rate(slow_concat, "slower")
-    other = 1 - rate(slow_other, "same") - rate(slow_other, "too noisy")
-    say(
-        f"injected {slowdown:.0%} slowdown into concat: {det:.1%} of {len(slow_concat)} concat comparisons flagged "
-        f"slower; {other:.1%} of {len(slow_other)} other comparisons flagged (slower or faster)"
-    )
-    if args.save is not None and first:
-        folder = args.save
-        for name, ms in zip(("base", "same", "slow"), first):
-            (folder / f"{name}.json").write_text(document_text(document(ms)))
-        say(
-            f"wrote {folder}/base.json, same.json and slow.json (round 1); try: rnnbench compare {folder}/base.json {folder}/slow.json"
-        )
+def _rate(verdicts: list[Verdict], what: Verdict) -> float:
+    return verdicts.count(what) / len(verdicts) if verdicts else float("nan")
 
-    advice = []
-    worst_iqr = max(rel_iqr.values())
-    if fa > 0.01 or det < 0.95 or worst_iqr > 0.02 or rate(aa, "too noisy") > 0.10:
-        advice.append(f"this machine is too noisy for a reliable {THRESHOLD:.0%} verdict. To quiet it:")
-        load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        cores = os.cpu_count() or 1
-        if load1 == load1 and load1 > 0.5 * cores:
-            advice.append(
-                f"- load average {load1:.2f} on {cores} cores: other work is running; benchmark on an idle machine"
-            )
-        if len(rel_iqr) > 1:
-            advice.append(
-                "- threads: the noise case's IQR is "
-                + " vs ".join(f"{v:.1%} at {k} thread(s)" for k, v in sorted(rel_iqr.items()))
-                + "; fix the thread count (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS) to what you reserve"
-            )
-        else:
-            advice.append(
-                "- fix the thread count (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS) to the cores you reserve"
-            )
-        gov = _governor()
-        if gov != "performance":
-            advice.append(
-                f"- CPU frequency governor is {gov or 'not readable here (VM or container)'}; use 'performance' "
-                "(sudo cpupower frequency-set -g performance) and disable turbo boost for stable clocks"
-            )
+
+def _advice(args: DoctorOptions, rel_iqr: dict[int, float]) -> list[str]:
+    """How to quiet a machine too noisy for the threshold, from what `run_doctor` found and the machine's state."""
+    advice = [f"this machine is too noisy for a reliable {THRESHOLD:.0%} verdict. To quiet it:"]
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cores = os.cpu_count() or 1
+    if load1 == load1 and load1 > 0.5 * cores:
         advice.append(
-            "- pin the benchmark to fixed cores: taskset -c 2,3 rnnbench run ... (and keep other work off them)"
+            f"- load average {load1:.2f} on {cores} cores: other work is running; benchmark on an idle machine"
         )
+    if len(rel_iqr) > 1:
         advice.append(
-            f"- take more samples (--samples {args.samples * 2}) or longer ones (--sample-time {args.sample_time * 2:g})"
+            "- threads: the noise case's IQR is "
+            + " vs ".join(f"{v:.1%} at {k} thread(s)" for k, v in sorted(rel_iqr.items()))
+            + "; fix the thread count (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS) to what you reserve"
         )
     else:
         advice.append(
-            f"this machine is quiet enough for {THRESHOLD:.0%} verdicts with {args.samples} samples per case."
+            "- fix the thread count (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS) to the cores you reserve"
         )
-    say("advice: " + "\n".join(advice))
-    return 0
+    gov = _governor()
+    if gov != "performance":
+        advice.append(
+            f"- CPU frequency governor is {gov or 'not readable here (VM or container)'}; use 'performance' "
+            "(sudo cpupower frequency-set -g performance) and disable turbo boost for stable clocks"
+        )
+    advice.append("- pin the benchmark to fixed cores: taskset -c 2,3 rnnbench run ... (and keep other work off them)")
+    advice.append(
+        f"- take more samples (--samples {args.samples * 2}) or longer ones (--sample-time {args.sample_time * 2:g})"
+    )
+    return advice
 
 
 def _rel_iqrs(sets: tuple[list[Measured], ...]) -> list[float]:
@@ -333,20 +346,20 @@ class ErrorRates:
     @property
     def false_alarm_rate(self) -> float:
         n = sum(self.aa.values())
-        return self.aa.get("slower", 0) / n if n else float("nan")
+        return self.aa.get(Verdict.SLOWER, 0) / n if n else float("nan")
 
     @property
     def caught(self) -> float:
         n = sum(self.slowed.values())
-        return self.slowed.get("slower", 0) / n if n else float("nan")
+        return self.slowed.get(Verdict.SLOWER, 0) / n if n else float("nan")
 
     @property
     def others_flagged(self) -> float:
         n = sum(self.others.values())
-        return (self.others.get("slower", 0) + self.others.get("faster", 0)) / n if n else float("nan")
+        return (self.others.get(Verdict.SLOWER, 0) + self.others.get(Verdict.FASTER, 0)) / n if n else float("nan")
 
 
-def _counts(cmp: Any, keep: Callable[[str], bool]) -> dict[str, int]:
+def _counts(cmp: Comparison, keep: Callable[[str], bool]) -> dict[str, int]:
     out: dict[str, int] = {}
     for c in cmp.cases:
         if keep(c.key):
@@ -356,8 +369,6 @@ def _counts(cmp: Any, keep: Callable[[str], bool]) -> dict[str, int]:
 
 def slowdown_env(formulation: str, slowdown: float) -> dict[str, str]:
     """The environment under which workers run `formulation` `slowdown` longer (0.2: 20%): the self-test switch."""
-    from rnnbench.sweep.worker import SELFTEST_SLOWDOWN
-
     return {SELFTEST_SLOWDOWN: f"{formulation}:{1 + slowdown:g}"}
 
 
@@ -367,13 +378,6 @@ def calibrate(cases: Sequence[Case], opts: CalibrationOptions) -> list[ErrorRate
     The slowdown is the worker's self-test switch (`RNNBENCH_SELFTEST_SLOWDOWN`, see `rnnbench.sweep.worker`),
     set in the environment of the slowed sweep's (or side's) workers only.
     """
-    from rnnbench.analysis.compare import compare_frames
-    from rnnbench.analysis.frame import load
-    from rnnbench.measure.machine import fingerprint
-    from rnnbench.measure.timing import TimingConfig
-    from rnnbench.sweep.ab import ABOptions, run_ab
-    from rnnbench.sweep.runner import RunOptions, run_cases
-
     slowed_form = opts.formulation
     keys = {c.key: c.formulation == slowed_form for c in cases}
     switch = slowdown_env(slowed_form, opts.slowdown)

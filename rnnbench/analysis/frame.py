@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import itertools
 import json
+import math
 import re
 import sys
 import warnings
@@ -37,9 +39,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from rnnbench.analysis import columnar
+from rnnbench.asvsuite import parse_shape
 from rnnbench.case import PASSES, Case
 from rnnbench.errors import UsageError
+from rnnbench.sweep.grid import CELL_VARIANTS, PRIMARY_MODE
 from rnnbench.sweep.records import KIND, DocumentError, Record, RunDocument
 
 if TYPE_CHECKING:
@@ -205,8 +211,6 @@ def _is_asv_result(doc: Any) -> bool:
 def _quantiles(samples: Sequence[float]) -> tuple[float | None, float | None]:
     if not samples:
         return None, None
-    import numpy as np
-
     q25, q75 = np.percentile(np.asarray(samples, dtype=float), [25, 75])
     return float(q25), float(q75)
 
@@ -323,8 +327,6 @@ def _literal(text: str) -> Any:
 
 def _shape_fields(value: Any) -> dict[str, int]:
     """A shape parameter -> Case fields: `B16 I64 H64 T32` (today), `b16_i64_h64_t32[_l2]` or a tuple (older suites)."""
-    from rnnbench.asvsuite import parse_shape
-
     if isinstance(value, str):
         try:
             return dict(zip(_SHAPE_NAMES, parse_shape(value)))
@@ -343,8 +345,6 @@ def _shape_fields(value: Any) -> dict[str, int]:
 
 def _asv_fields(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """The `Case` fields an asv benchmark's name and parameter values say (as many as they say)."""
-    from rnnbench.sweep.grid import CELL_VARIANTS, PRIMARY_MODE
-
     parts = name.split(".")
     fields: dict[str, Any] = {}
     for pname, value in params.items():
@@ -443,7 +443,7 @@ def _text_or_none(v: Any) -> str | None:
 def _asv_rows(
     path: Path, doc: dict[str, Any], bench_cache: dict[Path, dict[str, dict[str, Any]]]
 ) -> Iterator[dict[str, Any]]:
-    from asv.results import Results
+    from asv.results import Results  # lazy: asv is heavy and only `.[asv]` installs it
 
     try:
         res = Results.load(str(path))
@@ -476,9 +476,6 @@ def _asv_rows(
 def _asv_bench_rows(
     path: Path, res: Any, bench: str, info: dict[str, Any], machine: dict[str, Any], date: str | None
 ) -> Iterator[dict[str, Any]]:
-    import itertools
-    import math
-
     params = res.get_result_params(bench)
     values = res.get_result_value(bench, params)
     stats = res.get_result_stats(bench, params)
@@ -496,22 +493,10 @@ def _asv_bench_rows(
         value = values[i] if i < len(values) else None
         st = (stats[i] if i < len(stats) else None) or {}
         raw_samples = samples[i] if samples and i < len(samples) and samples[i] else []
-        # asv writes NaN for a benchmark skipped in setup (NotImplementedError) and null for a failure
-        if value is None:
-            status = "failed"
-        elif isinstance(value, float) and math.isnan(value):
-            status = "skipped"
-        else:
-            status = "ok"
-        if status == "ok":
-            bad = _bad_asv_value(value, positive=metric != "track")
-            if bad is None and is_time:
-                bad = next(
-                    (f"samples: {_bad_asv_value(s, True)}" for s in raw_samples if _bad_asv_value(s, True)), None
-                )
-            if bad:
-                _skip(path, f"benchmark {bench} ({', '.join(map(str, combo))}): {bad}", SkippedRecordWarning)
-                continue
+        status, bad = _asv_status(value, raw_samples, metric)
+        if bad:
+            _skip(path, f"benchmark {bench} ({', '.join(map(str, combo))}): {bad}", SkippedRecordWarning)
+            continue
         row: dict[str, Any] = {k: v for k, v in fields.items() if k in CASE_COLUMNS}
         if "pass_" in fields:
             row["pass"] = fields["pass_"]
@@ -528,11 +513,7 @@ def _asv_bench_rows(
             q25, q75 = _quantiles(smp)
         row.update(
             status=status,
-            error={
-                "ok": None,
-                "failed": "asv recorded a failure",
-                "skipped": "skipped by asv (setup raised NotImplementedError)",
-            }[status],
+            error=_ASV_ERRORS[status],
             metric=metric,
             unit=unit,
             direction=direction,
@@ -562,10 +543,28 @@ def _asv_bench_rows(
         yield row
 
 
+_ASV_ERRORS = {
+    "ok": None,
+    "failed": "asv recorded a failure",
+    "skipped": "skipped by asv (setup raised NotImplementedError)",
+}
+
+
+def _asv_status(value: Any, raw_samples: Sequence[Any], metric: str) -> tuple[str, str | None]:
+    """A result's status, and why an `ok` one cannot be a measurement (None if it can)."""
+    # asv writes NaN for a benchmark skipped in setup (NotImplementedError) and null for a failure
+    if value is None:
+        return "failed", None
+    if isinstance(value, float) and math.isnan(value):
+        return "skipped", None
+    bad = _bad_asv_value(value, positive=metric != "track")
+    if bad is None and metric == "time":
+        bad = next((f"samples: {_bad_asv_value(s, True)}" for s in raw_samples if _bad_asv_value(s, True)), None)
+    return "ok", bad
+
+
 def _bad_asv_value(v: Any, positive: bool) -> str | None:
     """Why an asv number cannot be a measurement (None if it can)."""
-    import math
-
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return f"not a number ({type(v).__name__})"
     if not math.isfinite(v):
@@ -623,7 +622,7 @@ def load(
     (a UTC date) narrow what is read: a history folder (`analysis.columnar`)
     opens only those nights; documents are read, then narrowed the same way.
     """
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
     if isinstance(paths, (str, Path)):
         paths = [paths]

@@ -30,7 +30,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.display import format_markdown, format_table
+import numpy as np
+
+from rnnbench.display import format_markdown, format_table, format_value, hardware_label, text_or_blank
+from rnnbench.judge.bootstrap import prediction_band
+from rnnbench.judge.rules import change_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,7 +49,6 @@ __all__ = [
     "detect",
     "format_baseline",
     "format_steps",
-    "hardware_label",
     "series",
     "version_change",
 ]
@@ -78,29 +81,10 @@ class StepChange:
     versions: str = ""  # framework version change at the step, e.g. "torch 2.12.0 -> 2.13.0"
 
 
-def _text(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    try:
-        import pandas as pd
-
-        if pd.isna(v):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return str(v)
-
-
-def hardware_label(cpu: Any, gpu: Any, cores: Any) -> str:
-    """The hardware fingerprint a series belongs to, as text: CPU model, GPU model, core count."""
-    c = _text(cores)
-    return f"{_text(cpu) or 'unknown CPU'} / {_text(gpu) or 'no GPU'} / {c + ' cores' if c else '? cores'}"
-
-
 def _hardware(frame: pd.DataFrame) -> pd.Series:
     cols = [c if c in frame.columns else None for c in ("cpu_model", "gpu_name", "cpu_cores")]
     values = [frame[c] if c else [None] * len(frame) for c in cols]
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
     return pd.Series([hardware_label(*v) for v in zip(*values)], index=frame.index, dtype=object)
 
@@ -131,7 +115,7 @@ def _series_label(frame: pd.DataFrame) -> pd.Series:
 
 def _metric_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with metric/unit/direction/value columns, whether or not the loader wrote them."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
     f = frame
     if "metric" not in f.columns:
@@ -172,17 +156,10 @@ def series(frame: pd.DataFrame, metrics: bool = False) -> Iterator[tuple[tuple[s
         yield (str(ident[0]), str(ident[1]), str(ident[2])), group.sort_values("date", kind="stable")
 
 
-def _kind(ratio: float, direction: Any) -> str:
-    if direction is None or direction != direction:
-        return "changed"
-    worse = ratio > 1 if direction == "lower" else ratio < 1
-    return "regression" if worse else "improvement"
-
-
 def _versions(row: Any) -> dict[str, str]:
     """{framework: version} of one row: its own framework's version, or every recorded one."""
     out: dict[str, str] = {}
-    fw, ver = _text(row.get("framework")), _text(row.get("framework_version"))
+    fw, ver = text_or_blank(row.get("framework")), text_or_blank(row.get("framework_version"))
     if fw and ver:
         out[fw] = ver
     return out
@@ -197,7 +174,7 @@ def version_change(before: Any, after: Any) -> str:
 
 def detect(frame: pd.DataFrame, threshold: float = 0.05, min_points: int = MIN_POINTS) -> list[StepChange]:
     """Every step change of at least `threshold` (relative) in every series of `frame`."""
-    from asv.step_detect import detect_steps
+    from asv.step_detect import detect_steps  # lazy: asv is heavy and only `.[asv]` installs it
 
     found: list[StepChange] = []
     for (machine, key, source), g in series(frame, metrics=True):
@@ -221,7 +198,7 @@ def detect(frame: pd.DataFrame, threshold: float = 0.05, min_points: int = MIN_P
                 at, last = int(nxt[0]), int(prev[1]) - 1
                 found.append(
                     StepChange(
-                        kind=_kind(ratio, rows[at]["direction"]), machine=machine, key=key, source=source,
+                        kind=change_kind(ratio, rows[at]["direction"]), machine=machine, key=key, source=source,
                         ratio=ratio, before_s=before, after_s=after,
                         commit=rows[at]["commit"], date=rows[at]["date"].isoformat(),
                         commit_before=rows[last]["commit"], points=len(g),
@@ -265,9 +242,6 @@ def baseline(
     verdicts (every series with at least `MIN_BASELINE` earlier runs) and how
     many series were too short to judge.
     """
-    import numpy as np
-    from scipy.stats import t as student_t
-
     out: list[BaselineVerdict] = []
     short = 0
     for (machine, key, source), g in series(frame, metrics=True):
@@ -277,12 +251,10 @@ def baseline(
             continue
         base, newest = np.log(y[-n - 1 : -1]), float(y[-1])
         k = len(base)
-        mu, sd = float(base.mean()), float(base.std(ddof=1))
-        half = float(student_t.ppf(0.5 + confidence / 2, k - 1)) * sd * math.sqrt(1 + 1 / k)
-        half = max(half, math.log(1 + threshold))
+        mu, half = prediction_band(base, confidence, threshold)
         dev = math.log(newest) - mu
         last = g.iloc[-1]
-        kind = _kind(math.exp(dev), last["direction"]) if abs(dev) > half else "within"
+        kind = change_kind(math.exp(dev), last["direction"]) if abs(dev) > half else "within"
         earlier = g.iloc[-n - 1 : -1]
         versions = sorted({v for v in (version_change(r, last) for _, r in earlier.iterrows()) if v})
         out.append(
@@ -312,12 +284,6 @@ def baseline(
 # -- output -----------------------------------------------------------------------------------------
 
 
-def _value(v: float, unit: str) -> str:
-    from rnnbench.analysis.compare import format_value
-
-    return format_value(v, unit)
-
-
 STEP_HEADERS = [
     "kind", "change", "before", "after", "at commit", "after commit", "date", "case", "machine", "source", "versions",
 ]  # fmt: skip
@@ -326,7 +292,7 @@ STEP_HEADERS = [
 def step_row(s: StepChange) -> list[Any]:
     """One step as a table row under `STEP_HEADERS`, values in the step's own unit (for the CLI and the report)."""
     return [
-        s.kind, f"{s.ratio - 1:+.1%}", _value(s.before_s, s.unit), _value(s.after_s, s.unit), (s.commit or "-")[:8],
+        s.kind, f"{s.ratio - 1:+.1%}", format_value(s.before_s, s.unit), format_value(s.after_s, s.unit), (s.commit or "-")[:8],
         (s.commit_before or "-")[:8], s.date[:19], s.key, s.machine, s.source, s.versions,
     ]  # fmt: skip
 
@@ -378,8 +344,8 @@ def format_baseline(
         [
             v.kind,
             f"{v.ratio - 1:+.1%}",
-            _value(v.newest, v.unit),
-            f"{_value(v.low, v.unit)} .. {_value(v.high, v.unit)}",
+            format_value(v.newest, v.unit),
+            f"{format_value(v.low, v.unit)} .. {format_value(v.high, v.unit)}",
             v.runs,
             (v.commit or "-")[:8],
             v.date[:19],

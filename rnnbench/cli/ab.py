@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from rnnbench.analysis.render import format_comparison
 from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.options import (
     add_budget_flags,
@@ -18,21 +19,18 @@ from rnnbench.cli.options import (
     output_dir,
     threads,
 )
-from rnnbench.sweep.ab import BUDGET_S, EXTRA_ROUNDS, ROUNDS
+from rnnbench.cli.run import default_results_dir
+from rnnbench.errors import UsageError
+from rnnbench.measure.machine import gpu_info
+from rnnbench.measure.timing import TimingConfig
+from rnnbench.sweep.ab import BUDGET_S, EXTRA_ROUNDS, ROUNDS, ABOptions, run_ab
+from rnnbench.sweep.grid import expand
+from rnnbench.sweep.memory import check_fits
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.compare import format_comparison
-    from rnnbench.cli.run import default_results_dir
-    from rnnbench.errors import UsageError
-    from rnnbench.measure.machine import gpu_info
-    from rnnbench.measure.timing import TimingConfig
-    from rnnbench.sweep.ab import ABOptions, run_ab
-    from rnnbench.sweep.grid import expand
-    from rnnbench.sweep.memory import check_fits
-
     grid = grid_from_args(args)
     if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
         raise UsageError("device 'cuda' requested but no NVIDIA GPU is visible here (nvidia-smi not found)")

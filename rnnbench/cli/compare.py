@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rnnbench.analysis.comparison import compare_frames
+from rnnbench.analysis.render import format_comparison
+from rnnbench.analysis.sides import load_side
+from rnnbench.cli.inputs import warnings_or_reason
 from rnnbench.cli.options import add_threshold_flag, nonempty
 from rnnbench.errors import UsageError
+from rnnbench.judge.cases import judge_records
+from rnnbench.sweep.ab import ab_pair
 
 __all__ = ["FORMATS", "add_parser", "run"]
 
@@ -14,16 +20,12 @@ FORMATS = ("table", "markdown", "json")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.compare import compare_frames, format_comparison, resolve
-    from rnnbench.cli.inputs import warnings_or_reason
-    from rnnbench.sweep.ab import ab_pair, judge
-
     with warnings_or_reason():
-        base = resolve(args.base, args.results)
-        new = resolve(args.new, args.results)
+        base = load_side(args.base, args.results)
+        new = load_side(args.new, args.results)
     pair = ab_pair(args.base, args.new)
     # the two sides of one `ab` run ran interleaved: judged paired, as `ab` judged them
-    cmp = judge(*pair, args.threshold) if pair else compare_frames(base, new, threshold=args.threshold)
+    cmp = judge_records(*pair, args.threshold) if pair else compare_frames(base, new, threshold=args.threshold)
     if not cmp.cases:
         raise UsageError(
             f"nothing to compare: no case was measured on both sides ({len(cmp.only_base)} only in BASE, "

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import tempfile
 from pathlib import Path
 
+from rnnbench.analysis import doctor
 from rnnbench.cli.options import (
     add_budget_flags,
     add_grid_flags,
@@ -17,15 +21,15 @@ from rnnbench.cli.options import (
 )
 from rnnbench.cli.run import BUDGET_S as RUN_BUDGET_S
 from rnnbench.cli.run import WARMUP_BUDGET_S
+from rnnbench.errors import UsageError
+from rnnbench.measure.machine import gpu_info
 from rnnbench.sweep.ab import BUDGET_S as AB_BUDGET_S
+from rnnbench.sweep.grid import expand
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.doctor import DoctorOptions, run_doctor
-    from rnnbench.errors import UsageError
-
     if args.preset is not None:
         return _calibrate(args)
     grid_flags = ("framework", "device", "cell", "formulation", "mode", "pass_", "dtype", "batch", "input_size",
@@ -33,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     given = [f for f in grid_flags if getattr(args, f, None) is not None]
     if given:
         raise UsageError(f"--{given[0].rstrip('_').replace('_', '-')} selects a calibration grid: it needs --preset")
-    return run_doctor(
-        DoctorOptions(
+    return doctor.run_doctor(
+        doctor.DoctorOptions(
             rounds=args.rounds,
             samples=args.samples,
             sample_time=args.sample_time,
@@ -83,15 +87,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    import os
-    import sys
-    import tempfile
-
-    from rnnbench.analysis.doctor import CalibrationOptions, calibrate, format_calibration
-    from rnnbench.errors import UsageError
-    from rnnbench.measure.machine import gpu_info
-    from rnnbench.sweep.grid import expand
-
     grid = grid_from_args(args)
     if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
         raise UsageError("device 'cuda' requested but no NVIDIA GPU is visible here (nvidia-smi not found)")
@@ -99,12 +94,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     if not any(c.formulation == args.slowed for c in cases):
         raise UsageError(f"no {args.slowed} case in the grid: nothing to slow down (see --slowed)")
     results = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="rnnbench-calibration-"))
-    opts = CalibrationOptions(
+    opts = doctor.CalibrationOptions(
         results_dir=results, threads=args.threads or os.cpu_count() or 1, slowdown=args.slowdown,
         formulation=args.slowed, progress=not args.no_progress, preset=args.preset,
         budget_s=args.budget or RUN_BUDGET_S, warmup_budget_s=WARMUP_BUDGET_S, ab_budget_s=args.budget or AB_BUDGET_S,
     )  # fmt: skip
-    rates = calibrate(cases, opts)
-    print(format_calibration(rates, opts, len(cases)))
+    rates = doctor.calibrate(cases, opts)  # through the module, so a test can stand in for the sweeps
+    print(doctor.format_calibration(rates, opts, len(cases)))
     print(f"rnnbench: calibration documents in {results}", file=sys.stderr)
     return 0

@@ -6,15 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from rnnbench.analysis.frame import one_line_warnings
 from rnnbench.cli.options import add_threshold_flag, input_path, int_range, nonempty, output_dir
+from rnnbench.report.landing import Links, last_night, write_landing
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.frame import one_line_warnings
-    from rnnbench.report.landing import Links, last_night, write_landing
-
     with one_line_warnings():
         night = last_night(
             Path(args.history), Path(args.run) if args.run else None, baseline=args.baseline, threshold=args.threshold

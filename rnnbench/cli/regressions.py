@@ -5,19 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rnnbench.analysis.columnar import is_history
+from rnnbench.analysis.frame import one_line_warnings
+from rnnbench.analysis.history import baseline, detect, format_baseline, format_steps
 from rnnbench.cli.compare import FORMATS
 from rnnbench.cli.export import PATHS_HELP
+from rnnbench.cli.inputs import load_results
 from rnnbench.cli.options import add_threshold_flag, input_path, int_range
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.columnar import is_history
-    from rnnbench.analysis.frame import one_line_warnings
-    from rnnbench.analysis.history import baseline, detect, format_baseline, format_steps
-    from rnnbench.cli.inputs import load_results
-
     if args.baseline and args.paths and all(is_history(p) for p in args.paths):
         # a history answers "the newest night vs its previous N" from those nights' files alone
         frame = load_results(args.paths, last=args.baseline + 1)

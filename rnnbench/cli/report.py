@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from rnnbench.analysis.frame import one_line_warnings
 from rnnbench.cli.export import PATHS_HELP
+from rnnbench.cli.inputs import load_results
 from rnnbench.cli.options import fraction, input_path, int_range, output_dir
+from rnnbench.report.build import build_report, check_out_dir
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.frame import one_line_warnings
-    from rnnbench.cli.inputs import load_results
-    from rnnbench.report.build import build_report, check_out_dir
-
     check_out_dir(args.out)  # before reading a large tree
     frame = load_results(args.paths)
     with one_line_warnings():  # a hardware change splitting a history is a one-line warning too

@@ -32,10 +32,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnbench.analysis.compare import WINNER_CONFIDENCE, Winner, resolve_winner, rounds_of
+import numpy as np
+from tqdm import tqdm
+
 from rnnbench.analysis.history import STEP_HEADERS, StepChange, detect, series, step_row, version_change
 from rnnbench.errors import UsageError
+from rnnbench.judge.rules import WINNER_CONFIDENCE, Winner, resolve_winner, rounds_of
+from rnnbench.measure.roofline import case_bytes
 from rnnbench.report import charts
+from rnnbench.sweep.grid import PRIMARY_MODE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,9 +102,8 @@ def _shape(r: Any) -> str:
 _MAP_GROUP = ["machine", "framework", "device", "variant", "pass", "mode", "dtype", "seq_len", "layers"]
 
 
-def _winners(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
-    import numpy as np
-    import pandas as pd
+def _winner_maps(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
+    import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
     sec = Section(
         "winners",
@@ -156,34 +160,44 @@ def _winners(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
         jobs.append(functools.partial(charts.winner_maps, ratio, times, title, img / name, labels))
     if len(drawable) > limit:
         sec.notes.append(f"{len(drawable) - limit} more groups not drawn (--max-charts {limit}).")
-    if pairs:
-        p = pd.DataFrame(pairs)
-        wins = p[p["ratio"] < 1]
-        med = float(p["ratio"].median())
-        best, worst = p.loc[p["ratio"].idxmin()], p.loc[p["ratio"].idxmax()]
-        # split at a hidden size that was measured (the lower median), so the sentence names a real size
-        split = float(p["hidden"].sort_values().iloc[(len(p) - 1) // 2])
-        small = p[p["hidden"] <= split]
-        large = p[p["hidden"] > split]
-        where = f"at hidden <= {split:g} it wins {int((small['ratio'] < 1).sum())} of {len(small)}" + (
-            f", above {int((large['ratio'] < 1).sum())} of {len(large)}" if len(large) else ""
-        )
-        sec.finding = (
-            f"Concat beats separate on {len(wins)} of {len(p)} shapes (median time ratio {med:.2f}; "
-            f"best {best['ratio']:.2f}x on {best['where']}, worst {worst['ratio']:.2f}x on {worst['where']}); {where}."
-        )
-    else:
-        sec.finding = "No case was measured with both concat and separate, so there is no ratio to show."
+    sec.finding = (
+        _concat_finding(pd.DataFrame(pairs))
+        if pairs
+        else ("No case was measured with both concat and separate, so there is no ratio to show.")
+    )
     if win_count:
-        total = sum(win_count.values())
-        order = sorted(win_count.items(), key=lambda kv: -kv[1])
-        sec.finding += (
-            " Fastest formulation per shape, named only where its lead is resolved "
-            f"({WINNER_CONFIDENCE:.0%} interval of its lead excludes 1): "
-            + ", ".join(f"{'a tie' if f == 'tie' else f} {n} of {total}" for f, n in order)
-            + "."
-        )
+        sec.finding += _winner_finding(win_count)
     return sec, jobs
+
+
+def _concat_finding(p: pd.DataFrame) -> str:
+    """The winner maps' sentence on concat / separate, from one row per shape (`ratio`, `hidden`, `where`)."""
+    wins = p[p["ratio"] < 1]
+    med = float(p["ratio"].median())
+    best, worst = p.loc[p["ratio"].idxmin()], p.loc[p["ratio"].idxmax()]
+    # split at a hidden size that was measured (the lower median), so the sentence names a real size
+    split = float(p["hidden"].sort_values().iloc[(len(p) - 1) // 2])
+    small = p[p["hidden"] <= split]
+    large = p[p["hidden"] > split]
+    where = f"at hidden <= {split:g} it wins {int((small['ratio'] < 1).sum())} of {len(small)}" + (
+        f", above {int((large['ratio'] < 1).sum())} of {len(large)}" if len(large) else ""
+    )
+    return (
+        f"Concat beats separate on {len(wins)} of {len(p)} shapes (median time ratio {med:.2f}; "
+        f"best {best['ratio']:.2f}x on {best['where']}, worst {worst['ratio']:.2f}x on {worst['where']}); {where}."
+    )
+
+
+def _winner_finding(win_count: dict[str, int]) -> str:
+    """The winner maps' sentence on the fastest formulation: how often each won, ties counted apart."""
+    total = sum(win_count.values())
+    order = sorted(win_count.items(), key=lambda kv: -kv[1])
+    return (
+        " Fastest formulation per shape, named only where its lead is resolved "
+        f"({WINNER_CONFIDENCE:.0%} interval of its lead excludes 1): "
+        + ", ".join(f"{'a tie' if f == 'tie' else f} {n} of {total}" for f, n in order)
+        + "."
+    )
 
 
 def _cell_winners(g: pd.DataFrame) -> dict[tuple[Any, Any], Winner]:
@@ -192,8 +206,6 @@ def _cell_winners(g: pd.DataFrame) -> dict[tuple[Any, Any], Winner]:
     Several input sizes in one cell are combined as the map combines them: each
     row's samples are scaled so its median sits at the cell's geometric mean.
     """
-    import numpy as np
-
     out: dict[tuple[Any, Any], Winner] = {}
     for (b, h), cell in g.groupby(["batch", "hidden"]):
         rounds: dict[str, list[list[float]]] = {}
@@ -231,8 +243,6 @@ def _per_step(g: pd.DataFrame, x: str, fixed: list[str]) -> tuple[pd.DataFrame |
 
 
 def _scaling(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
-    import numpy as np
-
     sec = Section(
         "scaling",
         "Scaling: time per step against sequence length and hidden size",
@@ -294,8 +304,6 @@ def _scaling(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
 
 
 def _roofline(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
-    from rnnbench.measure.roofline import case_bytes
-
     sec = Section(
         "limit",
         "Distance to the limit: a roofline of every case",
@@ -372,7 +380,7 @@ def _chart_of(key: str, formulation: object) -> tuple[str, str]:
 def _history(
     frame: pd.DataFrame, steps: list[StepChange], img: Path, limit: int, threshold: float
 ) -> tuple[Section, list[Job]]:
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
     sec = Section(
         "history",
@@ -419,13 +427,7 @@ def _history(
                 s = step_at.get((machine, g["key"].iloc[0], source, c, d.isoformat()))
                 if s:
                     marks.append((form, labels_at[(c, d)], s.kind))
-        versions: list[tuple[int, str]] = []
-        ordered = runs.assign(_pos=[labels_at[(c, d)] for c, d in zip(runs["commit"], runs["date"])])
-        ordered = ordered.sort_values("_pos").drop_duplicates("_pos")
-        for (_, before), (_, after) in itertools.pairwise(ordered.iterrows()):
-            change = version_change(before, after)
-            if change:
-                versions.append((int(after["_pos"]), change))
+        versions = _version_marks(runs, labels_at)
         title = f"{shape_key.replace('/*/', ' / ')} on {machine} ({source})"
         name = f"img/history-{n:03d}-{_slug(shape_key)}.png"
         sec.images.append((name, title))
@@ -440,12 +442,7 @@ def _history(
             f"{len(steps)} step changes in {len(long)} histories: {len(reg)} regressions and {len(imp)} improvements; "
             f"the largest is {big.ratio - 1:+.0%} on {big.key} ({big.machine}) at commit {(big.commit or '?')[:8]}."
         )
-        sec.tables.append(
-            _table(
-                STEP_HEADERS,
-                [step_row(s) for s in steps],
-            )
-        )
+        sec.tables.append(_table(STEP_HEADERS, [step_row(s) for s in steps]))
     elif long:
         sec.finding = f"No step change of {threshold:.0%} or more in {len(long)} histories."
     else:
@@ -453,12 +450,22 @@ def _history(
     return sec, jobs
 
 
+def _version_marks(runs: pd.DataFrame, labels_at: dict[tuple[Any, Any], int]) -> list[tuple[int, str]]:
+    """(position on the axis, 'torch 2.12.0 -> 2.13.0') wherever a framework version changed between runs."""
+    ordered = runs.assign(_pos=[labels_at[(c, d)] for c, d in zip(runs["commit"], runs["date"])])
+    ordered = ordered.sort_values("_pos").drop_duplicates("_pos")
+    marks = []
+    for (_, before), (_, after) in itertools.pairwise(ordered.iterrows()):
+        change = version_change(before, after)
+        if change:
+            marks.append((int(after["_pos"]), change))
+    return marks
+
+
 # -- cross-framework --------------------------------------------------------------------------------
 
 
 def _cross(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[Job]]:
-    from rnnbench.sweep.grid import PRIMARY_MODE
-
     sec = Section(
         "frameworks",
         "Cross-framework: the same case in every framework",
@@ -665,8 +672,6 @@ def build_report(
     frame: pd.DataFrame, out: str | Path, threshold: float = 0.05, max_charts: int = MAX_CHARTS, progress: bool = True
 ) -> Path:
     """Write `out/index.html` and `out/img/*.png` for `frame` (from `rnnbench.analysis.frame.load`); returns the page."""
-    from tqdm import tqdm
-
     out = Path(out)
     check_out_dir(out)
     try:
@@ -679,7 +684,7 @@ def build_report(
     latest = _latest(frame)
     steps = detect(frame, threshold)
     built = [
-        _winners(latest, out, max_charts),
+        _winner_maps(latest, out, max_charts),
         _scaling(latest, out, max_charts),
         _roofline(latest, out, max_charts),
         _history(frame, steps, out, max_charts, threshold),

@@ -42,10 +42,10 @@ def mpl_text(text: object) -> str:
 
 
 def _figure(width: float, height: float) -> Figure:
-    import matplotlib
+    import matplotlib  # lazy: heavy, in `.[report]` only
 
     matplotlib.use("Agg", force=True)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: heavy, in `.[report]` only
 
     # Figure() rather than pyplot: no global state, nothing to leak between charts
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
@@ -60,7 +60,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def _log_axis(axis: Any) -> None:
     """Log scale labelled at 1-2-5 steps: a range under one decade still gets numbers on it."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # lazy: heavy, in `.[report]` only
 
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -75,10 +75,10 @@ def winner_maps(
     `ratio` is indexed by batch (rows) and hidden (columns); `times` maps a
     formulation to a frame of the same shape with its median seconds.
     `labels` (same shape, optional) is the verdict per cell from
-    `rnnbench.analysis.compare.resolve_winner`: a cell whose label starts
+    `rnnbench.judge.rules.resolve_winner`: a cell whose label starts
     with "tie" is drawn grey with the tied formulations named.
     """
-    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.colors import ListedColormap, Normalize  # lazy: heavy, in `.[report]` only
 
     rows, cols = list(ratio.index), list(ratio.columns)
     fig = _figure(max(10.0, 3.0 + 1.3 * len(cols) * 2), max(3.4, 1.6 + 0.55 * len(rows)))
@@ -150,7 +150,7 @@ def scaling(
 
     Each frame is indexed by the x value with one column per formulation (seconds per step).
     """
-    from matplotlib.ticker import NullLocator
+    from matplotlib.ticker import NullLocator  # lazy: heavy, in `.[report]` only
 
     panels = [
         (d, n, x)

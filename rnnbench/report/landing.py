@@ -29,6 +29,7 @@ from typing import Any
 
 from rnnbench.display import format_time
 from rnnbench.errors import UsageError
+from rnnbench.judge.rules import Verdict, compare_samples, resolve_winner
 from rnnbench.sweep.merge import machine_class
 from rnnbench.sweep.store import iter_documents, read_document
 
@@ -42,7 +43,7 @@ class Finding:
     """A case whose newest samples fall outside its baseline."""
 
     key: str
-    verdict: str  # "slower" or "faster"
+    verdict: Verdict  # slower or faster
     ratio: float  # newest median / baseline median
     ci_low: float
     ci_high: float
@@ -71,11 +72,11 @@ class Night:
 
     @property
     def regressions(self) -> list[Finding]:
-        return [f for f in self.findings if f.verdict == "slower"]
+        return [f for f in self.findings if f.verdict == Verdict.SLOWER]
 
     @property
     def improvements(self) -> list[Finding]:
-        return [f for f in self.findings if f.verdict == "faster"]
+        return [f for f in self.findings if f.verdict == Verdict.FASTER]
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,12 @@ def _group(key: str, formulation: str) -> str:
     return key.replace(f"/{formulation}/", "/*/", 1)
 
 
-def _winners(records: Sequence[dict[str, Any]]) -> dict[str, tuple[str | None, float | None]]:
+def _resolved_winners(records: Sequence[dict[str, Any]]) -> dict[str, tuple[str | None, float | None]]:
     """group -> (fastest formulation, or None for a tie; runner-up/winner time ratio) over the ok records.
 
     A winner is named only when its lead is resolved (`resolve_winner`: the
     interval of each other formulation's time over its own excludes 1).
     """
-    from rnnbench.analysis.compare import resolve_winner
-
     groups: dict[str, dict[str, list[list[float]]]] = {}
     for r in records:
         if r["status"] == "ok" and r.get("median_s"):
@@ -117,8 +116,6 @@ def last_night(
     history: Path, run: Path | None = None, *, baseline: int = BASELINE_RUNS, threshold: float = 0.05
 ) -> Night:
     """The newest run in `history` (or `run`) judged against the previous runs of its machine class."""
-    from rnnbench.analysis.compare import compare_samples
-
     docs = [(p, d) for p, d in iter_documents(history) if not d.get("shard")]  # merged or unsharded runs only
     if run is not None:
         newest_path, newest = Path(run), read_document(Path(run))
@@ -151,14 +148,14 @@ def last_night(
         runs = len(pools[r["key"]])
         pool = [s for samples in pools[r["key"]] for s in samples]
         v = compare_samples(pool, r["samples_s"], threshold)
-        if v.verdict in ("slower", "faster"):
+        if v.verdict in (Verdict.SLOWER, Verdict.FASTER):
             base = sorted(pool)[len(pool) // 2]
             findings.append(Finding(r["key"], v.verdict, v.ratio, v.ci_low, v.ci_high, base, r["median_s"], runs))
     findings.sort(key=lambda f: -abs(f.ratio - 1))
 
     winners: list[WinnerChange] = []
     if previous:
-        before, after = _winners(previous[0]["records"]), _winners(newest["records"])
+        before, after = _resolved_winners(previous[0]["records"]), _resolved_winners(newest["records"])
         for group in sorted(set(before) & set(after)):
             # a change only when both winners' leads are resolved: a tie on either side is no change of winner
             b, a = before[group][0], after[group][0]
@@ -176,13 +173,13 @@ font-size:.9em}th{background:#f3f3f3}.bad{color:#b00020}.good{color:#0a7a32}.sum
 code{font-size:.9em}nav a{margin-right:1.5em}"""
 
 
-def _e(value: object) -> str:
+def _cell_html(value: object) -> str:
     return html.escape("-" if value is None else str(value))
 
 
-def _table(headers: list[str], rows: list[list[object]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+def _html_table(headers: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{_cell_html(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_cell_html(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -192,7 +189,7 @@ def _findings(findings: list[Finding]) -> str:
          f.baseline_runs, f.key]
         for f in findings
     ]  # fmt: skip
-    return _table(["change", "99% CI of ratio", "baseline", "last night", "baseline runs", "case"], rows)
+    return _html_table(["change", "99% CI of ratio", "baseline", "last night", "baseline runs", "case"], rows)
 
 
 def render(night: Night, links: Links = Links(), generated: str | None = None) -> str:
@@ -212,8 +209,8 @@ def render(night: Night, links: Links = Links(), generated: str | None = None) -
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>rnnbench nightly: {_e(m.get('machine'))}</title><style>{_CSS}</style></head><body>",
-        f"<h1>rnnbench nightly: <code>{_e(m.get('machine'))}</code></h1>",
+        f"<title>rnnbench nightly: {_cell_html(m.get('machine'))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>rnnbench nightly: <code>{_cell_html(m.get('machine'))}</code></h1>",
         "<nav>"
         + "".join(
             f'<a href="{html.escape(href)}">{label}</a>'
@@ -225,9 +222,9 @@ def render(night: Night, links: Links = Links(), generated: str | None = None) -
             if href
         )
         + "</nav>",
-        f'<p id="run" data-run-id="{_e(run["run_id"])}">Run <code>{_e(run["run_id"][:12])}</code> of commit '
-        f"<code>{_e((m.get('git_commit') or '-')[:12])}</code>, preset <code>{_e(run.get('preset'))}</code>, "
-        f"started {_e(run['created'])}, finished {_e(run.get('finished'))}; "
+        f'<p id="run" data-run-id="{_cell_html(run["run_id"])}">Run <code>{_cell_html(run["run_id"][:12])}</code> of commit '
+        f"<code>{_cell_html((m.get('git_commit') or '-')[:12])}</code>, preset <code>{_cell_html(run.get('preset'))}</code>, "
+        f"started {_cell_html(run['created'])}, finished {_cell_html(run.get('finished'))}; "
         f"{len(shards) or 1} shard document{'s' * ((len(shards) or 1) != 1)}; {counts['ok']} cases measured, "
         f"{counts['failed']} failed, {counts['skipped']} not applicable.</p>",
         f'<p class="summary" id="summary">{summary} against a baseline of the previous '
@@ -245,11 +242,11 @@ def render(night: Night, links: Links = Links(), generated: str | None = None) -
         rows: list[list[object]] = [
             [w.before, w.after, "-" if w.lead is None else f"{w.lead:.2f}x", w.group] for w in night.winners
         ]
-        parts.append(_table(["before", "now", "lead now", "case (* = formulation)"], rows))
+        parts.append(_html_table(["before", "now", "lead now", "case (* = formulation)"], rows))
     else:
         parts.append("<p>No winner changed.</p>")
     parts.append('</section><section id="failed"><h2>Failed cases</h2>')
-    parts.append(_table(["case", "error"], [[k, e] for k, e in night.failed]) if night.failed else "<p>None.</p>")
+    parts.append(_html_table(["case", "error"], [[k, e] for k, e in night.failed]) if night.failed else "<p>None.</p>")
     parts.append('</section><section id="machine"><h2>Machine fingerprint</h2>')
     fp_rows: list[list[object]] = []
     for k, v in m.items():
@@ -258,17 +255,17 @@ def render(night: Night, links: Links = Links(), generated: str | None = None) -
         elif isinstance(v, list):
             v = ", ".join(map(str, v))
         fp_rows.append([k, v])
-    parts.append(_table(["field", "value"], fp_rows))
+    parts.append(_html_table(["field", "value"], fp_rows))
     if shards:
         parts.append("<h3>Shards</h3>")
         parts.append(
-            _table(
+            _html_table(
                 ["shard", "host", "cases", "started", "finished"],
                 [[s["shard"], s.get("hostname"), s["records"], s["created"], s.get("finished")] for s in shards],
             )
         )
     parts.append(
-        f"</section><p><small>Generated {_e(generated)} by <code>rnnbench landing</code>. A case's baseline pools "
+        f"</section><p><small>Generated {_cell_html(generated)} by <code>rnnbench landing</code>. A case's baseline pools "
         "its per-call samples from the previous runs; the verdict is <code>compare</code>'s (99% bootstrap interval "
         "of the ratio of medians against the threshold band).</small></p></body></html>"
     )

@@ -12,7 +12,7 @@ Interleaving: in every round the group's cases are visited in a fresh seeded
 random order, and for each case both sides are measured back to back, in a
 seeded random side order; so drift (frequency, other load, thermal) and order
 effects hit both sides alike, and round i of BASE pairs with round i of NEW.
-The verdict is `compare_rounds(..., paired=True)`: a paired hierarchical
+The verdict is `rnnbench.judge.cases.judge_records`: a paired hierarchical
 bootstrap of the per-round ratios. After `--rounds`, the cases still `too
 noisy` (and not flagged busy) take up to `--extra-rounds` more rounds, visited
 the same way, stopping as they are decided: a sequential design that spends
@@ -51,6 +51,8 @@ from typing import Any
 
 from rnnbench.case import Case
 from rnnbench.errors import UsageError
+from rnnbench.judge.cases import Comparison, judge_records, paired_verdict
+from rnnbench.judge.rules import Verdict
 from rnnbench.measure.timing import TimingConfig, is_noisy
 from rnnbench.sweep.grid import Grid
 from rnnbench.sweep.records import ABHeader, Record, RecordError, RunDocument
@@ -66,7 +68,6 @@ __all__ = [
     "ABResult",
     "Side",
     "ab_pair",
-    "judge",
     "resolve_side",
     "run_ab",
 ]
@@ -122,7 +123,7 @@ class ABOptions:
 
 @dataclass(frozen=True)
 class ABResult:
-    comparison: Any  # rnnbench.analysis.compare.Comparison
+    comparison: Comparison
     base_path: Path
     new_path: Path
     base_doc: RunDocument
@@ -429,20 +430,8 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions, grid: G
             for w in writers.values():
                 w.close()  # release the documents' locks (see store.RunWriter)
     base, new = writers["base"], writers["new"]
-    comparison = judge([r.to_json() for r in base.records], [r.to_json() for r in new.records], opts.threshold)
+    comparison = judge_records([r.to_json() for r in base.records], [r.to_json() for r in new.records], opts.threshold)
     return ABResult(comparison, base.path, new.path, base.document(), new.document())
-
-
-def _pair_verdict(rb: dict[str, Any], rn: dict[str, Any], threshold: float) -> tuple[Any, bool]:
-    """The paired round-level verdict of two `ok` records of one case, and whether either was flagged
-    busy (then no verdict stands, however the interval reads): the one rule `judge` and the extra rounds use."""
-    from rnnbench.analysis.compare import CONFIDENCE, compare_rounds, stall_flagged
-
-    # no moderated floor here (compare has one): measured on the 2-core VM it cost ab most of its power
-    # (a 20% slowdown caught in 10 of 84 cases instead of 43) and stopped no false alarm (0 of 316 A/A
-    # cases slower either way); docs/measurements/2026-11-22-ci-cpu-2core-issue9-targets.md
-    v = compare_rounds(_rounds(rb), _rounds(rn), threshold, CONFIDENCE, paired=True)
-    return v, stall_flagged(rb) or stall_flagged(rn)
 
 
 def _undecided(records: dict[str, list[dict[str, Any]]], i: int, threshold: float) -> bool:
@@ -451,8 +440,8 @@ def _undecided(records: dict[str, list[dict[str, Any]]], i: int, threshold: floa
     rb, rn = records["base"][i], records["new"][i]
     if rb["status"] != "ok" or rn["status"] != "ok":
         return False
-    v, busy = _pair_verdict(rb, rn, threshold)
-    return not busy and v.verdict == "too noisy"
+    v, busy = paired_verdict(rb, rn, threshold)
+    return not busy and v.verdict == Verdict.TOO_NOISY
 
 
 def _driver(drivers: dict[str, _Driver | None], name: str, side: Side, env: dict[str, str], opts: ABOptions) -> _Driver:
@@ -606,13 +595,6 @@ def _measure(
     return dataclasses.replace(record, wall_s=time.perf_counter() - start)
 
 
-def _rounds(record: dict[str, Any]) -> list[list[float]]:
-    rs = record.get("round_samples_s")
-    if isinstance(rs, list) and rs and all(isinstance(r, list) for r in rs):
-        return rs
-    return [list(record.get("samples_s") or [])]
-
-
 def ab_pair(base: str, new: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
     """The records of BASE and NEW when they are the two documents of one `ab` run (each names the
     other, BASE as side base), else None; malformed records are left out, as every reader does."""
@@ -633,61 +615,3 @@ def ab_pair(base: str, new: str) -> tuple[list[dict[str, Any]], list[dict[str, A
     if not linked or head_b.get("side") != "base":
         return None
     return [r.to_json() for r in docs[0].records], [r.to_json() for r in docs[1].records]
-
-
-def judge(base: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]], threshold: float) -> Any:
-    """A `Comparison` of two sides' records, case by case, with the paired round-level bootstrap."""
-    from rnnbench.analysis.compare import (
-        CONFIDENCE,
-        PAIRED_METHOD,
-        CaseComparison,
-        Comparison,
-        sort_cases,
-    )
-
-    by_new = {r["key"]: r for r in new}
-    not_ok: list[tuple[str, str, str]] = []
-    both_skipped, stalled = 0, 0
-    both_ok: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for rb in base:
-        rn = by_new.get(rb["key"])
-        if rn is None:
-            continue
-        if rb["status"] == rn["status"] == "skipped":
-            both_skipped += 1
-            continue
-        if rb["status"] != "ok" or rn["status"] != "ok":
-            not_ok.append((rb["key"], rb["status"], rn["status"]))
-            continue
-        both_ok.append((rb, rn))
-    cases: list[CaseComparison] = []
-    for rb, rn in both_ok:
-        v, busy = _pair_verdict(rb, rn, threshold)
-        verdict, note = v.verdict, v.note
-        if busy:  # busy machine: the same rule as `compare`
-            verdict, note, stalled = "too noisy", "busy machine: a stall was flagged; no verdict", stalled + 1
-        cases.append(
-            CaseComparison(
-                key=rb["key"],
-                machine=None,
-                base_value=float(rb["median_s"]),
-                new_value=float(rn["median_s"]),
-                n_base=len(rb["samples_s"]),
-                n_new=len(rn["samples_s"]),
-                ratio=v.ratio,
-                ci_low=v.ci_low,
-                ci_high=v.ci_high,
-                mde=v.mde,
-                verdict=verdict,
-                note=note,
-                rounds_base=len(_rounds(rb)),
-                rounds_new=len(_rounds(rn)),
-            )
-        )
-    keys_b, keys_n = {r["key"] for r in base}, set(by_new)
-    warnings = [f"{stalled} cases were flagged as measured on a busy machine: no verdict on them"] if stalled else []
-    return Comparison(
-        cases=sort_cases(cases), only_base=sorted(keys_b - keys_n), only_new=sorted(keys_n - keys_b),
-        not_ok=not_ok, both_skipped=both_skipped, threshold=threshold,
-        confidence=CONFIDENCE, method=PAIRED_METHOD, warnings=warnings,
-    )  # fmt: skip

@@ -52,6 +52,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rnnbench.case import Case
+from rnnbench.judge.rules import resolve_winner
 from rnnbench.measure.load import busy_warning
 from rnnbench.measure.machine import GpuMonitor
 from rnnbench.measure.timing import TimingConfig, stall_count
@@ -384,8 +385,6 @@ def _with_warm_up(record: Record, warm: Record | None) -> Record:
 
 def summary_rows(records: Sequence[Record]) -> tuple[list[str], list[list[object]]]:
     """Per framework/device/cell/mode/pass/shape: median ms of each formulation, the winner (or `tie: ...`), concat/separate."""
-    from rnnbench.analysis.compare import resolve_winner
-
     forms = ("separate", "concat", "hoisted", "native")
     table: dict[tuple[Any, ...], dict[str, float]] = {}
     samples: dict[tuple[Any, ...], dict[str, list[list[float]]]] = {}
