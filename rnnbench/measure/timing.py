@@ -97,13 +97,13 @@ Clock = Callable[[], float]
 
 STALL_IQRS = 10.0
 STALL_RATIO = 1.5
-# a quiet machine's share of stalled samples, rounded up from the 0.3-0.5% measured on the idle 2-core VM
+# a quiet machine's share of stalled samples, rounded up from what an idle machine shows, so that a case
+# is called busy only when its stalls are more than a quiet machine's background
 STALL_BASE_RATE = 0.01
 STALL_ALPHA = 1e-3  # how improbable the stall count must be on a quiet machine to call the machine busy
-# one stall this long flags on its own. The 2-core VM, torch quick preset, 2 threads: with one competing
-# busy loop the median case's worst sample was 10.9x its median (217x at most), idle 1.1x (4x at most);
-# at 5x this rule with the count rule flags 69 of 96 busy cases (a rule of "any stall" 71), 0 of 96
-# idle ones, and 2-3% of the 3,544 records in docs/measurements/data/ (any stall: about 10%)
+# One stall this long flags on its own: on an idle machine a case's worst sample stays within a few
+# medians, while a competing busy loop makes it ten or more; 5x separates the two and flags almost no
+# records taken on a quiet machine (the figures: docs/measurements/2026-12-07-ci-cpu-2core-ab-rounds.md)
 STALL_SEVERE = 5.0
 
 

@@ -231,10 +231,11 @@ def new_document(
     )  # fmt: skip
 
 
-# The whole document is rewritten (atomically) on a flush; rewriting it after every record cost the
-# quick preset ~60 s of its ~390 s on the 2-core VM (1264 flushes of a document growing to 1.7 MB, and
-# an fsync each). So a record is on disk at most this long after it is measured: a SIGKILL loses at most
-# that much work (which `--resume` measures again); a Ctrl-C or an error loses nothing (`close` flushes).
+# The whole document is rewritten (atomically, with an fsync) on a flush, so flushing after every record
+# costs time quadratic in the run's length (a sixth of the quick preset's wall time when it was tried;
+# docs/measurements/2026-11-22-ci-cpu-2core-harness.md). A record is on disk at most this long after it is
+# measured: a SIGKILL loses at most that much work (which `--resume` measures again); a Ctrl-C or an
+# error loses nothing (`close` flushes).
 FLUSH_INTERVAL_S = 2.0
 
 
