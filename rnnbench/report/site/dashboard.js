@@ -158,7 +158,11 @@
     var t0 = performance.now();
     section.hidden = false;
     document.body.dataset.history = "loading";
-    if (scroll) section.scrollIntoView({ block: "start" });
+    if (scroll) {
+      // the filters' header stays on top of the page: scroll the chart below it, not under it
+      section.style.scrollMarginTop = document.querySelector("header").offsetHeight + 8 + "px";
+      section.scrollIntoView({ block: "start" });
+    }
     return Promise.all(ids.map(function (id) { return load("s:" + id, seriesFile(id)); })).then(function (all) {
       var traces = [];
       var single = all.length === 1;
