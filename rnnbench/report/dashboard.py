@@ -29,7 +29,8 @@ interval from its previous `n` nights, the rule of
 `rnnbench.analysis.history.baseline`, computed here for every night at once
 (vectorised over the sorted frame) so each point carries its own verdict.
 The night's regressions are those of `verdicts.json` where the site folder
-holds one, else `baseline` on each series' newest `n + 1` nights.
+holds one, else the series whose newest night lies above its band (the
+verdicts `rnnbench regressions --baseline n` gives).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 # the analysis this page uses, in one place (a refactor of analysis/ touches these lines only)
 from rnnbench.analysis import columnar
 from rnnbench.analysis.frame import SkippedFileWarning, load
-from rnnbench.analysis.history import BASELINE_CONFIDENCE, MIN_BASELINE, baseline
+from rnnbench.analysis.history import BASELINE_CONFIDENCE, MIN_BASELINE
 from rnnbench.errors import UsageError
 from rnnbench.measure.roofline import case_bytes
 from rnnbench.report.build import MARKER  # one marker for both kinds: `rnnbench report` wrote this folder
@@ -152,22 +153,19 @@ def series_id(machine: object, key: object, source: object) -> str:
     return hashlib.sha1(f"{machine}\0{key}\0{source}".encode()).hexdigest()[:12]
 
 
-def _bands(frame: pd.DataFrame, n: int, threshold: float) -> dict[str, np.ndarray]:
-    """Per row of `frame` (sorted by series, then date): its series' baseline band from the previous
-    `n` rows and the row's verdict against it, the rule of `history.baseline` for every night at once.
+def _bands(codes: np.ndarray, median: np.ndarray, n: int, threshold: float) -> dict[str, np.ndarray]:
+    """Per row (rows sorted by series code, then date): its series' baseline band from the previous `n`
+    rows and the row's verdict against it, the rule of `history.baseline` for every night at once.
 
     Running sums of the log values (centred per series, so the differences keep their precision)
-    give each window's mean and sd without a loop over series.
+    give each window's mean and sd without a loop over series; tests/test_dashboard.py checks the
+    newest night against `baseline` itself.
     """
     import numpy as np
     from scipy.stats import t as student_t
 
-    codes = frame["_sid"].cat.codes.to_numpy() if hasattr(frame["_sid"], "cat") else None
-    if codes is None:
-        codes = frame["_sid"].factorize()[0]
-    y = np.log(frame["median_s"].to_numpy(dtype=float))
-    count = len(y)
-    pos = np.arange(count)
+    y = np.log(median)
+    pos = np.arange(len(y))
     first = np.r_[True, codes[1:] != codes[:-1]]
     start = np.maximum.accumulate(np.where(first, pos, 0))
     means = np.bincount(codes, weights=y) / np.bincount(codes)
@@ -189,52 +187,89 @@ def _bands(frame: pd.DataFrame, n: int, threshold: float) -> dict[str, np.ndarra
     return {
         "low": np.where(valid, np.exp(centre - half), np.nan),
         "high": np.where(valid, np.exp(centre + half), np.nan),
+        "centre": np.exp(centre),
         "verdict": np.where(valid, verdict, ""),
     }
 
 
-def _series_files(frame: pd.DataFrame, bands: dict[str, np.ndarray], data: Path, paired: dict[str, dict]) -> int:
-    """One data file per series: one pass over the sorted frame, each series a slice of its columns."""
+def _rounded(values: Any) -> np.ndarray:
+    """`values` to 4 significant digits (what a tooltip shows), vectorised: an integer divided (or
+    multiplied) by an exact power of ten is the double nearest the short decimal, so JSON writes it short."""
     import numpy as np
 
+    v = np.asarray(values, dtype=float)
+    out = v.copy()
+    ok = np.isfinite(v) & (v != 0)
+    digits = 3 - np.floor(np.log10(np.abs(v[ok]))).astype(int)
+    scale = 10.0 ** np.abs(digits)
+    out[ok] = np.where(digits >= 0, np.round(v[ok] * scale) / scale, np.round(v[ok] / scale) * scale)
+    return out
+
+
+def _numbers(values: np.ndarray) -> str:
+    """A JSON array of floats, missing values as null."""
+    return json.dumps(values.tolist()).replace("NaN", "null")
+
+
+def _texts(frame: pd.DataFrame, column: str, fmt: Any) -> np.ndarray:
+    """`fmt` of each row's value, computed once per distinct value (a year of rows holds few)."""
+    import numpy as np
+
+    codes, uniques = frame[column].factorize()
+    text = np.array([fmt(u) for u in uniques] + [""], dtype=object)
+    return text[codes]  # code -1 (missing) takes the trailing ""
+
+
+def _series_files(frame: pd.DataFrame, bands: dict[str, np.ndarray], data: Path, paired: dict[str, Any]) -> int:
+    """One data file per series: one pass over the sorted frame, each series a slice of its columns,
+    every column formatted once for all series."""
+    import numpy as np
+
+    codes = frame["_code"].to_numpy()
     sid = frame["_sid"].to_numpy()
-    bounds = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1], True])
-    dates = frame["date"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy()
-    commits = frame["commit"].astype(object).where(frame["commit"].notna(), "").to_numpy()
-    versions = frame["framework_version"].astype(object).where(frame["framework_version"].notna(), "").to_numpy()
-    q25 = frame["q25_s"].fillna(frame["median_s"] - frame["iqr_s"] / 2)
-    q75 = frame["q75_s"].fillna(frame["median_s"] + frame["iqr_s"] / 2)
-    columns = {
-        "median": frame["median_s"].to_numpy(),
-        "q25": q25.to_numpy(),
-        "q75": q75.to_numpy(),
-        "low": bands["low"],
-        "high": bands["high"],
+    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
+    texts = {
+        "date": _texts(frame, "date", lambda d: f"{d:%Y-%m-%dT%H:%M:%SZ}"),
+        "commit": _texts(frame, "commit", lambda c: str(c)[:12]),
+        "version": _texts(frame, "framework_version", str),
+        "verdict": bands["verdict"].astype(object),
+    }
+    median = frame["median_s"].to_numpy(dtype=float)
+    iqr = frame["iqr_s"].to_numpy(dtype=float)
+    numbers = {
+        "median": _rounded(median),
+        "q25": _rounded(_or(frame["q25_s"].to_numpy(dtype=float), median - iqr / 2)),
+        "q75": _rounded(_or(frame["q75_s"].to_numpy(dtype=float), median + iqr / 2)),
+        "low": _rounded(bands["low"]),
+        "high": _rounded(bands["high"]),
     }
     made: set[Path] = set()
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         name = str(sid[a])
-        payload: dict[str, Any] = {
-            "id": name,
-            "date": dates[a:b].tolist(),
-            "commit": [str(c)[:12] for c in commits[a:b]],
-            "version": versions[a:b].tolist(),
-            "verdict": bands["verdict"][a:b].tolist(),
-            **{k: _floats(v[a:b]) for k, v in columns.items()},
-        }
+        parts = [f'"id":"{name}"']
+        parts += [f'"{k}":{json.dumps(v[a:b].tolist())}' for k, v in texts.items()]
+        parts += [f'"{k}":{_numbers(v[a:b])}' for k, v in numbers.items()]
         if name in paired:
-            payload["paired"] = paired[name]
+            parts.append(f'"paired":{json.dumps(paired[name], allow_nan=False)}')
         folder = data / "s" / name[:2]
         if folder not in made:
             folder.mkdir(parents=True, exist_ok=True)
             made.add(folder)
-        (folder / f"{name}.js").write_text(_script(f"s:{name}", payload), encoding="utf-8")
+        with open(folder / f"{name}.js", "w", encoding="utf-8") as f:
+            f.write(f'rnnbenchData("s:{name}",{{{",".join(parts)}}});\n'.replace("</", "<\\/"))
     return len(bounds) - 1
 
 
-def _floats(values: np.ndarray) -> list[float | None]:
-    """JSON numbers with 4 significant digits (what a tooltip shows), None for a missing value."""
-    return [None if v != v else float(f"{v:.4g}") for v in values.tolist()]
+def _or(values: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """`values`, with `fallback` where a value is missing (older documents have no quartiles, only the IQR)."""
+    import numpy as np
+
+    return np.where(np.isnan(values), fallback, values)
+
+
+def _floats(values: Any) -> list[float | None]:
+    """JSON numbers with 4 significant digits, None for a missing value."""
+    return [None if v != v else v for v in _rounded(values).tolist()]
 
 
 def _script(name: str, payload: Any) -> str:
@@ -311,41 +346,38 @@ def _ceilings(latest: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _regressions(
-    frame: pd.DataFrame, n: int, threshold: float, verdicts: list[dict[str, Any]] | None
+    latest: pd.DataFrame, bands: dict[str, np.ndarray], n: int, verdicts: list[dict[str, Any]] | None
 ) -> tuple[list[dict[str, Any]], str]:
-    """The newest night's regressions, each with the series it links to, and where they came from."""
-    ids = dict(zip(frame["key"], frame["_sid"]))
-    by_series = dict(zip(zip(frame["machine"], frame["key"], frame["source"]), frame["_sid"]))
+    """The newest night's regressions, each with the series it links to, and where they came from:
+    `verdicts` (verdicts.json) where given, else each series' newest night outside its baseline band."""
     out: list[dict[str, Any]] = []
     if verdicts is not None:
+        ids = dict(zip(latest["key"], latest["_sid"]))
         for v in verdicts:
             if str(v["verdict"]) in _REGRESSION:
                 out.append({**v, "id": ids.get(v["key"]), "verdict": str(v["verdict"])})
         return sorted(out, key=lambda r: -(r.get("ratio") or 0)), f"{VERDICTS_FILE} ({len(verdicts)} verdicts)"
-    tail = frame.groupby("_sid", sort=False).tail(n + 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a hardware change was already named by whoever reads the history
-        judged, _ = baseline(tail, n, threshold)
-    for v in judged:
-        if v.kind != "regression":
+    columns = [latest[c].tolist() for c in ("_sid", "key", "machine", "median_s", "commit")]
+    for at, sid, key, machine, new, commit in zip(latest.index.to_numpy(), *columns):
+        if bands["verdict"][at] != "regression":
             continue
-        machine = v.machine.split(" [", 1)[0]
         out.append(
             {
-                "id": by_series.get((machine, v.key, v.source)),
-                "key": v.key,
+                "id": sid,
+                "key": key,
                 "machine": machine,
-                "verdict": v.kind,
-                "ratio": v.ratio,
-                "low": v.low,
-                "high": v.high,
-                "new": v.newest,
-                "base": v.center,
-                "commit": (v.commit or "")[:12],
-                "method": f"newest night against the previous {v.runs} ({BASELINE_CONFIDENCE:.0%} band)",
+                "verdict": "regression",
+                "ratio": float(new / bands["centre"][at]),
+                "low": float(bands["low"][at]),
+                "high": float(bands["high"][at]),
+                "new": float(new),
+                "base": float(bands["centre"][at]),
+                "commit": str(commit)[:12] if isinstance(commit, str) else "",
             }
         )
-    return sorted(out, key=lambda r: -r["ratio"]), f"baseline of the previous {n} nights"
+    return sorted(out, key=lambda r: -r["ratio"]), (
+        f"baseline band of the previous {n} nights ({BASELINE_CONFIDENCE:.0%} prediction interval)"
+    )
 
 
 def _paired(verdicts: list[dict[str, Any]] | None, frame: pd.DataFrame) -> dict[str, dict]:
@@ -406,12 +438,20 @@ def build_dashboard(
     if verdicts and verdict_rows is None:
         raise UsageError(f"--verdicts {verdicts}: no such file")
 
-    sids = [series_id(m, k, s) for m, k, s in zip(frame["machine"], frame["key"], frame["source"])]
-    frame = frame.assign(_sid=sids).sort_values(["_sid", "date"], kind="stable").reset_index(drop=True)
-    bands = _bands(frame, baseline_runs, threshold)
-    latest = frame.drop_duplicates("_sid", keep="last")
+    import numpy as np
+
+    # one code per series, computed per distinct series (not per row: a year holds millions of rows)
+    code = frame.groupby(["machine", "key", "source"], sort=False, dropna=False).ngroup().to_numpy()
+    heads = frame.drop_duplicates(["machine", "key", "source"])
+    sid = np.array([series_id(m, k, s) for m, k, s in zip(heads["machine"], heads["key"], heads["source"])], object)
+    order = np.lexsort((frame["date"].to_numpy(), code))
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame["_code"] = code[order]
+    frame["_sid"] = sid[code[order]]
+    bands = _bands(frame["_code"].to_numpy(), frame["median_s"].to_numpy(dtype=float), baseline_runs, threshold)
+    latest = frame.drop_duplicates("_code", keep="last")
     counts = frame["_sid"].value_counts()
-    regressions, regression_source = _regressions(frame, baseline_runs, threshold, verdict_rows)
+    regressions, regression_source = _regressions(latest, bands, baseline_runs, verdict_rows)
     last_verdict = dict(zip(latest["_sid"], bands["verdict"][latest.index.to_numpy()]))
     for r in regressions:  # the index marks what the regressions list says, whatever its source
         if r.get("id"):
@@ -437,7 +477,7 @@ def build_dashboard(
     try:
         data = stage / "data"
         data.mkdir()
-        _series_files(frame, bands, data, _paired(verdict_rows, frame))
+        _series_files(frame, bands, data, _paired(verdict_rows, latest))
         (data / "index.js").write_text(_script("index", index), encoding="utf-8")
         assets = stage / "assets"
         assets.mkdir()
