@@ -45,7 +45,9 @@ def _nights(root: Path, machine: str = "synth-box", nights: int = NIGHTS, last: 
     first = datetime(2026, 3, 1, tzinfo=timezone.utc)
     for night in range(nights):
         slow = last if night == nights - 1 else 1.0
-        doc = S.nightly(cases, night, first, machine_name=machine, scale=lambda c, s=slow: s if c.formulation == "hoisted" else 1.0)
+        doc = S.nightly(
+            cases, night, first, machine_name=machine, scale=lambda c, s=slow: s if c.formulation == "hoisted" else 1.0
+        )
         if night >= 3:
             doc["machine"]["frameworks"]["numpy"] = "2.5.0"  # a version change the tooltip names
         S.write(doc, root)
@@ -128,8 +130,23 @@ def test_a_verdicts_file_in_the_site_is_what_the_regressions_show(history: Path,
     out.mkdir()
     key = next(k for k in _index_keys(history) if "/concat/" in k)
     verdicts = [
-        {"key": key, "verdict": "slower", "ratio": 1.2, "ci_low": 1.1, "ci_high": 1.3, "method": "paired", "base": "a", "new": "b"},
-        {"key": key.replace("/concat/", "/separate/"), "verdict": "same", "ratio": 1.0, "ci_low": 0.99, "ci_high": 1.01},
+        {
+            "key": key,
+            "verdict": "slower",
+            "ratio": 1.2,
+            "ci_low": 1.1,
+            "ci_high": 1.3,
+            "method": "paired",
+            "base": "a",
+            "new": "b",
+        },
+        {
+            "key": key.replace("/concat/", "/separate/"),
+            "verdict": "same",
+            "ratio": 1.0,
+            "ci_low": 0.99,
+            "ci_high": 1.01,
+        },
     ]
     (out / "verdicts.json").write_text(json.dumps(verdicts))
     assert main(["report", str(history), "--out", str(out)]) == 0

@@ -28,7 +28,9 @@ def _dashboard(args: argparse.Namespace) -> int:
     with warnings_or_reason():
         frame = read_results(args.paths)
         if frame.empty:
-            raise UsageError(f"no successful rnnbench or asv time measurements in {', '.join(args.paths or ['results'])}")
+            raise UsageError(
+                f"no successful rnnbench or asv time measurements in {', '.join(args.paths or ['results'])}"
+            )
     with one_line_warnings():
         page = build_dashboard(
             frame, args.out, baseline_runs=args.baseline, threshold=args.threshold, verdicts=args.verdicts

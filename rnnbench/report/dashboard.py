@@ -303,7 +303,10 @@ def _index(latest: pd.DataFrame, counts: pd.Series) -> dict[str, Any]:
         cat = pd.Categorical(values.astype(str))
         fields[col] = {"values": list(cat.categories), "codes": cat.codes.tolist()}
     intensity: list[float | None] = []
-    cols = [latest[c].tolist() for c in ("cell", "batch", "input_size", "hidden", "seq_len", "layers", "dtype", "pass", "flops")]
+    cols = [
+        latest[c].tolist()
+        for c in ("cell", "batch", "input_size", "hidden", "seq_len", "layers", "dtype", "pass", "flops")
+    ]
     for cell, b, i, h, t, layers, dtype, pas, flops in zip(*cols):
         try:
             traffic = case_bytes(str(cell), int(b), int(i), int(h), int(t), int(layers), str(dtype), pas == "train")
