@@ -208,10 +208,19 @@
       });
       var title = ids.map(function (id) { return index.byId[id].key + " on " + index.byId[id].machine; });
       document.getElementById("history-title").textContent = title.join("; ");
+      // the y range fits the nights, not the band: a band from the first two nights can be very wide
+      var lo = Infinity, hi = 0;
+      all.forEach(function (s) {
+        [s.median, s.q25, s.q75].forEach(function (ys) {
+          ys.forEach(function (y) { if (y > 0) { lo = Math.min(lo, y); hi = Math.max(hi, y); } });
+        });
+      });
+      var pad = Math.max(0.05, 0.08 * Math.log10(hi / lo));
       var layout = {
         margin: { l: 70, r: 20, t: 10, b: 40 }, hovermode: "closest", height: 420,
         xaxis: { type: "date", title: { text: "night" } },
-        yaxis: { type: "log", title: { text: "median time per call (s)" }, exponentformat: "SI" },
+        yaxis: { type: "log", title: { text: "median time per call (s)" }, exponentformat: "SI",
+          range: [Math.log10(lo) - pad, Math.log10(hi) + pad] },
         legend: { orientation: "h", y: -0.15 }
       };
       return Plotly.react(chart, traces, layout, CONFIG).then(function () {
@@ -375,7 +384,7 @@
     };
     var ratio = [{
       type: "heatmap", x: hiddens, y: batches, z: z, text: text, customdata: ids, texttemplate: "%{text}",
-      colorscale: "RdBu", reversescale: true, zmid: 0, zmin: -1, zmax: 1, showscale: false, hovertext: hover,
+      colorscale: "RdBu", zmid: 0, zmin: -1, zmax: 1, showscale: false, hovertext: hover,
       hovertemplate: "B%{y} H%{x}: concat/separate %{text}<br>%{hovertext}<extra></extra>"
     }];
     var scale = forms.map(function (f, i) {
