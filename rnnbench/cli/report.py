@@ -29,7 +29,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         frame = read_results(args.paths)
         if frame.empty:
             raise UsageError(
-                f"no successful rnnbench or asv time measurements in {', '.join(args.paths or ['results'])}"
+                f"no rnnbench or asv results with a successful time measurement in {', '.join(args.paths or ['results'])}"
             )
     with one_line_warnings():
         page = build_dashboard(
