@@ -476,6 +476,8 @@ def build_dashboard(
 
     # a new site beside the old one, swapped in at the end: a failed build leaves the previous site
     out.mkdir(parents=True, exist_ok=True)
+    for stale in (*out.glob(".build-*"), *out.glob(".old-*")):  # what a killed build left
+        shutil.rmtree(stale, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(dir=out, prefix=".build-"))
     try:
         data = stage / "data"

@@ -11,7 +11,8 @@
 
   var FILTERS = [
     ["machine", "machine"], ["framework", "framework"], ["device", "device"], ["variant", "cell"],
-    ["formulation", "formulation"], ["pass", "pass"], ["mode", "mode"], ["dtype", "dtype"], ["shape", "shape"]
+    ["formulation", "formulation"], ["pass", "pass"], ["mode", "mode"], ["dtype", "dtype"], ["shape", "shape"],
+    ["source", "source"]
   ];
   var COLOURS = {
     concat: "#1f77b4", separate: "#ff7f0e", hoisted: "#2ca02c", native: "#d62728", fused: "#9467bd"
@@ -169,7 +170,7 @@
       all.forEach(function (s, n) {
         var c = index.byId[s.id];
         var colour = single ? "#1f77b4" : COLOURS[c.formulation] || PALETTE[n % PALETTE.length];
-        var name = single ? c.formulation : c.formulation + " " + c.shape + (c.machine ? " (" + c.machine + ")" : "");
+        var name = escapeHtml(single ? c.formulation : c.formulation + " " + c.shape + " (" + c.machine + ")");
         traces.push({ x: s.date, y: s.high, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false,
           legendgroup: s.id });
         traces.push({ x: s.date, y: s.low, mode: "lines", line: { width: 0 }, fill: "tonexty",
@@ -184,13 +185,15 @@
           var verdict = s.verdict[i] || "too few earlier nights";
           var paired = "";
           if (i === last && s.paired) {
-            paired = "<br>paired verdict: " + s.paired.verdict + " " + fmtRatio(s.paired.ratio) +
+            paired = "<br>paired verdict: " + escapeHtml(s.paired.verdict) + " " + fmtRatio(s.paired.ratio) +
               (s.paired.ci_low !== undefined && s.paired.ci_low !== null ?
                 " [" + Number(s.paired.ci_low).toFixed(3) + ", " + Number(s.paired.ci_high).toFixed(3) + "]" : "") +
-              (s.paired.method ? " (" + s.paired.method + ")" : "");
+              (s.paired.method ? " (" + escapeHtml(s.paired.method) + ")" : "");
           }
+          // Plotly reads hover text as a subset of HTML: text from result files is escaped first
           return [
-            d.slice(0, 10), s.commit[i] || "?", s.version[i] ? c.framework + " " + s.version[i] : c.framework,
+            d.slice(0, 10), escapeHtml(s.commit[i] || "?"),
+            escapeHtml(s.version[i] ? c.framework + " " + s.version[i] : c.framework),
             fmtTime(s.median[i]), fmtTime(s.q25[i]) + " – " + fmtTime(s.q75[i]),
             s.low[i] === null ? "none yet" : fmtTime(s.low[i]) + " – " + fmtTime(s.high[i]), verdict + paired
           ];
@@ -203,7 +206,7 @@
           }) },
           hovertemplate: "<b>%{customdata[0]}</b> commit %{customdata[1]}<br>%{customdata[2]}<br>" +
             "median %{customdata[3]}, IQR %{customdata[4]}<br>baseline %{customdata[5]}<br>" +
-            "verdict: %{customdata[6]}<extra>" + escapeHtml(name) + "</extra>"
+            "verdict: %{customdata[6]}<extra>" + name + "</extra>"
         });
       });
       var title = ids.map(function (id) { return index.byId[id].key + " on " + index.byId[id].machine; });
@@ -371,8 +374,8 @@
         var names = Object.keys(med);
         if (names.length) {
           names.sort(function (p, q) { return med[p] - med[q]; });
-          br.push(forms.indexOf(names[0])); btr.push(names[0]);
-          bhr.push(names.map(function (f) { return f + " " + fmtTime(med[f]); }).join("<br>"));
+          br.push(forms.indexOf(names[0])); btr.push(escapeHtml(names[0]));
+          bhr.push(names.map(function (f) { return escapeHtml(f) + " " + fmtTime(med[f]); }).join("<br>"));
         } else { br.push(null); btr.push(""); bhr.push(""); }
       });
       z.push(zr); text.push(tr); hover.push(hr); ids.push(ir); best.push(br); bestText.push(btr); bestHover.push(bhr);
@@ -445,16 +448,16 @@
         ys.push(r.bandwidth ? Math.min(r.compute, r.bandwidth * x) : r.compute);
       }
       traces.push({ x: xs, y: ys, mode: "lines", line: { color: "#555", dash: i ? "dot" : "solid", width: 1 },
-        name: "roof: " + r.device + " " + r.dtype + " on " + r.machine, hoverinfo: "skip" });
+        name: escapeHtml("roof: " + r.device + " " + r.dtype + " on " + r.machine), hoverinfo: "skip" });
     });
     groupBy(pts, function (c) { return c.formulation; }).forEach(function (g, i) {
       traces.push({
-        type: "scatter", mode: "markers", name: g.key, x: g.items.map(function (c) { return c.intensity; }),
+        type: "scatter", mode: "markers", name: escapeHtml(g.key), x: g.items.map(function (c) { return c.intensity; }),
         y: g.items.map(function (c) { return c.gflops; }),
         customdata: g.items.map(function (c) {
           var r = roofOf[c.machine + "|" + c.device + "|" + c.dtype];
           var roof = r && r.compute ? (r.bandwidth ? Math.min(r.compute, r.bandwidth * c.intensity) : r.compute) : null;
-          return [c.id, c.key + " on " + c.machine, roof ? (100 * c.gflops / roof).toFixed(1) + "% of its roof" : "no roof"];
+          return [c.id, escapeHtml(c.key + " on " + c.machine), roof ? (100 * c.gflops / roof).toFixed(1) + "% of its roof" : "no roof"];
         }),
         marker: { size: 5, opacity: 0.7, color: COLOURS[g.key] || PALETTE[i % PALETTE.length] },
         hovertemplate: "%{customdata[1]}<br>%{y:.3g} GFLOP/s at %{x:.3g} FLOP/byte, %{customdata[2]}<extra></extra>"
