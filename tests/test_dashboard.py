@@ -239,6 +239,9 @@ def test_in_a_browser_filter_hover_click_and_reload(site: Path) -> None:
             # the URL reopens the same view
             url = page.url
             assert "case=" + sid in url and "framework=numpy" in url
+            page.reload()
+            page.wait_for_selector(f"body[data-history='{sid}']", timeout=20_000)
+            assert page.input_value("#filter-framework") == "numpy"
             again = browser.new_page()
             again.goto(url)
             again.wait_for_selector(f"body[data-history='{sid}']", timeout=20_000)
