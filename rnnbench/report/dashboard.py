@@ -104,12 +104,9 @@ COLUMNS = (
     "peak_gflops",
     "machine_peak_gflops",
     "bandwidth_gbps",
-    "cpu_model",
-    "gpu_name",
-    "cpu_cores",
 )
 _NUMERIC = ("median_s", "q25_s", "q75_s", "iqr_s", "gflops", "peak_gflops", "machine_peak_gflops", "bandwidth_gbps")
-_INTEGER = ("batch", "input_size", "hidden", "seq_len", "layers", "flops", "cpu_cores")
+_INTEGER = ("batch", "input_size", "hidden", "seq_len", "layers", "flops")
 # filter fields of the index, dictionary-encoded (a value list and one code per case)
 _CATEGORIES = ("machine", "source", "framework", "device", "variant", "formulation", "mode", "pass", "dtype", "shape")
 _REGRESSION = {"regression", "slower", "worse"}
@@ -463,7 +460,6 @@ def build_dashboard(
     index["verdict"] = [last_verdict[s] for s in index["id"]]
     index.update(
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        nights=index.pop("nights"),
         ceilings=_ceilings(latest),
         regressions=regressions,
         regression_source=regression_source,
