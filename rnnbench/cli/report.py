@@ -66,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--out", required=True, type=output_dir,
         help="folder for the site: a new or empty folder (a verdicts.json in it is read, not replaced), "
-        "or one an earlier report of the same kind wrote",
+        "or one an earlier `rnnbench report` wrote",
     )  # fmt: skip
     p.add_argument("--static", action="store_true", help="the matplotlib report (PNG images) instead of the dashboard")
     p.add_argument(
