@@ -260,3 +260,16 @@ def test_in_a_browser_filter_hover_click_and_reload(site: Path) -> None:
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_numbers_are_written_with_four_significant_digits() -> None:
+    """The vectorised rounding gives the same doubles as formatting each value with %.4g, so the
+    JSON is short; a missing value stays missing."""
+    import numpy as np
+
+    from rnnbench.report.dashboard import _rounded
+
+    values = np.exp(np.random.default_rng(0).uniform(np.log(1e-9), np.log(1e4), 2000))
+    values = np.r_[values, 0.0, 1.0, 123456.0, 0.00012345]
+    assert _rounded(values).tolist() == [float(f"{v:.4g}") for v in values]
+    assert np.isnan(_rounded(np.array([np.nan, 1.0]))[0])
