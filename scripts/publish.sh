@@ -67,8 +67,10 @@ done
 # (only those nights' files are opened)
 "${rnnbench[@]}" regressions "$history/nights" --baseline "$baseline" --threshold "$threshold" >"$site/regressions.txt"
 
-# 4. the rnnbench report, from the columnar history
-"${rnnbench[@]}" report "$history/nights" --out "$site/report" --quiet "${report_extra[@]}"
+# 4. the rnnbench dashboard (an interactive static site, docs/dashboard.md), from the columnar history,
+# its bands drawn with the regression check's baseline and threshold
+"${rnnbench[@]}" report "$history/nights" --out "$site/report" --baseline "$baseline" --threshold "$threshold" \
+    --quiet "${report_extra[@]}"
 
 # 5. the asv dashboard (needs the repository's git history for commit dates)
 if [[ -f $history/asv/benchmarks.json ]]; then

@@ -57,7 +57,7 @@ def _results(root: Path) -> Path:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = _results(tmp_path_factory.mktemp("results"))
     out = tmp_path_factory.mktemp("site")
-    assert main(["report", str(root), "--out", str(out), "-q", "--max-charts", "6"]) == 0
+    assert main(["report", str(root), "--out", str(out), "--static", "-q", "--max-charts", "6"]) == 0
     return out
 
 
