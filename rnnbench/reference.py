@@ -318,6 +318,46 @@ def reference_forward(
     return y, state
 
 
+def _step_backward(
+    spec: CellSpec, cache: Mapping[str, Array], dh: Array, dc_next: Array, u: Array
+) -> tuple[Array, Array, Array, Array, Array]:
+    """One step of BPTT through one cell: the gate pre-activation gradients on the input side (`dax`)
+    and the recurrent side (`dah`), this step's `d U`, and the gradients flowing to the previous step's
+    h and (LSTM) c. `dh` is the loss's gradient at this step's output h, `dc_next` at its c."""
+    h = cache["h"]
+    hid = u.shape[1]
+    if spec.cell == "rnn":
+        da = dh * (1 - cache["h_new"] ** 2) if spec.nonlinearity == "tanh" else dh * (cache["a"] > 0)
+        return da, da, da.T @ h, da @ u, dc_next
+    if spec.cell == "lstm":
+        i, f, g, o, tc = cache["i"], cache["f"], cache["g"], cache["o"], cache["tc"]
+        dc = dc_next + dh * o * (1 - tc**2)
+        dai = dc * g * i * (1 - i)
+        daf = dc * cache["c"] * f * (1 - f)
+        dag = dc * i * (1 - g**2)
+        dao = dh * tc * o * (1 - o)
+        da = np.concatenate([dai, daf, dag, dao], axis=1)
+        return da, da, da.T @ h, da @ u, dc * f
+    r, z, n, hn = cache["r"], cache["z"], cache["n"], cache["hn"]
+    if spec.gru_update == "keep_old":
+        dz, dn, dh_prev = dh * (h - n), dh * (1 - z), dh * z
+    else:
+        dz, dn, dh_prev = dh * (n - h), dh * z, dh * (1 - z)
+    dan = dn * (1 - n**2)
+    daz = dz * z * (1 - z)
+    if spec.gru_reset == "after":
+        dar = dan * hn * r * (1 - r)
+        dax = np.concatenate([dar, daz, dan], axis=1)
+        dah = np.concatenate([dar, daz, dan * r], axis=1)
+        return dax, dah, dah.T @ h, dh_prev + dah @ u, dc_next
+    # reset before: rows r, z of U multiply h; rows n multiply r*h
+    drh = dan @ u[2 * hid :]
+    dar = drh * h * r * (1 - r)
+    da = np.concatenate([dar, daz, dan], axis=1)
+    du_t = np.concatenate([da[:, : 2 * hid].T @ h, dan.T @ (r * h)], axis=0)
+    return da, da, du_t, dh_prev + drh * r + da[:, : 2 * hid] @ u[: 2 * hid], dc_next
+
+
 def reference_gradients(
     spec: CellSpec, x: npt.ArrayLike, weights: Mapping[str, npt.ArrayLike],
     h0: npt.ArrayLike | None = None, c0: npt.ArrayLike | None = None, targets: npt.ArrayLike | None = None,
@@ -348,47 +388,8 @@ def reference_gradients(
         for t in reversed(range(dy.shape[0])):
             cache = caches[k][t]
             dh = dy[t] + dh_next
-            xt, h = cache["x"], cache["h"]
-            if spec.cell == "rnn":
-                if spec.nonlinearity == "tanh":
-                    da = dh * (1 - cache["h_new"] ** 2)
-                else:
-                    da = dh * (cache["a"] > 0)
-                dax = dah = da
-                du_t = dah.T @ h
-                dh_prev = dah @ u
-            elif spec.cell == "lstm":
-                i, f, g, o, tc = cache["i"], cache["f"], cache["g"], cache["o"], cache["tc"]
-                dc = dc_next + dh * o * (1 - tc**2)
-                dai = dc * g * i * (1 - i)
-                daf = dc * cache["c"] * f * (1 - f)
-                dag = dc * i * (1 - g**2)
-                dao = dh * tc * o * (1 - o)
-                dc_next = dc * f
-                dax = dah = np.concatenate([dai, daf, dag, dao], axis=1)
-                du_t = dah.T @ h
-                dh_prev = dah @ u
-            else:
-                r, z, n, hn = cache["r"], cache["z"], cache["n"], cache["hn"]
-                if spec.gru_update == "keep_old":
-                    dz, dn, dh_prev = dh * (h - n), dh * (1 - z), dh * z
-                else:
-                    dz, dn, dh_prev = dh * (n - h), dh * z, dh * (1 - z)
-                dan = dn * (1 - n**2)
-                daz = dz * z * (1 - z)
-                if spec.gru_reset == "after":
-                    dar = dan * hn * r * (1 - r)
-                    dax = np.concatenate([dar, daz, dan], axis=1)
-                    dah = np.concatenate([dar, daz, dan * r], axis=1)
-                    du_t = dah.T @ h
-                    dh_prev = dh_prev + dah @ u
-                else:
-                    # rows r, z of U multiply h; rows n multiply r*h
-                    drh = dan @ u[2 * hid :]
-                    dar = drh * h * r * (1 - r)
-                    dax = dah = np.concatenate([dar, daz, dan], axis=1)
-                    du_t = np.concatenate([dah[:, : 2 * hid].T @ h, dan.T @ (r * h)], axis=0)
-                    dh_prev = dh_prev + drh * r + dah[:, : 2 * hid] @ u[: 2 * hid]
+            xt = cache["x"]
+            dax, dah, du_t, dh_prev, dc_next = _step_backward(spec, cache, dh, dc_next, u)
             dw += dax.T @ xt
             du += du_t
             dbi += dax.sum(axis=0)

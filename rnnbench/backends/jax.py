@@ -187,6 +187,31 @@ class JaxBackend(Backend):
         call, launch = self._pass_fn(case, forward, loss, (params, hp), xs, st)
         return Kernel(case, call, fetch, launch=launch, sync=jax.block_until_ready)
 
+    @staticmethod
+    def _native_layer(case: Case, weights: dict[str, Array], k: int, dtype: Any, param_dtype: Any) -> Any:
+        """Layer `k` as an `nnx.RNN` over a flax cell holding the canonical weights (see `_build_native`)."""
+        jax = _jax()
+        jnp = jax.numpy
+        from flax import nnx
+
+        in_k = case.input_size if k == 0 else case.hidden
+        # weights are loaded below: skip flax's initialisers (its orthogonal one has no half-precision QR)
+        zeros = nnx.initializers.zeros_init()
+        opts: dict[str, Any] = {"dtype": dtype, "param_dtype": param_dtype, "rngs": nnx.Rngs(k),
+                                "kernel_init": zeros, "recurrent_kernel_init": zeros}  # fmt: skip
+        w, u = weights[f"weight_ih_l{k}"], weights[f"weight_hh_l{k}"]
+        bias = weights[f"bias_ih_l{k}"] + weights[f"bias_hh_l{k}"]
+        if case.cell == "lstm":
+            cell: Any = nnx.OptimizedLSTMCell(in_k, case.hidden, **opts)
+            cell.dense_h.bias.value = jnp.asarray(bias, dtype=param_dtype)
+        else:
+            act = jax.nn.relu if case.nonlinearity == "relu" else jnp.tanh
+            cell = nnx.SimpleCell(in_k, case.hidden, activation_fn=act, **opts)
+            cell.dense_i.bias.value = jnp.asarray(bias, dtype=param_dtype)
+        cell.dense_i.kernel.value = jnp.asarray(w.T, dtype=param_dtype)
+        cell.dense_h.kernel.value = jnp.asarray(u.T, dtype=param_dtype)
+        return nnx.RNN(cell, time_major=True, return_carry=True)
+
     def _build_native(self, case: Case, weights: dict[str, Array], x: Array, state0: tuple[Array, ...]) -> Kernel:
         """flax.nnx cells scanned by `nnx.RNN`, one per layer, under jit (and jax.grad for train).
 
@@ -210,25 +235,7 @@ class JaxBackend(Backend):
         param_dtype = getattr(jnp, case.param_dtype)
         xs, st = (jax.device_put(jnp.asarray(x, dtype=dtype), device),
                   [jax.device_put(jnp.asarray(s, dtype=dtype), device) for s in state0])  # fmt: skip
-        cells = []
-        for k in range(case.layers):
-            in_k = case.input_size if k == 0 else case.hidden
-            # weights are loaded below: skip flax's initialisers (its orthogonal one has no half-precision QR)
-            zeros = nnx.initializers.zeros_init()
-            opts: dict[str, Any] = {"dtype": dtype, "param_dtype": param_dtype, "rngs": nnx.Rngs(k),
-                                    "kernel_init": zeros, "recurrent_kernel_init": zeros}  # fmt: skip
-            w, u = weights[f"weight_ih_l{k}"], weights[f"weight_hh_l{k}"]
-            bias = weights[f"bias_ih_l{k}"] + weights[f"bias_hh_l{k}"]
-            if case.cell == "lstm":
-                cell: Any = nnx.OptimizedLSTMCell(in_k, case.hidden, **opts)
-                cell.dense_h.bias.value = jnp.asarray(bias, dtype=param_dtype)
-            else:
-                act = jax.nn.relu if case.nonlinearity == "relu" else jnp.tanh
-                cell = nnx.SimpleCell(in_k, case.hidden, activation_fn=act, **opts)
-                cell.dense_i.bias.value = jnp.asarray(bias, dtype=param_dtype)
-            cell.dense_i.kernel.value = jnp.asarray(w.T, dtype=param_dtype)
-            cell.dense_h.kernel.value = jnp.asarray(u.T, dtype=param_dtype)
-            cells.append(nnx.RNN(cell, time_major=True, return_carry=True))
+        cells = [self._native_layer(case, weights, k, dtype, param_dtype) for k in range(case.layers)]
         # differentiate the weights only: the cells also hold RNG state (integer keys)
         graphdef, params, rest = nnx.split(nnx.List(cells), nnx.Param, ...)  # type: ignore[misc]
         params = jax.device_put(params, device)

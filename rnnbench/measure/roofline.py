@@ -103,80 +103,102 @@ def stream_kernels(framework: str, device: str, dtype: str, n: int) -> dict[str,
     ops in numpy/torch; one fused XLA kernel in JAX and TensorFlow (jit), with
     the scalar passed as an argument so nothing is constant-folded.
     """
-    s = 3.0
-    if framework == "numpy":
-        import numpy as np
+    build = _STREAM_BUILDERS.get(framework)
+    if build is None:
+        raise ValueError(f"no STREAM kernels for framework {framework!r}")
+    return build(device, dtype, n)
 
-        a, b, c = (np.full(n, v, dtype=dtype) for v in (0.0, 1.0, 2.0))
-        block = 1 << 15  # triad in cache-sized blocks: the temporary s*c never leaves the cache
-        tmp = np.empty(block, dtype=dtype)
 
-        def np_triad() -> Any:
-            for i in range(0, n, block):
-                t = tmp[: min(block, n - i)]
-                np.multiply(c[i : i + block], s, out=t)
-                np.add(b[i : i + block], t, out=a[i : i + block])
-            return a
+_TRIAD_SCALE = 3.0  # STREAM's s
 
-        def np_copy() -> Any:
-            np.copyto(a, b)
-            return a
 
-        return {"copy": np_copy, "triad": np_triad}
-    if framework == "torch":
-        import torch
+def _numpy_stream(device: str, dtype: str, n: int) -> dict[str, Callable[[], Any]]:
+    import numpy as np
 
-        ta, tb, tc = (torch.full((n,), v, dtype=getattr(torch, dtype), device=device) for v in (0.0, 1.0, 2.0))
-        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    s = _TRIAD_SCALE
+    a, b, c = (np.full(n, v, dtype=dtype) for v in (0.0, 1.0, 2.0))
+    block = 1 << 15  # triad in cache-sized blocks: the temporary s*c never leaves the cache
+    tmp = np.empty(block, dtype=dtype)
 
-        def t_copy() -> Any:
-            ta.copy_(tb)
-            sync()
-            return ta
+    def np_triad() -> Any:
+        for i in range(0, n, block):
+            t = tmp[: min(block, n - i)]
+            np.multiply(c[i : i + block], s, out=t)
+            np.add(b[i : i + block], t, out=a[i : i + block])
+        return a
 
-        def t_triad() -> Any:
-            torch.add(tb, tc, alpha=s, out=ta)
-            sync()
-            return ta
+    def np_copy() -> Any:
+        np.copyto(a, b)
+        return a
 
-        return {"copy": t_copy, "triad": t_triad}
-    if framework == "jax":
-        from rnnbench.backends.jax import _jax
+    return {"copy": np_copy, "triad": np_triad}
 
-        jax = _jax()
-        jnp = jax.numpy
-        dev = jax.devices("gpu" if device == "cuda" else "cpu")[0]
-        jb, jc = (jax.device_put(jnp.full((n,), v, dtype=getattr(jnp, dtype)), dev) for v in (1.0, 2.0))
-        one, scale = (jax.device_put(jnp.asarray(v, dtype=getattr(jnp, dtype)), dev) for v in (1.0, s))
-        copy_fn = jax.jit(lambda b, k: b * k)
-        triad_fn = jax.jit(lambda b, c, k: b + k * c)
-        return {
-            "copy": lambda: jax.block_until_ready(copy_fn(jb, one)),
-            "triad": lambda: jax.block_until_ready(triad_fn(jb, jc, scale)),
-        }
-    if framework == "tensorflow":
-        import tensorflow as tf
 
-        name = "/GPU:0" if device == "cuda" else "/CPU:0"
+def _torch_stream(device: str, dtype: str, n: int) -> dict[str, Callable[[], Any]]:
+    import torch
+
+    ta, tb, tc = (torch.full((n,), v, dtype=getattr(torch, dtype), device=device) for v in (0.0, 1.0, 2.0))
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def t_copy() -> Any:
+        ta.copy_(tb)
+        sync()
+        return ta
+
+    def t_triad() -> Any:
+        torch.add(tb, tc, alpha=_TRIAD_SCALE, out=ta)
+        sync()
+        return ta
+
+    return {"copy": t_copy, "triad": t_triad}
+
+
+def _jax_stream(device: str, dtype: str, n: int) -> dict[str, Callable[[], Any]]:
+    from rnnbench.backends.jax import _jax
+
+    jax = _jax()
+    jnp = jax.numpy
+    dev = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    jb, jc = (jax.device_put(jnp.full((n,), v, dtype=getattr(jnp, dtype)), dev) for v in (1.0, 2.0))
+    one, scale = (jax.device_put(jnp.asarray(v, dtype=getattr(jnp, dtype)), dev) for v in (1.0, _TRIAD_SCALE))
+    copy_fn = jax.jit(lambda b, k: b * k)
+    triad_fn = jax.jit(lambda b, c, k: b + k * c)
+    return {
+        "copy": lambda: jax.block_until_ready(copy_fn(jb, one)),
+        "triad": lambda: jax.block_until_ready(triad_fn(jb, jc, scale)),
+    }
+
+
+def _tensorflow_stream(device: str, dtype: str, n: int) -> dict[str, Callable[[], Any]]:
+    import tensorflow as tf
+
+    name = "/GPU:0" if device == "cuda" else "/CPU:0"
+    with tf.device(name):
+        fb, fc = (tf.fill((n,), tf.constant(v, dtype=getattr(tf, dtype))) for v in (1.0, 2.0))
+        fone, fscale = (tf.constant(v, dtype=getattr(tf, dtype)) for v in (1.0, _TRIAD_SCALE))
+    copy_tf = tf.function(lambda b, k: b * k, jit_compile=True)
+    triad_tf = tf.function(lambda b, c, k: b + k * c, jit_compile=True)
+
+    def tf_run(fn: Any, *args: Any) -> Any:
         with tf.device(name):
-            fb, fc = (tf.fill((n,), tf.constant(v, dtype=getattr(tf, dtype))) for v in (1.0, 2.0))
-            fone, fscale = (tf.constant(v, dtype=getattr(tf, dtype)) for v in (1.0, s))
-        copy_tf = tf.function(lambda b, k: b * k, jit_compile=True)
-        triad_tf = tf.function(lambda b, c, k: b + k * c, jit_compile=True)
+            out = fn(*args)
+        if device == "cuda":
+            out[:1].numpy()  # a one-element fetch waits for the kernel
+        return out
 
-        def tf_run(fn: Any, *args: Any) -> Any:
-            with tf.device(name):
-                out = fn(*args)
-            if device == "cuda":
-                out[:1].numpy()  # a one-element fetch waits for the kernel
-            return out
+    # TensorFlow places soft by default: a CPU-only build would run "/GPU:0" on the CPU without a word
+    placed = tf_run(triad_tf, fb, fc, fscale).device
+    if device == "cuda" and "GPU" not in placed.upper():
+        raise RuntimeError(f"TensorFlow ran the STREAM triad on {placed}, not on the GPU")
+    return {"copy": lambda: tf_run(copy_tf, fb, fone), "triad": lambda: tf_run(triad_tf, fb, fc, fscale)}
 
-        # TensorFlow places soft by default: a CPU-only build would run "/GPU:0" on the CPU without a word
-        placed = tf_run(triad_tf, fb, fc, fscale).device
-        if device == "cuda" and "GPU" not in placed.upper():
-            raise RuntimeError(f"TensorFlow ran the STREAM triad on {placed}, not on the GPU")
-        return {"copy": lambda: tf_run(copy_tf, fb, fone), "triad": lambda: tf_run(triad_tf, fb, fc, fscale)}
-    raise ValueError(f"no STREAM kernels for framework {framework!r}")
+
+_STREAM_BUILDERS: dict[str, Callable[[str, str, int], dict[str, Callable[[], Any]]]] = {
+    "numpy": _numpy_stream,
+    "torch": _torch_stream,
+    "jax": _jax_stream,
+    "tensorflow": _tensorflow_stream,
+}
 
 
 def stream_bandwidth(framework: str, device: str, dtype: str, config: TimingConfig) -> dict[str, Any]:

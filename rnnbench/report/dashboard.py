@@ -417,6 +417,47 @@ def _plotly_js() -> Path:
     return path
 
 
+def _write_site(
+    out: Path,
+    frame: pd.DataFrame,
+    bands: dict[str, Any],
+    index: dict[str, Any],
+    paired: dict[str, Any],
+    plotly_js: Path,
+) -> None:
+    """The site's files: built in a folder beside the old site and swapped in at the end, so a failed
+    build leaves the previous site."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (*out.glob(".build-*"), *out.glob(".old-*")):  # what a killed build left
+        shutil.rmtree(stale, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=".build-"))
+    try:
+        data = stage / "data"
+        data.mkdir()
+        _series_files(frame, bands, data, paired)
+        (data / "index.js").write_text(_script("index", index), encoding="utf-8")
+        assets = stage / "assets"
+        assets.mkdir()
+        shutil.copyfile(plotly_js, assets / "plotly.min.js")
+        site = resources.files("rnnbench.report") / "site"
+        for name in ("dashboard.js", "dashboard.css"):
+            (assets / name).write_text(site.joinpath(name).read_text(encoding="utf-8"), encoding="utf-8")
+        (stage / "index.html").write_text(site.joinpath("index.html").read_text(encoding="utf-8"), encoding="utf-8")
+        (out / MARKER).write_text("written by rnnbench report; a later report may replace this folder's files\n")
+        for name in ("data", "assets"):
+            old = out / name
+            if old.exists():
+                trash = Path(tempfile.mkdtemp(dir=out, prefix=".old-"))
+                os.replace(old, trash / name)
+                shutil.rmtree(trash, ignore_errors=True)
+            os.replace(stage / name, old)
+        os.replace(stage / "index.html", out / "index.html")
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write to {out}: {exc.strerror or exc}", str(out)) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def build_dashboard(
     frame: pd.DataFrame,
     out: str | Path,
@@ -470,34 +511,5 @@ def build_dashboard(
         rows=len(frame),
     )
 
-    # a new site beside the old one, swapped in at the end: a failed build leaves the previous site
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in (*out.glob(".build-*"), *out.glob(".old-*")):  # what a killed build left
-        shutil.rmtree(stale, ignore_errors=True)
-    stage = Path(tempfile.mkdtemp(dir=out, prefix=".build-"))
-    try:
-        data = stage / "data"
-        data.mkdir()
-        _series_files(frame, bands, data, _paired(verdict_rows, latest))
-        (data / "index.js").write_text(_script("index", index), encoding="utf-8")
-        assets = stage / "assets"
-        assets.mkdir()
-        shutil.copyfile(plotly_js, assets / "plotly.min.js")
-        site = resources.files("rnnbench.report") / "site"
-        for name in ("dashboard.js", "dashboard.css"):
-            (assets / name).write_text(site.joinpath(name).read_text(encoding="utf-8"), encoding="utf-8")
-        (stage / "index.html").write_text(site.joinpath("index.html").read_text(encoding="utf-8"), encoding="utf-8")
-        (out / MARKER).write_text("written by rnnbench report; a later report may replace this folder's files\n")
-        for name in ("data", "assets"):
-            old = out / name
-            if old.exists():
-                trash = Path(tempfile.mkdtemp(dir=out, prefix=".old-"))
-                os.replace(old, trash / name)
-                shutil.rmtree(trash, ignore_errors=True)
-            os.replace(stage / name, old)
-        os.replace(stage / "index.html", out / "index.html")
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot write to {out}: {exc.strerror or exc}", str(out)) from None
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    _write_site(out, frame, bands, index, _paired(verdict_rows, latest), plotly_js)
     return out / "index.html"
