@@ -98,13 +98,13 @@ def run(args: argparse.Namespace) -> int:
     if result.skipped:
         print(f"undecided after two tries, skipped: {', '.join(c[:12] for c in result.skipped)}")
     if result.first_bad is not None:
-        print(f"first slower commit: {result.first_bad} {subject(result.first_bad, root)}")
-        return 0
-    if result.candidates:
-        print(f"the first slower commit is one of: {', '.join(c[:12] for c in result.candidates)} (skips)")
-        return 0
-    print(f"BAD {result.bad[:12]} is not slower than GOOD {result.good[:12]} on these cases: nothing to find")
-    return 1
+        found = f"first slower commit: {result.first_bad} {subject(result.first_bad, root)}"
+    elif result.candidates:
+        found = f"the first slower commit is one of: {', '.join(c[:12] for c in result.candidates)} (skips)"
+    else:
+        found = ""
+    print(found or f"BAD {result.bad[:12]} is not slower than GOOD {result.good[:12]} on these cases: nothing to find")
+    return 0 if found else 1
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
