@@ -195,6 +195,29 @@ def test_landing_escapes_what_comes_from_results(tmp_path: Path) -> None:
     assert "This is the first run of this machine class" in page
 
 
+def test_the_bisect_hint_counts_the_commits_between_base_and_new(tmp_path: Path) -> None:
+    import subprocess
+
+    from rnnbench.analysis.verdicts import count_commits
+    from rnnbench.report.landing import _bisect
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    shas = []
+    for i in range(3):
+        subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", f"c{i}"], check=True)
+        shas.append(subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip())
+    assert count_commits(shas[0], shas[2], repo) == 2
+    assert count_commits(shas[1], shas[2], repo) == 1
+    assert count_commits(A, B, repo) is None  # commits the checkout lacks: it cannot say
+    hint = {"base": shas[1], "new": shas[2], "cases": ["k"], "command": "rnnbench bisect x y --cases k"}
+    assert "is the only commit since BASE" in _bisect(hint | {"commits": 1})
+    assert "rnnbench bisect x y" in _bisect(hint | {"commits": 2}) and "2 commits lie" in _bisect(hint | {"commits": 2})
+    assert "may lie" in _bisect(hint | {"commits": None})
+
+
 # -- bad input --------------------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ from rnnbench.errors import UsageError
 from rnnbench.judge.cases import judge_records
 from rnnbench.judge.published import HISTORY_METHOD, Published, published
 from rnnbench.judge.rules import PAIRED_METHOD, THRESHOLD
+from rnnbench.sweep.bisect import commits_between
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +45,7 @@ __all__ = [
     "KIND",
     "bisect_command",
     "build_verdicts",
+    "count_commits",
     "environment_changes",
     "read_verdicts",
     "write_verdicts",
@@ -173,9 +175,11 @@ def build_verdicts(
     threshold: float = THRESHOLD,
     machine: str | None = None,
     generated: str | None = None,
+    repo: Path | None = None,
 ) -> dict[str, Any]:
     """The verdicts document of the newest night in `frame` (a history's rows, `rnnbench.load`), or of NEW when
-    `paired` = (BASE document, NEW document) is given (NEW's rows must be in `frame`)."""
+    `paired` = (BASE document, NEW document) is given (NEW's rows must be in `frame`). `repo`: the git checkout
+    that counts the commits between BASE and NEW for the bisect hint (default: rnnbench's own)."""
     new_doc = paired[1] if paired else None
     if new_doc is not None:
         machine = machine or str(new_doc["machine"].get("machine"))
@@ -226,6 +230,7 @@ def build_verdicts(
         if regressed and base_side["commit"] and new_side["commit"] and base_side["commit"] != new_side["commit"]:
             bisect = {
                 "base": base_side["commit"], "new": new_side["commit"], "cases": regressed,
+                "commits": count_commits(base_side["commit"], new_side["commit"], repo),
                 "command": bisect_command(base_side["commit"], new_side["commit"], regressed, new_doc),
             }  # fmt: skip
     order = {v: i for i, v in enumerate(VERDICT_ORDER)}
@@ -286,6 +291,15 @@ def _pairing(
     else:
         reason = f"{'; '.join(changes)} since the previous night, but the night was not paired: only drift is judged"
     return {"paired": False, "reason": reason, "base": None, "changes": changes}
+
+
+def count_commits(base: str, new: str, repo: Path | None = None) -> int | None:
+    """How many commits lie on NEW's first-parent path since BASE, or None where the checkout cannot say
+    (not a git checkout, a commit it lacks, uncommitted changes, BASE not an ancestor of NEW)."""
+    try:
+        return len(commits_between(base, new, repo)[2])
+    except (UsageError, OSError):
+        return None
 
 
 def bisect_command(base: str, new: str, keys: Sequence[str], new_doc: Mapping[str, Any]) -> str:

@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
         # a machine's asv results share its history folder: read enough files to hold N + 1 runner nights
         frame = load_results([args.history], last=3 * (args.baseline + 1))
         doc = build_verdicts(
-            frame, paired=paired, baseline_nights=args.baseline, threshold=args.threshold, machine=args.machine
-        )
+            frame, paired=paired, baseline_nights=args.baseline, threshold=args.threshold, machine=args.machine,
+            repo=Path(args.repo) if args.repo else None,
+        )  # fmt: skip
     write_verdicts(doc, args.out)
     if args.archive:
         night = doc["night"]
@@ -104,6 +105,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )  # fmt: skip
     add_threshold_flag(p)
     p.add_argument("--machine", type=nonempty, help="the machine to judge (default: the one of the newest night)")
+    p.add_argument(
+        "--repo", type=input_path,
+        help="the git checkout that holds BASE's and NEW's commits, to count those between them (default: rnnbench's own)",
+    )  # fmt: skip
     p.add_argument("--archive", type=output_dir, help="also keep a copy in DIR/<machine>/ (the feed reads them all)")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if a regression is published")
     p.set_defaults(func=run)

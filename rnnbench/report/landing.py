@@ -182,6 +182,21 @@ def _pairing(v: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _bisect(b: dict[str, Any]) -> str:
+    """The commit to blame: NEW itself when it is the only commit since BASE, else the `rnnbench bisect` command."""
+    n = b.get("commits")
+    if n == 1:
+        return (
+            f'<div id="bisect"><p>NEW (<code>{_cell_html(str(b["new"])[:12])}</code>) is the only commit since BASE: '
+            "it is the one that made these cases slower.</p></div>"
+        )
+    between = f"{n} commits lie" if isinstance(n, int) else "More than one commit may lie"
+    return (
+        f'<div id="bisect"><p>{between} between BASE and NEW: to find the one that made these cases slower, run '
+        f"from a checkout:</p><pre><code>{_cell_html(b['command'])}</code></pre></div>"
+    )
+
+
 def render(night: Night, links: Links = Links(), generated: str | None = None) -> str:
     """The landing page as one HTML document."""
     run, m, v = night.run, night.run["machine"], night.verdicts
@@ -229,11 +244,7 @@ def render(night: Night, links: Links = Links(), generated: str | None = None) -
     parts.append('<section id="regressions"><h2>Regressions</h2>')
     parts.append(_findings(regs) if regs else "<p>None published.</p>")
     if v.get("bisect"):
-        b = v["bisect"]
-        parts.append(
-            '<div id="bisect"><p>More than one commit may lie between BASE and NEW: to find the one that made these '
-            f"cases slower, run from a checkout:</p><pre><code>{_cell_html(b['command'])}</code></pre></div>"
-        )
+        parts.append(_bisect(v["bisect"]))
     parts.append('</section><section id="improvements"><h2>Improvements</h2>')
     parts.append(_findings(imps) if imps else "<p>None published.</p>")
     parts.append('</section><section id="noisy"><h2>Too noisy to judge</h2>')

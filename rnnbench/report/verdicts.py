@@ -114,7 +114,7 @@ def render_text(doc: Doc) -> str:
         lines += ["", f"{title} ({len(cases)}):"]
         if cases:
             lines.append(format_table(FINDING_HEADERS, [finding_row(c) for c in cases]))
-    if doc.get("bisect"):
+    if doc.get("bisect") and doc["bisect"].get("commits") != 1:
         lines += ["", "to find the commit:", f"  {doc['bisect']['command']}"]
     return "\n".join(lines) + "\n"
 
@@ -130,7 +130,7 @@ def render_markdown(doc: Doc, page: str | None = None) -> str:
         parts.append(format_markdown(FINDING_HEADERS, [finding_row(c) for c in cases]) if cases else "None.")
     if noisy:
         parts += ["", f"{len(noisy)} cases were too noisy to judge (see the landing page for each one's MDE)."]
-    if doc.get("bisect"):
+    if doc.get("bisect") and doc["bisect"].get("commits") != 1:
         parts += ["", "Find the commit:", "", "```", doc["bisect"]["command"], "```"]
     return "\n".join(parts) + "\n"
 
