@@ -33,7 +33,7 @@ from rnnbench.analysis.history import baseline
 from rnnbench.errors import UsageError
 from rnnbench.judge.cases import judge_records
 from rnnbench.judge.published import HISTORY_METHOD, Published, published
-from rnnbench.judge.rules import PAIRED_METHOD, THRESHOLD
+from rnnbench.judge.rules import PAIRED_METHOD, THRESHOLD, present
 from rnnbench.sweep.bisect import commits_between
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def _nights(frame: pd.DataFrame, machine: str | None) -> tuple[pd.DataFrame, lis
     for col in hardware:
         if col in rows.columns:
             v = newest[col]
-            same = same[same[col].eq(v)] if v == v and v is not None else same[same[col].isna()]
+            same = same[same[col].eq(v).fillna(False).astype(bool)] if present(v) else same[same[col].isna()]
     nights = []
     for run_id in same.groupby("run_id")["date"].min().sort_values(kind="stable").index:
         first = same[same["run_id"].eq(run_id)].iloc[0]
