@@ -602,6 +602,8 @@ def iter_rows(paths: Iterable[str | Path] | None = None) -> Iterator[dict[str, A
             yield from _run_rows(path, doc)
         elif _is_asv_result(doc):
             yield from _asv_rows(path, doc, bench_cache)
+        elif isinstance(doc, dict) and doc.get("kind") == "rnnbench-verdicts":
+            continue  # a night's verdicts (analysis.verdicts), archived beside the results it judged: no rows
         else:
             _skip(path, "neither an rnnbench-run document nor an asv result")
 
