@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from rnnbench.analysis.frame import load
-from rnnbench.analysis.verdicts import NO_LOCK, NOTHING_CHANGED, build_verdicts, read_verdicts
+from rnnbench.analysis.verdicts import NO_LOCK, NOTHING_CHANGED, PAIRED, build_verdicts, read_verdicts
 from rnnbench.cli.main import main
 from rnnbench.errors import UsageError
 from rnnbench.judge.published import Published, judge_history
@@ -87,6 +87,7 @@ def test_a_paired_night_publishes_every_concat_case_as_a_regression_naming_both_
         assert c["history"]["verdict"] in {str(p) for p in Published}  # the drift verdict is kept alongside
     assert all(c["method"] == "paired" for c in doc["cases"]) and len(doc["cases"]) == len(CASES)
     assert doc["pairing"]["paired"] and f"commit {A[:12]} -> {B[:12]}" in doc["pairing"]["changes"]
+    assert doc["pairing"]["reason"] == PAIRED
     assert doc["counts"]["regression"] == len(concat)
     assert doc["bisect"]["cases"] == sorted(concat)
     command = doc["bisect"]["command"]
@@ -168,6 +169,7 @@ def test_the_landing_page_text_summary_and_feed_say_what_the_verdicts_say(
     assert text.count("paired") >= len(concat) and all(k in text for k in concat)
     md = render_markdown(doc, page="https://example.org/site/")
     assert f"#### Regressions ({len(concat)})" in md and "https://example.org/site/" in md
+    assert f"`commit {A[:12]} -> {B[:12]}`" in md
     assert main(["verdicts-render", str(site / "verdicts.json"), "--format", "text"]) == 0
     assert capsys.readouterr().out == text
 

@@ -43,6 +43,9 @@ __all__ = [
     "API_VERSION",
     "BASELINE_NIGHTS",
     "KIND",
+    "NOTHING_CHANGED",
+    "NO_LOCK",
+    "PAIRED",
     "bisect_command",
     "build_verdicts",
     "count_commits",
@@ -57,6 +60,7 @@ BASELINE_NIGHTS = 5
 VERDICT_ORDER = [str(p) for p in Published]  # regressions first, as every rendering lists them
 NOTHING_CHANGED = "nothing changed since the previous night: only drift is judged"
 NO_LOCK = "the previous night has no lock: paired by commit only"
+PAIRED = "the commit or environment changed since the previous night: both were measured tonight, interleaved"
 # the fields of a record that place a case in a grid, and the `rnnbench bisect` flag each becomes
 _GRID_FLAGS = (
     ("framework", "--framework"), ("device", "--device"), ("variant", "--cell"), ("formulation", "--formulation"),
@@ -269,7 +273,7 @@ def _pairing(
         if not side["lock_digest"]:
             reason = NO_LOCK
         elif changes:
-            reason = "paired: " + "; ".join(changes)
+            reason = PAIRED
         else:
             reason = "paired, though BASE and NEW name the same commit and environment"
         return {"paired": True, "reason": reason, "base": side, "changes": changes}

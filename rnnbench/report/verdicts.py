@@ -109,7 +109,10 @@ def _counts(doc: Doc) -> str:
 def render_text(doc: Doc) -> str:
     """The night's verdicts as plain text: the published regressions and improvements, then the counts."""
     pairing = doc["pairing"]
-    lines = [headline(doc), f"pairing: {pairing['reason']}", f"verdicts: {_counts(doc)}"]
+    lines = [headline(doc), f"pairing: {pairing['reason']}"]
+    if pairing.get("changes"):
+        lines.append(f"changes: {'; '.join(pairing['changes'])}")
+    lines.append(f"verdicts: {_counts(doc)}")
     for title, cases in (("regressions", published_regressions(doc)), ("improvements", published_improvements(doc))):
         lines += ["", f"{title} ({len(cases)}):"]
         if cases:
@@ -122,7 +125,11 @@ def render_text(doc: Doc) -> str:
 def render_markdown(doc: Doc, page: str | None = None) -> str:
     """The night's verdicts as GitHub markdown (the job summary, an issue's body); `page` links the landing page."""
     regs, imps, noisy = published_regressions(doc), published_improvements(doc), too_noisy(doc)
-    parts = [f"### {headline(doc)}", "", f"**Pairing:** {doc['pairing']['reason']}", "", f"Verdicts: {_counts(doc)}"]
+    pairing = doc["pairing"]
+    parts = [f"### {headline(doc)}", "", f"**Pairing:** {pairing['reason']}"]
+    if pairing.get("changes"):
+        parts += ["", "**Changes:** " + "; ".join(f"`{c}`" for c in pairing["changes"])]
+    parts += ["", f"Verdicts: {_counts(doc)}"]
     if page:
         parts += ["", f"[The night's landing page]({page})"]
     for title, cases in (("Regressions", regs), ("Improvements", imps)):
@@ -166,7 +173,8 @@ def render_atom(docs: Sequence[Doc], link: str = "index.html", title: str = "rnn
         ET.SubElement(entry, f"{{{ATOM}}}id").text = _entry_id(d)
         ET.SubElement(entry, f"{{{ATOM}}}updated").text = str(d["generated"])
         ET.SubElement(entry, f"{{{ATOM}}}link", href=link)
-        lines = [d["pairing"]["reason"], *(f"{change(c)} {interval(c)} {c['method']}: {c['key']}" for c in regs)]
+        lines = [d["pairing"]["reason"], *d["pairing"].get("changes", []),
+                 *(f"{change(c)} {interval(c)} {c['method']}: {c['key']}" for c in regs)]  # fmt: skip
         if d.get("bisect"):
             lines.append(d["bisect"]["command"])
         ET.SubElement(entry, f"{{{ATOM}}}content", type="text").text = "\n".join(lines)
