@@ -37,7 +37,6 @@ __all__ = [
     "MIN_HISTORY",
     "HistoryVerdict",
     "Published",
-    "history_mde",
     "judge_history",
     "published",
 ]
@@ -94,15 +93,6 @@ class HistoryVerdict:
     mde: float  # the band's half-width as a ratio, minus 1 (0.05 = 5%)
     nights: int  # previous nights used
     outside: bool  # the newest night lies outside the band (said in a note when too noisy to judge)
-
-
-def history_mde(
-    previous: Sequence[float] | np.ndarray, threshold: float = THRESHOLD, confidence: float = HISTORY_CONFIDENCE
-) -> float:
-    """The smallest change the history rule could detect for a case with these previous values."""
-    logs = np.log(np.asarray(previous, dtype=float))
-    _, half = prediction_band(logs, confidence, threshold)
-    return math.expm1(half)
 
 
 def judge_history(
