@@ -159,8 +159,13 @@ def test_rehearsal_runs_offline_inside_its_deadline_and_files_what_comes_back(tm
     assert all(json.loads(p.read_text())["machine"]["git_commit"] == commit for p in runs)
     frame = load(results / "runs")
     assert set(frame["machine"]) == {machine} and set(frame["commit"]) == {commit} and len(frame) >= len(runs)
-    # and the nightly's landing page takes the filed folder as its history
+    # and the nightly's verdicts and landing page take the filed folder as their history
     site = tmp_path / "site"
+    verdicts = subprocess.run(
+        [sys.executable, "-m", "rnnbench", "verdicts", str(results), "--out", str(site / "verdicts.json")],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert verdicts.returncode == 0, verdicts.stderr
     landing = subprocess.run(
         [sys.executable, "-m", "rnnbench", "landing", str(results), "--out", str(site)],
         capture_output=True, text=True, timeout=120, cwd=REPO,

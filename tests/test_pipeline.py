@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from rnnbench.analysis.verdicts import read_verdicts
 from rnnbench.cli.main import main
 from rnnbench.measure.timing import Measurement
 from rnnbench.report.landing import Links, last_night, render, write_landing
@@ -238,46 +239,66 @@ def test_merge_names_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 # -- landing page -----------------------------------------------------------------------------------
+# The page shows what the night's verdicts.json says (tests/test_verdicts.py checks the document itself):
+# a night on a new commit is paired (BASE: the previous commit re-measured the same night), and only its
+# paired verdicts are published; a doubled formulation is far outside any noise these samples have.
+
+NEW_COMMIT = "beef" * 10
 
 
-def _night(tmp: Path, name: str, created: str, capsys: pytest.CaptureFixture[str], **kw: Any) -> None:
+def _night(tmp: Path, name: str, created: str, capsys: pytest.CaptureFixture[str], out: str = "history",
+           **kw: Any) -> Path:  # fmt: skip
     dirs = write_shards(tmp / name, created=created, **kw)
-    code, out = merge(capsys, *dirs, "--out", tmp / "history")
-    assert code == 0, out
+    code, text = merge(capsys, *dirs, "--out", tmp / out)
+    assert code == 0, text
+    return max((tmp / out / "runs").rglob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+
+
+def _paired_night(tmp: Path, capsys: pytest.CaptureFixture[str], slower: str) -> list[str]:
+    """Night 1 on MACHINE's commit, then night 2 on NEW_COMMIT with `slower` doubled, paired against a BASE
+    re-measured the same night; returns the `rnnbench verdicts` arguments that judge night 2."""
+    _night(tmp, "n1", "2026-01-01T02:00:00+00:00", capsys)
+    new = _night(tmp, "n2", "2026-01-02T02:00:00+00:00", capsys, slower=slower, git_commit=NEW_COMMIT)
+    base = _night(tmp, "n2-base", "2026-01-02T02:00:00+00:00", capsys, out="paired")
+    return ["verdicts", str(tmp / "history"), "--out", str(tmp / "site" / "verdicts.json"), "--paired", str(base),
+            str(new)]  # fmt: skip
 
 
 def test_landing_page_shows_the_regression_and_nothing_else(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _night(tmp_path, "n1", "2026-01-01T02:00:00+00:00", capsys)
-    first = last_night(tmp_path / "history")
-    assert not first.previous and not first.findings
-    _night(tmp_path, "n2", "2026-01-02T02:00:00+00:00", capsys, slower="concat")
-    night = last_night(tmp_path / "history")
-    assert len(night.previous) == 1
-    assert {f.key for f in night.regressions} == {
+    one = tmp_path / "one"
+    _night(one, "n1", "2026-01-01T02:00:00+00:00", capsys)
+    assert main(["verdicts", str(one / "history"), "--out", str(one / "first.json")]) == 0
+    first = last_night(one / "history", read_verdicts(one / "first.json"))
+    assert first.previous is None and not first.regressions and not first.verdicts["cases"]
+    assert main(_paired_night(tmp_path, capsys, slower="concat")) == 0
+    site = tmp_path / "site"
+    night = last_night(tmp_path / "history", read_verdicts(site / "verdicts.json"))
+    assert night.previous is not None
+    assert {c["key"] for c in night.regressions} == {
         r["key"] for r in night.run["records"] if r["status"] == "ok" and r["formulation"] == "concat"
     }
     assert not night.improvements
-    assert all(1.9 < f.ratio < 2.1 for f in night.regressions)
+    assert all(1.9 < c["ratio"] < 2.1 and c["method"] == "paired" for c in night.regressions)
     page = render(night, Links())
     assert 'id="regressions"' in page and "concat" in page.split('id="improvements"')[0]
-    site = tmp_path / "site"
+    assert NEW_COMMIT[:8] in page.split('id="improvements"')[0] and "Paired night" in page
     (site / "report").mkdir(parents=True)
     (site / "report" / "index.html").write_text("report")
     index = write_landing(night, site)
     text = index.read_text()
-    assert 'href="report/index.html"' in text
+    assert 'href="report/index.html"' in text and 'href="verdicts.json"' in text
     assert 'href="asv/index.html"' not in text  # no asv dashboard was built: no dead link
 
 
 def test_landing_page_escapes_what_comes_from_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _night(tmp_path, "n1", "2026-01-01T02:00:00+00:00", capsys, cpu_model="<script>alert(1)</script>")
-    page = render(last_night(tmp_path / "history"))
+    assert main(["verdicts", str(tmp_path / "history"), "--out", str(tmp_path / "v.json")]) == 0
+    page = render(last_night(tmp_path / "history", read_verdicts(tmp_path / "v.json")))
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
 def test_landing_cli_fails_on_regression_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _night(tmp_path, "n1", "2026-01-01T02:00:00+00:00", capsys)
-    _night(tmp_path, "n2", "2026-01-02T02:00:00+00:00", capsys, slower="hoisted")
+    assert main(_paired_night(tmp_path, capsys, slower="hoisted")) == 0
     args = ["landing", str(tmp_path / "history"), "--out", str(tmp_path / "site")]
     assert main(args) == 0
     assert main([*args, "--fail-on-regression"]) == 1

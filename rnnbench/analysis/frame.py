@@ -132,6 +132,7 @@ MACHINE_COLUMNS = (
     "os",
     "framework_version",
     "frameworks",
+    "lock_digest",  # the digest of the run's environment lock (machine["lock_digest"]; None before locks)
 )
 PROVENANCE_COLUMNS = (
     "source",  # "run" (rnnbench runner document) or "asv"
@@ -233,6 +234,7 @@ def _machine_columns(machine: dict[str, Any], framework: str) -> dict[str, Any]:
         "framework_version": frameworks.get(framework) if isinstance(frameworks, dict) else None,
         # a dict per row would make the frame unhashable and unexportable; JSON text keeps it whole
         "frameworks": json.dumps(frameworks, sort_keys=True) if frameworks else None,
+        "lock_digest": machine.get("lock_digest") if isinstance(machine.get("lock_digest"), str) else None,
     }
 
 
@@ -600,6 +602,8 @@ def iter_rows(paths: Iterable[str | Path] | None = None) -> Iterator[dict[str, A
             yield from _run_rows(path, doc)
         elif _is_asv_result(doc):
             yield from _asv_rows(path, doc, bench_cache)
+        elif isinstance(doc, dict) and doc.get("kind") == "rnnbench-verdicts":
+            continue  # a night's verdicts (analysis.verdicts), archived beside the results it judged: no rows
         else:
             _skip(path, "neither an rnnbench-run document nor an asv result")
 

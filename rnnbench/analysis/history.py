@@ -12,8 +12,11 @@ with a warning naming both fingerprints, never a silent merge.
   outliers; points weighted by 1/IQR as asv weighs them by 1/CI); each jump of
   at least the threshold between consecutive pieces is a step.
 - `baseline` is the statistical mode of continuous-benchmarking services: the
-  newest run of every series against the spread of its own previous N runs
-  (a 99% prediction interval on log values, never narrower than the threshold).
+  newest run of every series against the spread of its own previous N runs,
+  by the one history rule (`rnnbench.judge.published.judge_history`: a 99%
+  prediction interval on log values, never narrower than the threshold; a
+  series whose band is wider than the threshold is `too noisy to judge from
+  history`, never a regression). The nightly's verdicts apply the same rule.
 
 Both use the metric's direction (a GFLOP/s rise is an improvement, a neutral
 ratio only `changed`) and mark framework version changes ("torch 2.12.0 ->
@@ -33,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rnnbench.display import format_markdown, format_table, format_value, hardware_label, text_or_blank
-from rnnbench.judge.bootstrap import prediction_band
+from rnnbench.judge.published import HISTORY_CONFIDENCE, MIN_HISTORY, Published, judge_history
 from rnnbench.judge.rules import change_kind
 
 if TYPE_CHECKING:
@@ -55,8 +58,9 @@ __all__ = [
 
 MIN_POINTS = 3  # a step needs a level before it and at least one point after
 MIN_LEVEL = 2  # points an interior level must hold to count as one
-MIN_BASELINE = 2  # runs a baseline needs to have a spread
-BASELINE_CONFIDENCE = 0.99
+MIN_BASELINE = MIN_HISTORY  # runs a baseline needs to have a spread
+BASELINE_CONFIDENCE = HISTORY_CONFIDENCE
+TOO_NOISY = str(Published.TOO_NOISY_HISTORY)
 
 
 class HardwareChangeWarning(UserWarning):
@@ -214,7 +218,7 @@ def detect(frame: pd.DataFrame, threshold: float = 0.05, min_points: int = MIN_P
 class BaselineVerdict:
     """The newest run of one series against the spread of its previous runs."""
 
-    kind: str  # "regression", "improvement", "changed" (outside the band) or "within"
+    kind: str  # "regression", "improvement", "changed" (outside the band), "within", or TOO_NOISY
     machine: str
     key: str
     source: str
@@ -229,6 +233,8 @@ class BaselineVerdict:
     commit: str | None
     date: str
     versions: str = ""  # framework version of the newest run vs the baseline's
+    mde: float = math.nan  # the band's half-width as a ratio: the smallest change this series could show
+    outside: bool = False  # the newest run lies outside the band (whatever the kind)
 
 
 def baseline(
@@ -236,11 +242,12 @@ def baseline(
 ) -> tuple[list[BaselineVerdict], int]:
     """Every series' newest run against its previous `n` runs (those on the same machine and hardware).
 
-    The band is a `confidence` prediction interval for one more run, on log
-    values (t quantile x sd x sqrt(1 + 1/k)), widened to at least `threshold`
-    so a very quiet history does not flag changes nobody acts on. Returns the
-    verdicts (every series with at least `MIN_BASELINE` earlier runs) and how
-    many series were too short to judge.
+    The rule is `judge_history`'s: a `confidence` prediction interval for one
+    more run, on log values (t quantile x sd x sqrt(1 + 1/k)), widened to at
+    least `threshold` so a very quiet history does not flag changes nobody acts
+    on; where it is wider than `threshold` the series is too noisy to judge.
+    Returns the verdicts (every series with at least `MIN_BASELINE` earlier
+    runs) and how many series were too short to judge.
     """
     out: list[BaselineVerdict] = []
     short = 0
@@ -249,34 +256,20 @@ def baseline(
         if len(y) < MIN_BASELINE + 1 or not (y > 0).all():
             short += 1
             continue
-        base, newest = np.log(y[-n - 1 : -1]), float(y[-1])
-        k = len(base)
-        mu, half = prediction_band(base, confidence, threshold)
-        dev = math.log(newest) - mu
         last = g.iloc[-1]
-        kind = change_kind(math.exp(dev), last["direction"]) if abs(dev) > half else "within"
+        direction = last["direction"] if isinstance(last["direction"], str) else None
+        h = judge_history(y[-n - 1 : -1], float(y[-1]), direction, threshold, confidence)
         earlier = g.iloc[-n - 1 : -1]
         versions = sorted({v for v in (version_change(r, last) for _, r in earlier.iterrows()) if v})
         out.append(
             BaselineVerdict(
-                kind=kind,
-                machine=machine,
-                key=key,
-                source=source,
-                metric=str(last["metric"]),
-                unit=str(last["unit"]),
-                newest=newest,
-                center=math.exp(mu),
-                low=math.exp(mu - half),
-                high=math.exp(mu + half),
-                ratio=math.exp(dev),
-                runs=k,
-                commit=last["commit"] if isinstance(last["commit"], str) else None,
-                date=last["date"].isoformat(),
-                versions="; ".join(versions),
+                kind=str(h.verdict), machine=machine, key=key, source=source, metric=str(last["metric"]),
+                unit=str(last["unit"]), newest=float(y[-1]), center=h.center, low=h.low, high=h.high, ratio=h.ratio,
+                runs=h.nights, commit=last["commit"] if isinstance(last["commit"], str) else None,
+                date=last["date"].isoformat(), versions="; ".join(versions), mde=h.mde, outside=h.outside,
             )
-        )
-    order = {"regression": 0, "changed": 1, "improvement": 2, "within": 3}
+        )  # fmt: skip
+    order = {"regression": 0, "changed": 1, "improvement": 2, TOO_NOISY: 3, "within": 4}
     out.sort(key=lambda v: (order[v.kind], -abs(math.log(v.ratio)), v.key))
     return out, short
 
@@ -314,11 +307,13 @@ def format_steps(steps: list[StepChange], fmt: str = "table", threshold: float =
 def format_baseline(
     verdicts: list[BaselineVerdict], short: int, n: int, fmt: str = "table", threshold: float = 0.05
 ) -> str:
-    """The cases outside their baseline band (all judged cases in JSON)."""
-    outside = [v for v in verdicts if v.kind != "within"]
+    """The cases outside their baseline band, and how many are too noisy to judge (all judged cases in JSON)."""
+    outside = [v for v in verdicts if v.kind not in ("within", TOO_NOISY)]
+    noisy = [v for v in verdicts if v.kind == TOO_NOISY]
     method = (
         f"newest run of each case vs its previous {n} runs on the same machine and hardware: "
-        f"{BASELINE_CONFIDENCE:.0%} prediction interval on log values, at least +-{threshold:.0%}"
+        f"{BASELINE_CONFIDENCE:.0%} prediction interval on log values, at least +-{threshold:.0%}; "
+        f"a case whose band is wider than +-{threshold:.0%} is {TOO_NOISY}"
     )
     if fmt == "json":
         return json.dumps(
@@ -329,6 +324,7 @@ def format_baseline(
                 "judged": len(verdicts),
                 "too_short": short,
                 "outside": len(outside),
+                "too_noisy": len(noisy),
                 "cases": [asdict(v) for v in verdicts],
             },
             indent=2,
@@ -337,24 +333,20 @@ def format_baseline(
     head = (
         f"{len(outside)} of {len(verdicts)} cases outside their baseline "
         f"({sum(v.kind == 'regression' for v in outside)} regressions); "
+        f"{len(noisy)} {TOO_NOISY} (band wider than +-{threshold:.0%}, "
+        f"{sum(v.outside for v in noisy)} of them outside it); "
         f"{short} series too short to judge (fewer than {MIN_BASELINE + 1} runs)"
     )
-    headers = ["kind", "newest/baseline", "newest", "band", "runs", "commit", "date", "case", "machine", "versions"]
+    headers = ["kind", "newest/baseline", "newest", "band", "mde", "runs", "commit", "date", "case", "machine",
+               "versions"]  # fmt: skip
     rows: list[list[Any]] = [
         [
-            v.kind,
-            f"{v.ratio - 1:+.1%}",
-            format_value(v.newest, v.unit),
-            f"{format_value(v.low, v.unit)} .. {format_value(v.high, v.unit)}",
-            v.runs,
-            (v.commit or "-")[:8],
-            v.date[:19],
-            v.key,
-            v.machine,
-            v.versions,
+            v.kind, f"{v.ratio - 1:+.1%}", format_value(v.newest, v.unit),
+            f"{format_value(v.low, v.unit)} .. {format_value(v.high, v.unit)}", f"{v.mde:.1%}", v.runs,
+            (v.commit or "-")[:8], v.date[:19], v.key, v.machine, v.versions,
         ]
         for v in outside
-    ]
+    ]  # fmt: skip
     if fmt == "markdown":
         return f"**{head}**\n\n_{method}_\n\n" + (format_markdown(headers, rows) + "\n" if rows else "")
     return "\n".join([head, method, *(["", format_table(headers, rows)] if rows else [])])

@@ -29,6 +29,7 @@ from rnnbench.cli import (
     regressions,
     report,
     run,
+    verdicts,
     verify,
 )
 from rnnbench.cli.options import Parser
@@ -51,6 +52,7 @@ COMMANDS = (
     regressions,
     doctor,
     merge,
+    verdicts,
     landing,
 )
 

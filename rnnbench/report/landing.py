@@ -1,21 +1,18 @@
-"""The published landing page: what changed last night, in one static HTML file.
+"""The published landing page: what last night found, in one static HTML file.
 
-This module owns judging the newest run of a results history against that
-machine's previous runs and writing the page the nightly job publishes at the
-root of its site: the regressions and improvements outside the history
-baseline, the formulation winners that changed since the previous run, the
-cases that failed, links to the full rnnbench report and the asv dashboard,
-and the machine fingerprint of the run. The page has inline CSS, no scripts
-and only relative links, so it reads the same from the file system (offline)
-and from GitHub Pages. Everything taken from result files is HTML-escaped.
-
-The baseline of a case is its samples in the last `baseline` runs of the
-same machine class (machine name, CPU model, core count, GPU model) before
-the newest; `compare`'s verdict statistics (bootstrap interval of the ratio
-of medians against the threshold band) judge the newest samples against
-that pool. SWITCH(verdicts): once `rnnbench regressions --baseline N` lands
-(issue 9), `last_night` should take its verdicts instead of pooling samples
-here; the page layout stays.
+This module owns the page the nightly job publishes at the root of its site,
+rendered from the night's verdicts document (`SITE/verdicts.json`,
+`rnnbench.analysis.verdicts`; the verdicts themselves come from
+`rnnbench.judge`): whether the night was paired and why, the published
+regressions and improvements with their ratio, interval, method and both
+commits/environments, the cases too noisy to judge, each case's smallest
+detectable change (MDE), and, where a paired night found regressions between
+two commits, the exact `rnnbench bisect` command. From the run documents it
+adds what the verdicts do not hold: the formulation winners that changed since
+the previous run, the cases that failed, and the machine fingerprint. The page
+has inline CSS, no scripts and only relative links, so it reads the same from
+the file system (offline) and from GitHub Pages. Everything taken from result
+files is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -27,29 +24,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rnnbench.display import format_time
 from rnnbench.errors import UsageError
-from rnnbench.judge.rules import Verdict, compare_samples, resolve_winner
+from rnnbench.judge.rules import resolve_winner
+from rnnbench.report.verdicts import (
+    change,
+    interval,
+    percent,
+    published_improvements,
+    published_regressions,
+    side,
+    too_noisy,
+)
 from rnnbench.sweep.merge import machine_class
 from rnnbench.sweep.store import iter_documents, read_document
 
-__all__ = ["BASELINE_RUNS", "Finding", "Links", "Night", "WinnerChange", "last_night", "render", "write_landing"]
-
-BASELINE_RUNS = 5  # previous runs a case's baseline pools (fewer while the history is short)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A case whose newest samples fall outside its baseline."""
-
-    key: str
-    verdict: Verdict  # slower or faster
-    ratio: float  # newest median / baseline median
-    ci_low: float
-    ci_high: float
-    baseline_s: float
-    newest_s: float
-    baseline_runs: int
+__all__ = ["Links", "Night", "WinnerChange", "last_night", "render", "write_landing"]
 
 
 @dataclass(frozen=True)
@@ -64,19 +53,18 @@ class WinnerChange:
 class Night:
     path: Path
     run: dict[str, Any]
-    previous: list[dict[str, Any]]  # the baseline runs, newest first
-    findings: list[Finding] = field(default_factory=list)
+    previous: dict[str, Any] | None  # the previous run of the machine class (for winner changes)
+    verdicts: dict[str, Any]  # the night's verdicts document
     winners: list[WinnerChange] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
-    threshold: float = 0.05
 
     @property
-    def regressions(self) -> list[Finding]:
-        return [f for f in self.findings if f.verdict == Verdict.SLOWER]
+    def regressions(self) -> list[dict[str, Any]]:
+        return published_regressions(self.verdicts)
 
     @property
-    def improvements(self) -> list[Finding]:
-        return [f for f in self.findings if f.verdict == Verdict.FASTER]
+    def improvements(self) -> list[dict[str, Any]]:
+        return published_improvements(self.verdicts)
 
 
 @dataclass(frozen=True)
@@ -86,6 +74,8 @@ class Links:
     report: str | None = "report/index.html"
     asv: str | None = "asv/index.html"
     check: str | None = "regressions.txt"
+    verdicts: str | None = "verdicts.json"
+    feed: str | None = "feed.xml"
 
 
 def _group(key: str, formulation: str) -> str:
@@ -112,57 +102,38 @@ def _resolved_winners(records: Sequence[dict[str, Any]]) -> dict[str, tuple[str 
     return out
 
 
-def last_night(
-    history: Path, run: Path | None = None, *, baseline: int = BASELINE_RUNS, threshold: float = 0.05
-) -> Night:
-    """The newest run in `history` (or `run`) judged against the previous runs of its machine class."""
+def last_night(history: Path, verdicts: dict[str, Any], run: Path | None = None) -> Night:
+    """The run `verdicts` judged (or `run`), found in `history`, with the previous run of its machine class
+    for winner changes; UsageError when the history does not hold it."""
     docs = [(p, d) for p, d in iter_documents(history) if not d.get("shard")]  # merged or unsharded runs only
+    wanted = str(verdicts["night"].get("run_id"))
     if run is not None:
         newest_path, newest = Path(run), read_document(Path(run))
-    elif docs:
-        newest_path, newest = max(docs, key=lambda pd: pd[1]["created"])
     else:
-        raise UsageError(f"no merged rnnbench runs under {history}/runs")
+        found = [(p, d) for p, d in docs if d["run_id"] == wanted]
+        if not found:
+            raise UsageError(
+                f"the run the verdicts judge ({wanted[:12]}) is not among the merged runs in {history}/runs"
+            )
+        newest_path, newest = found[0]
+    if newest["run_id"] != wanted:
+        raise UsageError(f"the verdicts judge run {wanted[:12]}, not {newest['run_id'][:12]}: write them for this run")
     cls = machine_class(newest["machine"])
-    previous = sorted(
-        (
-            d
-            for _, d in docs
-            if d["run_id"] != newest["run_id"]
-            and machine_class(d["machine"]) == cls
-            and d["created"] < newest["created"]
-        ),
-        key=lambda d: d["created"],
-        reverse=True,
-    )[:baseline]
-
-    pools: dict[str, list[list[float]]] = {}
-    for d in previous:
-        for old in d["records"]:
-            if old["status"] == "ok" and old["samples_s"]:
-                pools.setdefault(old["key"], []).append(old["samples_s"])
-    findings: list[Finding] = []
-    for r in newest["records"]:
-        if r["status"] != "ok" or r["key"] not in pools:
-            continue
-        runs = len(pools[r["key"]])
-        pool = [s for samples in pools[r["key"]] for s in samples]
-        v = compare_samples(pool, r["samples_s"], threshold)
-        if v.verdict in (Verdict.SLOWER, Verdict.FASTER):
-            base = sorted(pool)[len(pool) // 2]
-            findings.append(Finding(r["key"], v.verdict, v.ratio, v.ci_low, v.ci_high, base, r["median_s"], runs))
-    findings.sort(key=lambda f: -abs(f.ratio - 1))
-
+    earlier = [
+        d for _, d in docs
+        if d["run_id"] != newest["run_id"] and machine_class(d["machine"]) == cls and d["created"] < newest["created"]
+    ]  # fmt: skip
+    previous = max(earlier, key=lambda d: d["created"]) if earlier else None
     winners: list[WinnerChange] = []
-    if previous:
-        before, after = _resolved_winners(previous[0]["records"]), _resolved_winners(newest["records"])
+    if previous is not None:
+        before, after = _resolved_winners(previous["records"]), _resolved_winners(newest["records"])
         for group in sorted(set(before) & set(after)):
             # a change only when both winners' leads are resolved: a tie on either side is no change of winner
             b, a = before[group][0], after[group][0]
             if b is not None and a is not None and b != a:
                 winners.append(WinnerChange(group, b, a, after[group][1]))
     failed = [(r["key"], r.get("error") or "") for r in newest["records"] if r["status"] == "failed"]
-    return Night(newest_path, newest, previous, findings, winners, failed, threshold)
+    return Night(newest_path, newest, previous, verdicts, winners, failed)
 
 
 # -- HTML -------------------------------------------------------------------------------------------
@@ -183,60 +154,111 @@ def _html_table(headers: list[str], rows: list[list[object]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _findings(findings: list[Finding]) -> str:
+def _findings(cases: list[dict[str, Any]]) -> str:
     rows: list[list[object]] = [
-        [f"{f.ratio - 1:+.1%}", f"[{f.ci_low:.3f}, {f.ci_high:.3f}]", format_time(f.baseline_s), format_time(f.newest_s),
-         f.baseline_runs, f.key]
-        for f in findings
-    ]  # fmt: skip
-    return _html_table(["change", "99% CI of ratio", "baseline", "last night", "baseline runs", "case"], rows)
+        [change(c), interval(c), c["method"], side(c.get("base")), side(c.get("new")), percent(c.get("mde")), c["key"]]
+        for c in cases
+    ]
+    headers = ["change", "interval of ratio", "method", "base commit (lock)", "new commit (lock)", "mde", "case"]
+    return _html_table(headers, rows)
+
+
+def _pairing(v: dict[str, Any]) -> str:
+    p = v["pairing"]
+    head = "Paired night" if p["paired"] else "Not paired"
+    parts = [f'<section id="pairing"><h2>{head}</h2><p>{_cell_html(p["reason"])}</p>']
+    if p.get("changes"):
+        parts.append("<ul>" + "".join(f"<li>{_cell_html(c)}</li>" for c in p["changes"]) + "</ul>")
+    night, base = v["night"], p.get("base")
+    if p["paired"] and base:
+        parts.append(
+            f"<p>BASE: commit <code>{_cell_html((base.get('commit') or '-')[:12])}</code>, lock "
+            f"<code>{_cell_html(base.get('lock_digest') or 'none')}</code>; NEW: commit "
+            f"<code>{_cell_html((night.get('commit') or '-')[:12])}</code>, lock "
+            f"<code>{_cell_html(night.get('lock_digest') or 'none')}</code>. BASE and NEW were measured tonight, "
+            "interleaved round by round; their verdicts are the published ones.</p>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _bisect(b: dict[str, Any]) -> str:
+    """The commit to blame: NEW itself when it is the only commit since BASE, else the `rnnbench bisect` command."""
+    n = b.get("commits")
+    if n == 1:
+        return (
+            f'<div id="bisect"><p>NEW (<code>{_cell_html(str(b["new"])[:12])}</code>) is the only commit since BASE: '
+            "it is the one that made these cases slower.</p></div>"
+        )
+    between = f"{n} commits lie" if isinstance(n, int) else "More than one commit may lie"
+    return (
+        f'<div id="bisect"><p>{between} between BASE and NEW: to find the one that made these cases slower, run '
+        f"from a checkout:</p><pre><code>{_cell_html(b['command'])}</code></pre></div>"
+    )
 
 
 def render(night: Night, links: Links = Links(), generated: str | None = None) -> str:
     """The landing page as one HTML document."""
-    run, m = night.run, night.run["machine"]
+    run, m, v = night.run, night.run["machine"], night.verdicts
     generated = generated or datetime.now(timezone.utc).isoformat(timespec="seconds")
     counts = {s: sum(r["status"] == s for r in run["records"]) for s in ("ok", "failed", "skipped")}
     shards = run.get("merged_from") or []
-    regs, imps = night.regressions, night.improvements
+    regs, imps, noisy = night.regressions, night.improvements, too_noisy(v)
     summary = (
         f'<span class="{"bad" if regs else "good"}">{len(regs)} regression{"s" * (len(regs) != 1)}</span>, '
-        f"{len(imps)} improvement{'s' * (len(imps) != 1)}, {len(night.winners)} winner change"
-        f"{'s' * (len(night.winners) != 1)}, "
+        f"{len(imps)} improvement{'s' * (len(imps) != 1)}, {len(noisy)} too noisy to judge, "
+        f"{len(night.winners)} winner change{'s' * (len(night.winners) != 1)}, "
         f'<span class="{"bad" if night.failed else "good"}">{len(night.failed)} failed case'
         f"{'s' * (len(night.failed) != 1)}</span>"
     )
+    links_html = "".join(
+        f'<a href="{html.escape(href)}">{label}</a>'
+        for label, href in (
+            ("Full rnnbench report", links.report), ("asv dashboard", links.asv),
+            ("Regression check output", links.check), ("Verdicts (JSON)", links.verdicts),
+            ("Regressions feed (Atom)", links.feed),
+        )
+        if href
+    )  # fmt: skip
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>rnnbench nightly: {_cell_html(m.get('machine'))}</title><style>{_CSS}</style></head><body>",
+        f"<title>rnnbench nightly: {_cell_html(m.get('machine'))}</title><style>{_CSS}</style>"
+        + (f'<link rel="alternate" type="application/atom+xml" href="{html.escape(links.feed)}">' if links.feed else "")
+        + "</head><body>",
         f"<h1>rnnbench nightly: <code>{_cell_html(m.get('machine'))}</code></h1>",
-        "<nav>"
-        + "".join(
-            f'<a href="{html.escape(href)}">{label}</a>'
-            for label, href in (
-                ("Full rnnbench report", links.report),
-                ("asv dashboard", links.asv),
-                ("Regression check output", links.check),
-            )
-            if href
-        )
-        + "</nav>",
+        f"<nav>{links_html}</nav>",
         f'<p id="run" data-run-id="{_cell_html(run["run_id"])}">Run <code>{_cell_html(run["run_id"][:12])}</code> of commit '
         f"<code>{_cell_html((m.get('git_commit') or '-')[:12])}</code>, preset <code>{_cell_html(run.get('preset'))}</code>, "
         f"started {_cell_html(run['created'])}, finished {_cell_html(run.get('finished'))}; "
         f"{len(shards) or 1} shard document{'s' * ((len(shards) or 1) != 1)}; {counts['ok']} cases measured, "
         f"{counts['failed']} failed, {counts['skipped']} not applicable.</p>",
-        f'<p class="summary" id="summary">{summary} against a baseline of the previous '
-        f"{len(night.previous)} run{'s' * (len(night.previous) != 1)} on this machine class "
-        f"(threshold {night.threshold:.0%}).</p>",
+        f'<p class="summary" id="summary">{summary}; {len(v["cases"])} cases judged (threshold '
+        f"{float(v['threshold']):.0%}).</p>",
     ]
-    if not night.previous:
-        parts.append("<p>This is the first run of this machine class: there is no baseline to judge it against.</p>")
+    if v.get("previous") is None:
+        parts.append(
+            "<p>This is the first run of this machine class: there is no previous night to judge it against.</p>"
+        )
+    parts.append(_pairing(v))
     parts.append('<section id="regressions"><h2>Regressions</h2>')
-    parts.append(_findings(regs) if regs else "<p>None outside the baseline.</p>")
+    parts.append(_findings(regs) if regs else "<p>None published.</p>")
+    if v.get("bisect"):
+        parts.append(_bisect(v["bisect"]))
     parts.append('</section><section id="improvements"><h2>Improvements</h2>')
-    parts.append(_findings(imps) if imps else "<p>None outside the baseline.</p>")
+    parts.append(_findings(imps) if imps else "<p>None published.</p>")
+    parts.append('</section><section id="noisy"><h2>Too noisy to judge</h2>')
+    if noisy:
+        parts.append(
+            "<p>These cases moved within the noise of their method: no verdict is published for them. "
+            "A history verdict needs the case's band (its MDE) no wider than the threshold.</p>"
+        )
+        parts.append(
+            _html_table(["verdict", "change", "mde", "note", "case"],
+                        [[c["verdict"], change(c), percent(c.get("mde")), c.get("note") or "", c["key"]] for c in noisy])
+        )  # fmt: skip
+    else:
+        parts.append("<p>None.</p>")
     parts.append('</section><section id="winners"><h2>Winners that changed since the previous run</h2>')
     if night.winners:
         rows: list[list[object]] = [
@@ -247,14 +269,23 @@ def render(night: Night, links: Links = Links(), generated: str | None = None) -
         parts.append("<p>No winner changed.</p>")
     parts.append('</section><section id="failed"><h2>Failed cases</h2>')
     parts.append(_html_table(["case", "error"], [[k, e] for k, e in night.failed]) if night.failed else "<p>None.</p>")
+    parts.append('</section><section id="mde"><h2>Smallest change this night could detect, per case</h2>')
+    parts.append(
+        "<p>The minimum detectable effect (MDE) of each judged case: paired, the change its interval would flag "
+        "with 80% power; from history, its prediction band's half-width.</p>"
+    )
+    parts.append(
+        _html_table(["case", "verdict", "method", "mde"],
+                    [[c["key"], c["verdict"], c["method"], percent(c.get("mde"))] for c in v["cases"]])
+    )  # fmt: skip
     parts.append('</section><section id="machine"><h2>Machine fingerprint</h2>')
     fp_rows: list[list[object]] = []
-    for k, v in m.items():
-        if isinstance(v, dict):
-            v = ", ".join(f"{a} {b}" for a, b in v.items())
-        elif isinstance(v, list):
-            v = ", ".join(map(str, v))
-        fp_rows.append([k, v])
+    for k, val in m.items():
+        if isinstance(val, dict):
+            val = ", ".join(f"{a} {b}" for a, b in val.items())
+        elif isinstance(val, list):
+            val = ", ".join(map(str, val))
+        fp_rows.append([k, val])
     parts.append(_html_table(["field", "value"], fp_rows))
     if shards:
         parts.append("<h3>Shards</h3>")
@@ -264,10 +295,12 @@ def render(night: Night, links: Links = Links(), generated: str | None = None) -
                 [[s["shard"], s.get("hostname"), s["records"], s["created"], s.get("finished")] for s in shards],
             )
         )
+    methods = v.get("methods") or {}
     parts.append(
-        f"</section><p><small>Generated {_cell_html(generated)} by <code>rnnbench landing</code>. A case's baseline pools "
-        "its per-call samples from the previous runs; the verdict is <code>compare</code>'s (99% bootstrap interval "
-        "of the ratio of medians against the threshold band).</small></p></body></html>"
+        f"</section><p><small>Generated {_cell_html(generated)} by <code>rnnbench landing</code> from "
+        f"<code>verdicts.json</code> (written {_cell_html(v.get('generated'))}). Paired: "
+        f"{_cell_html(methods.get('paired', '-'))}. History: {_cell_html(methods.get('history', '-'))}.</small></p>"
+        "</body></html>"
     )
     return "\n".join(parts) + "\n"
 
