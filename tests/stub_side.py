@@ -74,7 +74,8 @@ def main() -> None:
             reply = {"s": drawn}
         elif op == "close" and case is not None:
             m = Measurement(tuple(taken), 1, 0.0, 0)
-            reply = make_record(case, "ok", threads=threads, m=m) | timing_fields(m)
+            # the record's JSON form, as the real worker sends it (`ab_driver._plain`)
+            reply = make_record(case, "ok", threads=threads, m=m).to_json() | timing_fields(m)
             if selftest_factor(case.formulation) != 1.0:
                 reply["selftest_slowdown"] = selftest_factor(case.formulation)
             case = None
