@@ -26,6 +26,7 @@ from rnnbench.cli import (
     landing,
     listing,
     merge,
+    nightly,
     regressions,
     report,
     run,
@@ -52,6 +53,7 @@ COMMANDS = (
     doctor,
     merge,
     landing,
+    nightly,
 )
 
 
