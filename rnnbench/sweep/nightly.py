@@ -32,6 +32,7 @@ paired night, and between which commits.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -242,11 +243,20 @@ def ensure_environment(
     an interrupted build) is built again; a failed build is removed and its reason returned.
     """
     root = Path(history) / ENVS_DIR / lock_digest
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # the history is no place for environments in git: the results branch must not take them in
+    (root.parent / ".gitignore").write_text("*\n")
+    # the shards of a SLURM array share the history folder: one of them builds, the others wait and reuse
+    with open(root.parent / f".{lock_digest}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        return _build(root, lock_digest, packages, python, run)
+
+
+def _build(root: Path, lock_digest: str, packages: Mapping[str, str], python: str, run: Runner) -> EnvironmentBuild:
     if (root / _COMPLETE).is_file() and (root / "bin" / "python").exists():
         return EnvironmentBuild(root, reused=True)
     if root.exists():
         shutil.rmtree(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
     lock = root.parent / f"{lock_digest}.txt"
     lock.write_text("\n".join(lock_lines(dict(packages))) + "\n")
     log: list[str] = []
