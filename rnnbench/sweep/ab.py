@@ -502,8 +502,7 @@ def run_ab(
             cases = [c for c in cases if c.key not in done]
             print(f"rnnbench: --resume: {before - len(cases)} cases already recorded on both sides, "
                   f"{len(cases)} to go", file=sys.stderr)  # fmt: skip
-            skipped = []  # the earlier documents hold them
-            if not cases:
+            if before and not cases:  # (a shard with no case of its own still files its empty documents)
                 raise NothingLeft("--resume: every case is recorded on both sides; no new document written")
         # in turns where both sides' rnnbench can hold a case open; case by case otherwise
         stepped = all(bool(prints[name].get("stepped")) for name in sides)
