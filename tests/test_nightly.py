@@ -349,3 +349,50 @@ def test_publish_keeps_a_paired_nights_base_apart_and_judges_the_pair(tmp_path: 
     assert verdicts[1] == str(history / "nights")  # the night (NEW) was imported; BASE never is
     (landing,) = [c for c in calls if c[0] == "landing"]
     assert "--verdicts" in landing and (site / "regressions.txt").exists()
+
+
+@pytest.mark.slow  # a real (tiny) paired night: two numpy workers, one of them in a worktree of HEAD~1
+@pytest.mark.skipif(not _git_checkout(), reason="not a git checkout")
+def test_nightly_sh_pairs_with_the_previous_nights_commit_in_its_kept_environment(tmp_path: Path) -> None:
+    parent = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD~1"], capture_output=True, text=True)
+    if parent.returncode != 0:
+        pytest.skip("no parent commit")
+    old_commit = parent.stdout.strip()
+    history = tmp_path / "history"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNBENCH_", "SLURM_"))} | {
+        "RNNBENCH": f"{sys.executable} -m rnnbench",
+        "PYTHON": sys.executable,
+        "PYTHONPATH": str(ROOT),
+        "RNNBENCH_MACHINE": "nightly",
+        "RNNBENCH_NIGHTLY_PRESET": "quick",
+        "RNNBENCH_NIGHTLY_ARGS": "--framework numpy --cell rnn --pass forward --formulation concat,separate "
+        "--batch 4 --hidden 16 --seq-len 4 --threads 1",
+        "RNNBENCH_NIGHTLY_AB_ARGS": "--budget 0.05 --rounds 2 --extra-rounds 0",
+        "RNNBENCH_NIGHTLY_ASV": "none",
+    }
+    # the previous night: the parent commit in an environment whose lock differs from tonight's by one
+    # package; that environment is already kept (a wrapper of this interpreter, so nothing is installed)
+    old = packages() | {"some-framework": "1.0"}
+    machine = {"machine": "nightly", "git_commit": old_commit, "packages": old, "lock_digest": lock_digest(old)}
+    write_document(history, new_document(machine, command=["rnnbench", "run"], preset="quick", shard=None))
+    kept = history / "envs" / lock_digest(old)
+    stub_python = kept / "bin" / "python"
+    stub_python.parent.mkdir(parents=True)
+    stub_python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    stub_python.chmod(0o755)
+    (kept / ".rnnbench-env-complete").write_text("")
+    out = tmp_path / "night"
+    cmd = [str(ROOT / "scripts" / "nightly.sh"), "--shard", "1/1", "--out", str(out), "--history", str(history)]
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    shard = out / "shard-1"
+    plan = json.loads((shard / "night-plan.json").read_text())
+    assert plan["paired"] and plan["base_side"] == f"{stub_python}@{old_commit}"
+    assert "-some-framework 1.0" in plan["changes"]
+    (new,), (base,) = _docs(shard), _docs(shard / "paired")
+    assert base["machine"]["git_commit"] == old_commit and base["ab"]["spec"] == plan["base_side"]
+    assert new["machine"]["lock_digest"] == lock_digest(packages()) and new["ab"]["side"] == "new"
+    # a rerun (a requeued shard) keeps the plan and finds nothing left to measure
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0 and "every case is recorded on both sides" in p.stderr, p.stderr[-3000:]
+    assert len(_docs(shard)) == 1 and len(_docs(shard / "paired")) == 1
