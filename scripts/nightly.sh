@@ -86,7 +86,16 @@ if (( paired )); then
     # commit and environment re-measured interleaved with it, goes to paired/
     "${rnnbench[@]}" ab --base "$base" --new "$new" --preset "$preset" "${ab_extra[@]}" "${extra[@]}" \
         --shard "$shard" --resume --results "$dest" --base-results "$dest/paired" --no-progress || status=$?
-else
+    if (( status == 2 )); then
+        # ab refuses before writing anything (BASE's revision or environment cannot start, say): the
+        # night is still measured, plain, and this shard stays plain when it is rerun
+        reason="the previous night could not be re-measured (rnnbench ab exit 2, see above): a plain run"
+        echo "nightly.sh: warning: $reason" >&2
+        printf 'paired=0\nreason=%q\n' "$reason" >>"$plan"
+        paired=0 status=0
+    fi
+fi
+if (( ! paired )); then
     "${rnnbench[@]}" run --preset "$preset" "${extra[@]}" \
         --shard "$shard" --resume --results "$dest" --no-progress || status=$?
 fi

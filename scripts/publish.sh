@@ -75,15 +75,16 @@ for shard in "${shards[@]}"; do
         bases+=("$shard/paired")
     fi
 done
-if (( ${#bases[@]} == ${#shards[@]} )); then
-    "${rnnbench[@]}" merge "${bases[@]}" --out "$merged/base"
+if (( ${#bases[@]} == ${#shards[@]} )) && "${rnnbench[@]}" merge "${bases[@]}" --out "$merged/base"; then
     base_doc=$(find "$merged/base/runs" -name '*.json' -print -quit)
     machine=$(basename "$(dirname "$base_doc")")
     mkdir -p "$history/paired/$machine"
     cp "$base_doc" "$history/paired/$machine/"
     paired=(--paired "$history/paired/$machine/$(basename "$base_doc")" "$night_doc")
 elif (( ${#bases[@]} )); then
-    echo "publish.sh: warning: only ${#bases[@]} of ${#shards[@]} shards were paired; publishing the night unpaired" >&2
+    # tonight's run is whole (merged above): only the pairing is lost, and the page says so
+    echo "publish.sh: warning: the previous night's re-measurement is not whole (${#bases[@]} of" \
+        "${#shards[@]} shards paired, or their merge failed above); publishing the night unpaired" >&2
 fi
 for shard in "${shards[@]}"; do
     if [[ -f $shard/night-plan.json ]]; then
@@ -123,7 +124,8 @@ if (( budget > 0 )); then
         read -r -a keys <<<"$cases"
         read -r -a grid_args <<<"${RNNBENCH_NIGHTLY_ARGS:-}"
         echo "publish.sh: bisecting ${#keys[@]} regressed cases between ${good::12} and ${bad::12} (at most $budget min)" >&2
-        timeout "$((budget * 60))" "${rnnbench[@]}" bisect "$good" "$bad" --cases "${keys[@]}" \
+        # SIGINT, not SIGTERM, at the budget: bisect then removes the worktrees of the step it was in
+        timeout -s INT -k 120 "$((budget * 60))" "${rnnbench[@]}" bisect "$good" "$bad" --cases "${keys[@]}" \
             --preset "${RNNBENCH_NIGHTLY_PRESET:-nightly-gpu}" "${grid_args[@]}" --no-progress \
             --results "$merged/bisect" >"$site/bisect.txt" 2>&1 ||
             echo "publish.sh: warning: bisect did not finish (exit $?); see $site/bisect.txt" >&2

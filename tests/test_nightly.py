@@ -396,3 +396,32 @@ def test_nightly_sh_pairs_with_the_previous_nights_commit_in_its_kept_environmen
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0 and "every case is recorded on both sides" in p.stderr, p.stderr[-3000:]
     assert len(_docs(shard)) == 1 and len(_docs(shard / "paired")) == 1
+
+
+@pytest.mark.slow  # a real (tiny) night: one numpy worker
+def test_a_previous_night_that_cannot_be_re_measured_leaves_a_plain_night(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNBENCH_", "SLURM_"))} | {
+        "RNNBENCH": f"{sys.executable} -m rnnbench",
+        "PYTHON": sys.executable,
+        "PYTHONPATH": str(ROOT),
+        "RNNBENCH_MACHINE": "nightly",
+        "RNNBENCH_NIGHTLY_PRESET": "quick",
+        "RNNBENCH_NIGHTLY_ARGS": "--framework numpy --cell rnn --pass forward --formulation concat "
+        "--batch 4 --hidden 16 --seq-len 4 --threads 1 --budget 0.05 --rounds 1",
+        "RNNBENCH_NIGHTLY_ASV": "none",
+    }
+    # the previous night names a commit this repository does not have: ab refuses it before writing
+    machine = {"machine": "nightly", "git_commit": "f" * 40, "packages": packages(), "lock_digest": "0" * 16}
+    write_document(history, new_document(machine, command=["rnnbench", "run"], preset="quick", shard=None))
+    out = tmp_path / "night"
+    cmd = [str(ROOT / "scripts" / "nightly.sh"), "--out", str(out), "--history", str(history)]
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "could not be re-measured" in p.stderr
+    shard = out / "shard-1"
+    (night,) = _docs(shard)
+    assert "ab" not in night and not (shard / "paired").exists()  # a plain run, nothing half-paired
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    # the rerun stays plain: no second try of ab, and run --resume finds the night done
+    assert p.returncode == 0 and "warning" not in p.stderr and "nothing left to run" in p.stderr, p.stderr
