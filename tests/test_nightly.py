@@ -44,6 +44,10 @@ def _night(history: Path, commit: str | None, pkgs: dict[str, str] | None, age_d
     return write_document(history, doc)
 
 
+def _git_checkout() -> bool:
+    return (project_root() / ".git").exists()
+
+
 # -- the lock ----------------------------------------------------------------------------------------------
 
 
@@ -207,6 +211,20 @@ def test_cli_bisect_args_and_plan_print_shell_lines(tmp_path: Path, capsys: pyte
     assert json.loads((tmp_path / "plan.json").read_text())["paired"] is False
 
 
+@pytest.mark.skipif(not _git_checkout(), reason="not a git checkout")
+def test_cli_plan_without_rebuilding_pairs_by_commit_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RNNBENCH_MACHINE", MACHINE)
+    old = packages() | {"some-framework": "1.0"}  # tonight's environment lacks it: the lock changed
+    _night(tmp_path, "a" * 40, old)
+    assert main(["nightly", "plan", str(tmp_path), "--no-rebuild"]) == 0
+    values = _shell_values(capsys.readouterr().out, ["paired", "base", "reason"])
+    assert values["paired"] == "1" and values["base"] == "a" * 40  # BASE in tonight's environment
+    assert "-some-framework 1.0" in values["reason"] and "paired by commit only" in values["reason"]
+    assert not (tmp_path / "envs").exists()
+
+
 def _shell_values(lines: str, names: list[str]) -> dict[str, str]:
     """What `eval` makes of the lines in bash (the scripts read them so)."""
     script = lines + "".join(f'printf "%s\\0" "${n}"\n' for n in names)
@@ -223,10 +241,6 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
 
 
 # -- ab sides PYTHON@REV and --shard -----------------------------------------------------------------------
-
-
-def _git_checkout() -> bool:
-    return (project_root() / ".git").exists()
 
 
 @pytest.mark.skipif(not _git_checkout(), reason="not a git checkout")

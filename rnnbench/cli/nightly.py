@@ -31,7 +31,9 @@ def run_plan(args: argparse.Namespace) -> int:
 
     commit, dirty = git_state()
     pkgs = packages()
-    plan = plan_night(Path(args.history), machine_name(), commit, lock_digest(pkgs), pkgs)
+    # absolute: the BASE side names the kept environment's interpreter, and a resumed shard may start elsewhere
+    history = Path(args.history).absolute()
+    plan = plan_night(history, machine_name(), commit, lock_digest(pkgs), pkgs)
     environment = None
     if plan.needs_environment:
         prev, base_lock = plan.previous, plan.base_lock
@@ -40,7 +42,7 @@ def run_plan(args: argparse.Namespace) -> int:
         elif args.no_rebuild:
             plan = plan.without_environment("rebuilding it was turned off (--no-rebuild)")
         else:
-            built = ensure_environment(Path(args.history), base_lock, prev.packages, sys.executable)
+            built = ensure_environment(history, base_lock, prev.packages, sys.executable)
             if built.path is None:
                 print(f"rnnbench: cannot rebuild the previous environment: {built.error}", file=sys.stderr)
                 plan = plan.without_environment(f"it could not be rebuilt ({built.error})")
