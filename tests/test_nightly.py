@@ -315,6 +315,11 @@ def test_ab_shards_pair_their_own_cases_resume_and_merge_against_the_grid(
     assert main(["merge", *(str(s / "paired") for s in shards), "--out", str(tmp_path / "base")]) == 0
     (merged,) = _docs(tmp_path / "new")
     assert {r["key"] for r in merged["records"] if r["status"] == "ok"} == keys[0] | keys[1]
+    # both sides in one folder (the same machine and commit): each side's documents count for that side only
+    shared = tmp_path / "shared"
+    aa = ["ab", "--base", stub, "--new", stub, *TINY, *STUB_AB, "--resume", "--results", str(shared)]
+    assert main(aa) == 0 and main(aa) == 0
+    assert len(_docs(shared)) == 2 and "every case is recorded on both sides" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # stub sides, then publish.sh with the verdicts branch's commands stood in for

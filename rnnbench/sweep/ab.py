@@ -56,7 +56,7 @@ from rnnbench.judge.rules import Verdict
 from rnnbench.measure.timing import TimingConfig, is_noisy
 from rnnbench.sweep.grid import Grid
 from rnnbench.sweep.records import ABHeader, Record, RecordError, RunDocument
-from rnnbench.sweep.store import RunWriter, done_keys, live_writers
+from rnnbench.sweep.store import RunWriter, iter_runs, live_writers
 from rnnbench.sweep.worker import make_record
 
 __all__ = [
@@ -356,8 +356,9 @@ def _results_dir(opts: ABOptions, name: str) -> Path:
 
 
 def _done_on_both(prints: dict[str, dict[str, Any]], opts: ABOptions) -> set[str]:
-    """The case keys both sides already recorded (each in its own results folder, for its own machine and
-    commit): what `--resume` skips. UsageError while another process still writes one of those documents.
+    """The case keys both sides already recorded in earlier `ab` runs (each side's documents in its own
+    results folder, for its own machine and commit, with an `ab` header naming that side): what `--resume`
+    skips. UsageError while another process still writes one of those documents.
 
     A case one side recorded and the other did not (a SIGKILL between the two documents' writes) is
     measured again on both; its older one-sided record is then a duplicate that `merge` names.
@@ -371,7 +372,15 @@ def _done_on_both(prints: dict[str, dict[str, Any]], opts: ABOptions) -> set[str
             path, pid = live[0]
             holder = f"process {pid}" if pid > 0 else "another process"
             raise UsageError(f"cannot resume: {holder} is still writing {path}; wait for it to end")
-        done.append(done_keys(results, machine["machine"], machine.get("git_commit")))
+        keys: set[str] = set()
+        for _, doc in iter_runs(results):
+            head = doc.extra.get("ab")
+            fp = doc.machine
+            if not isinstance(head, dict) or head.get("side") != name:
+                continue  # the other side's documents, when both share a folder, or a plain run's
+            if fp.get("machine") == machine["machine"] and fp.get("git_commit") == machine.get("git_commit"):
+                keys |= {r.key for r in doc.records if r.status in ("ok", "failed", "inaccurate")}
+        done.append(keys)
     return done[0] & done[1]
 
 
