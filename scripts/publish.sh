@@ -118,8 +118,13 @@ if [[ ! $budget =~ ^[0-9]+$ ]]; then
 fi
 rm -f "$site/bisect.txt"
 if (( budget > 0 )); then
+    # nothing here may keep the night from being published: a failure is a warning
     bisect=0 good='' bad='' cases=''
-    eval "$("${rnnbench[@]}" nightly bisect-args "$site/verdicts.json")"
+    if request=$("${rnnbench[@]}" nightly bisect-args "$site/verdicts.json"); then
+        eval "$request"
+    else
+        echo "publish.sh: warning: no bisect: the verdicts could not be read for it" >&2
+    fi
     if (( bisect )) && (( $(git -C "$repo" rev-list --count "$good..$bad" 2>/dev/null || echo 0) > 1 )); then
         read -r -a keys <<<"$cases"
         read -r -a grid_args <<<"${RNNBENCH_NIGHTLY_ARGS:-}"

@@ -322,34 +322,39 @@ def test_ab_shards_pair_their_own_cases_resume_and_merge_against_the_grid(
     assert len(_docs(shared)) == 2 and "every case is recorded on both sides" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # stub sides, then publish.sh with the verdicts branch's commands stood in for
-def test_publish_keeps_a_paired_nights_base_apart_and_judges_the_pair(tmp_path: Path) -> None:
-    stub = stub_interpreter(tmp_path / "py")
-    shards = [tmp_path / "night" / f"shard-{k}" for k in (1, 2)]
-    for k, shard in enumerate(shards, 1):
-        assert _stub_shard(stub, shard, k, 2) == 0
-    log = tmp_path / "calls.jsonl"
+def _fake_rnnbench(tmp_path: Path, log: Path, verdicts: dict[str, Any] | None = None) -> Path:
+    """An `rnnbench` for publish.sh: `verdicts`, `verdicts-render`, `landing` (the verdicts branch's),
+    `report` (slow, not ours) and `bisect` (a measurement) are recorded and their outputs made (`verdicts`
+    writes `verdicts`); everything else is the real rnnbench."""
     fake = tmp_path / "fake-rnnbench"
-    # `verdicts`, `verdicts-render`, `landing` (the verdicts branch's) and `report` (slow, not ours) are
-    # recorded and their outputs made; everything else is the real rnnbench
     fake.write_text(
         f"#!{sys.executable}\n"
         "import json, sys\nfrom pathlib import Path\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "args = sys.argv[1:]\n"
-        "if args[0] in ('verdicts', 'verdicts-render', 'landing', 'report'):\n"
+        "if args[0] in ('verdicts', 'verdicts-render', 'landing', 'report', 'bisect'):\n"
         f"    with open({str(log)!r}, 'a') as f: f.write(json.dumps(args) + '\\n')\n"
+        "    if args[0] == 'bisect': print('first slower commit: planted'); sys.exit(0)\n"
         "    out = Path(args[args.index('--out') + 1])\n"
         "    if args[0] in ('landing', 'report'): out.mkdir(parents=True, exist_ok=True)\n"
-        "    else: out.write_text('{}')\n"
+        f"    else: out.write_text({json.dumps(verdicts or {})!r} if args[0] == 'verdicts' else '')\n"
         "    sys.exit(0)\n"
         "from rnnbench.cli import main\nsys.exit(main(args))\n"
     )
     fake.chmod(0o755)
+    return fake
+
+
+def _publish(tmp_path: Path, fake: Path, **env_extra: str) -> tuple[Path, Path]:
+    stub = stub_interpreter(tmp_path / "py")
+    shards = [tmp_path / "night" / f"shard-{k}" for k in (1, 2)]
+    for k, shard in enumerate(shards, 1):
+        assert _stub_shard(stub, shard, k, 2) == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("RNNBENCH_")} | {
         "RNNBENCH": str(fake),
         "PYTHON": sys.executable,
         "PYTHONPATH": str(ROOT),
+        **env_extra,
     }
     history, site = tmp_path / "history", tmp_path / "site"
     p = subprocess.run(
@@ -357,6 +362,13 @@ def test_publish_keeps_a_paired_nights_base_apart_and_judges_the_pair(tmp_path: 
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
+    return history, site
+
+
+@pytest.mark.slow  # stub sides, then publish.sh with the verdicts branch's commands stood in for
+def test_publish_keeps_a_paired_nights_base_apart_and_judges_the_pair(tmp_path: Path) -> None:
+    log = tmp_path / "calls.jsonl"
+    history, site = _publish(tmp_path, _fake_rnnbench(tmp_path, log))
     (night,) = (history / "runs").glob("*/*.json")
     (base,) = (history / "paired").glob("*/*.json")  # HISTORY/paired/<machine>/<file>.json, as the interface says
     assert base.parent.name == night.parent.name
@@ -368,6 +380,31 @@ def test_publish_keeps_a_paired_nights_base_apart_and_judges_the_pair(tmp_path: 
     assert verdicts[1] == str(history / "nights")  # the night (NEW) was imported; BASE never is
     (landing,) = [c for c in calls if c[0] == "landing"]
     assert "--verdicts" in landing and (site / "regressions.txt").exists()
+    assert not [c for c in calls if c[0] == "bisect"]  # the bisect budget is off by default
+
+
+@pytest.mark.slow  # stub sides, then publish.sh with the verdicts branch's commands stood in for
+@pytest.mark.skipif(not _git_checkout(), reason="not a git checkout")
+def test_publish_bisects_a_paired_nights_regressions_within_its_budget(tmp_path: Path) -> None:
+    revs = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD~2", "HEAD"], capture_output=True, text=True)
+    if revs.returncode != 0:
+        pytest.skip("fewer than three commits")
+    good, bad = revs.stdout.split()
+    key = "numpy/cpu/rnn/concat/eager/forward/b4/i16/h16/t4/l1/float32"
+    doc = _verdicts(True, [(key, "regression", "paired"), ("numpy/cpu/x", "same", "paired")])
+    for case in doc["cases"]:
+        case["base"], case["new"] = {"commit": good}, {"commit": bad}
+    log = tmp_path / "calls.jsonl"
+    _, site = _publish(
+        tmp_path, _fake_rnnbench(tmp_path, log, doc), RNNBENCH_NIGHTLY_BISECT_BUDGET="5",
+        RNNBENCH_NIGHTLY_PRESET="quick", RNNBENCH_NIGHTLY_ARGS="--framework numpy",
+    )  # fmt: skip
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    (bisect,) = [c for c in calls if c[0] == "bisect"]
+    assert bisect[1:3] == [good, bad] and bisect[bisect.index("--cases") + 1] == key
+    assert "numpy/cpu/x" not in bisect and bisect[bisect.index("--preset") + 1] == "quick"
+    assert "--framework" in bisect
+    assert "first slower commit: planted" in (site / "bisect.txt").read_text()
 
 
 @pytest.mark.slow  # a real (tiny) paired night: two numpy workers, one of them in a worktree of HEAD~1
