@@ -179,6 +179,17 @@ def test_a_failed_rebuild_leaves_nothing_half_built_and_says_why(tmp_path: Path)
     assert not (tmp_path / "envs" / lock_digest(OLD)).exists()
 
 
+def test_the_environment_is_rebuilt_with_the_python_it_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    from rnnbench.sweep.nightly import base_interpreter
+
+    assert base_interpreter(None) == sys.executable
+    assert base_interpreter(platform.python_version()) == sys.executable
+    monkeypatch.setenv("PATH", "")  # no other Python to be found
+    assert base_interpreter("2.7.18") is None
+
+
 # -- what to bisect ----------------------------------------------------------------------------------------
 
 

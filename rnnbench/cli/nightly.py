@@ -27,7 +27,7 @@ def _lines(values: dict[str, str]) -> str:
 
 def run_plan(args: argparse.Namespace) -> int:
     from rnnbench.measure.machine import git_state, lock_digest, machine_name, packages
-    from rnnbench.sweep.nightly import ensure_environment, plan_night
+    from rnnbench.sweep.nightly import base_interpreter, ensure_environment, plan_night
 
     commit, dirty = git_state()
     pkgs = packages()
@@ -41,8 +41,10 @@ def run_plan(args: argparse.Namespace) -> int:
             plan = plan.without_environment("the previous night's document holds no package list to rebuild from")
         elif args.no_rebuild:
             plan = plan.without_environment("rebuilding it was turned off (--no-rebuild)")
+        elif (python := base_interpreter(prev.python)) is None:
+            plan = plan.without_environment(f"it ran Python {prev.python}, which is not installed here")
         else:
-            built = ensure_environment(history, base_lock, prev.packages, sys.executable)
+            built = ensure_environment(history, base_lock, prev.packages, python)
             if built.path is None:
                 print(f"rnnbench: cannot rebuild the previous environment: {built.error}", file=sys.stderr)
                 plan = plan.without_environment(f"it could not be rebuilt ({built.error})")

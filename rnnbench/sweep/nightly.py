@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import platform
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -52,6 +54,7 @@ __all__ = [
     "EnvironmentBuild",
     "NightPlan",
     "PreviousNight",
+    "base_interpreter",
     "ensure_environment",
     "lock_changes",
     "plan_night",
@@ -75,6 +78,7 @@ class PreviousNight:
     commit: str | None
     lock_digest: str | None  # None: recorded before run documents carried a lock
     packages: Mapping[str, str] | None
+    python: str | None = None  # the interpreter's version ("3.11.9"): the rebuilt environment needs the same
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,7 @@ def previous_night(history: Path, machine: str) -> PreviousNight | None:
             path=path, run_id=doc.run_id, created=doc.created, commit=fp.get("git_commit"),
             lock_digest=fp.get("lock_digest") if isinstance(fp.get("lock_digest"), str) else None,
             packages=dict(pkgs) if isinstance(pkgs, Mapping) else None,
+            python=fp.get("python") if isinstance(fp.get("python"), str) else None,
         )  # fmt: skip
     return None
 
@@ -225,6 +230,16 @@ class EnvironmentBuild:
     reused: bool = False
     error: str | None = None
     log: list[str] = field(default_factory=list)
+
+
+def base_interpreter(version: str | None) -> str | None:
+    """An interpreter to build an environment of Python `version` with: this one when its major.minor
+    matches (or the version is unknown), else `pythonX.Y` on PATH; None when there is none (compiled
+    wheels are per Python minor version, so another one could not install the lock)."""
+    if version is None or version.split(".")[:2] == platform.python_version().split(".")[:2]:
+        return sys.executable
+    minor = ".".join(version.split(".")[:2])
+    return shutil.which(f"python{minor}")
 
 
 Runner = Callable[[Sequence[str]], subprocess.CompletedProcess[str]]
