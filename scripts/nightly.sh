@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# One shard of the nightly sweep: `rnnbench run --preset nightly-gpu --shard K/N --resume`
-# and (on the first shard, by default) the asv suite on the device, stamped with
-# the checked-out commit. The GitHub workflow and the SLURM array only call this.
+# One shard of the nightly sweep and (on the first shard, by default) the asv suite on
+# the device, stamped with the checked-out commit. The GitHub workflow and the SLURM
+# array only call this.
 #
-#   scripts/nightly.sh --shard K/N [--out DIR]
+#   scripts/nightly.sh --shard K/N [--out DIR] [--history DIR]
 #   scripts/nightly.sh            # the whole grid on this machine (= --shard 1/1)
 #
-# Shard K writes DIR/shard-K/ (a results folder: runs/<machine>/*.json and asv/).
-# Rerunning the same command finishes only what is missing (--resume).
+# With a history (the folder publish.sh keeps every night in), `rnnbench nightly plan`
+# decides whether tonight is paired (docs/pipeline.md): when the commit or the
+# environment lock changed since the previous night of this machine, the shard runs
+# `rnnbench ab --base <previous night> --new <tonight> --shard K/N`, tonight's side
+# being tonight's run; otherwise (and without a history) `rnnbench run --shard K/N`.
+#
+# Shard K writes DIR/shard-K/ (a results folder: runs/<machine>/*.json and asv/; on a
+# paired night also paired/runs/<machine>/*.json, the previous night re-measured, and
+# night-plan.json). Rerunning the same command finishes only what is missing
+# (--resume), against the plan its first attempt made.
 #
 # Environment (all optional):
 #   RNNBENCH_NIGHTLY_PRESET    rnnbench preset (default nightly-gpu)
-#   RNNBENCH_NIGHTLY_ARGS      more `rnnbench run` flags, split on spaces (e.g. "--framework torch --budget 0.5")
+#   RNNBENCH_NIGHTLY_ARGS      more grid and timing flags for `rnnbench run` and `rnnbench ab`, split on spaces
+#                              (e.g. "--framework torch --budget 0.5"); flags both commands take
+#   RNNBENCH_NIGHTLY_HISTORY   the history folder when --history is not given (default: none, a plain run)
+#   RNNBENCH_NIGHTLY_AB_ARGS   more `rnnbench ab` flags on a paired night (default "--budget 0.6 --extra-rounds 3":
+#                              each side samples as long as a plain night's run does)
 #   RNNBENCH_NIGHTLY_OUT       output folder when --out is not given (default nightly-results)
 #   RNNBENCH_NIGHTLY_ASV       which shards run the asv suite: first (default), all, none
 #   RNNBENCH_NIGHTLY_ASV_ARGS  more `asv run` flags (e.g. "--quick --bench LSTMCell")
@@ -24,13 +36,16 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shard=1/1
 out=${RNNBENCH_NIGHTLY_OUT:-nightly-results}
+history=${RNNBENCH_NIGHTLY_HISTORY:-}
 while [[ $# -gt 0 ]]; do
     case $1 in
         --shard) shard=${2:?--shard needs K/N}; shift 2 ;;
         --shard=*) shard=${1#--shard=}; shift ;;
         --out) out=${2:?--out needs a folder}; shift 2 ;;
         --out=*) out=${1#--out=}; shift ;;
-        -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --history) history=${2:?--history needs a folder}; shift 2 ;;
+        --history=*) history=${1#--history=}; shift ;;
+        -h|--help) sed -n '2,35p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "nightly.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -44,19 +59,50 @@ PYTHON=${PYTHON:-python3}
 read -r -a rnnbench <<<"${RNNBENCH:-rnnbench}"
 read -r -a extra <<<"${RNNBENCH_NIGHTLY_ARGS:-}"
 read -r -a asv_extra <<<"${RNNBENCH_NIGHTLY_ASV_ARGS:-}"
+read -r -a ab_extra <<<"${RNNBENCH_NIGHTLY_AB_ARGS:---budget 0.6 --extra-rounds 3}"
+preset=${RNNBENCH_NIGHTLY_PRESET:-nightly-gpu}
 export RNNBENCH_MACHINE=${RNNBENCH_MACHINE:-nightly}
 export RNNBENCH_ASV_DEVICES=${RNNBENCH_ASV_DEVICES:-cuda}
 dest=$out/shard-$k
 mkdir -p "$dest"
 
-echo "nightly.sh: shard $shard -> $dest" >&2
+# tonight's plan: paired against the previous night, or plain (decided by rnnbench, not here); a rerun
+# of this shard keeps its first attempt's plan, so a resumed paired night goes on against the same BASE
+paired=0 base='' new='' reason="no history given: a plain run"
+if [[ -n $history ]]; then
+    plan=$dest/night-plan.sh
+    if [[ ! -f $plan ]]; then
+        "${rnnbench[@]}" nightly plan "$history" --out "$dest/night-plan.json" >"$plan.tmp"
+        mv "$plan.tmp" "$plan"
+    fi
+    # shellcheck source=/dev/null
+    source "$plan"
+fi
+
+echo "nightly.sh: shard $shard -> $dest ($reason)" >&2
 status=0
-"${rnnbench[@]}" run --preset "${RNNBENCH_NIGHTLY_PRESET:-nightly-gpu}" "${extra[@]}" \
-    --shard "$shard" --resume --results "$dest" --no-progress || status=$?
+if (( paired )); then
+    # NEW is tonight's run (it goes into the history like any night's); BASE, the previous night's
+    # commit and environment re-measured interleaved with it, goes to paired/
+    "${rnnbench[@]}" ab --base "$base" --new "$new" --preset "$preset" "${ab_extra[@]}" "${extra[@]}" \
+        --shard "$shard" --resume --results "$dest" --base-results "$dest/paired" --no-progress || status=$?
+    if (( status == 2 )); then
+        # ab refuses before writing anything (BASE's revision or environment cannot start, say): the
+        # night is still measured, plain, and this shard stays plain when it is rerun
+        reason="the previous night could not be re-measured (rnnbench ab exit 2, see above): a plain run"
+        echo "nightly.sh: warning: $reason" >&2
+        printf 'paired=0\nreason=%q\n' "$reason" >>"$plan"
+        paired=0 status=0
+    fi
+fi
+if (( ! paired )); then
+    "${rnnbench[@]}" run --preset "$preset" "${extra[@]}" \
+        --shard "$shard" --resume --results "$dest" --no-progress || status=$?
+fi
 # exit 1 means some cases failed: they are recorded and the landing page lists them,
 # so the shard still counts as done; anything else (bad flags, a crash) stops here
 if (( status > 1 )); then
-    echo "nightly.sh: rnnbench run failed with exit code $status" >&2
+    echo "nightly.sh: rnnbench $( ((paired)) && echo ab || echo run) failed with exit code $status" >&2
     exit "$status"
 fi
 

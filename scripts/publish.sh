@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# After the shards: merge them into the history, check for regressions, build the
-# rnnbench report and the asv dashboard, and write one landing page.
+# After the shards: merge them into the history, judge the night (verdicts.json), build
+# the rnnbench report and the asv dashboard, and write one landing page.
 #
 #   scripts/publish.sh --history DIR --site DIR SHARD_DIR...
 #
 # --history is the results folder that keeps every night (the `results` branch in
 # CI): the merged run lands in DIR/runs/<machine>/, the shards' asv results in
 # DIR/asv/, and both in the columnar history DIR/nights/ (docs/history.md) that the
-# regression check and the report read. --site receives index.html (the landing page), report/, asv/ and
-# regressions.txt; it opens from disk and from GitHub Pages alike.
+# verdicts and the report read. On a paired night (the shards hold paired/runs/...,
+# see nightly.sh) the previous night re-measured beside tonight's run is merged too and
+# kept as DIR/paired/<machine>/<file>.json (never a night of its own), and tonight's
+# verdicts are the paired ones. --site receives index.html (the landing page),
+# verdicts.json, regressions.txt, feed.xml, report/ and asv/; it opens from disk and
+# from GitHub Pages alike.
 #
 # Environment (all optional):
-#   RNNBENCH_PUBLISH_BASELINE     previous runs a case is judged against (default 5)
+#   RNNBENCH_PUBLISH_BASELINE     previous nights a case's drift is judged against (default 5)
 #   RNNBENCH_PUBLISH_THRESHOLD    smallest change that counts (default 5%)
 #   RNNBENCH_REPORT_ARGS          more `rnnbench report` flags (e.g. "--max-charts 6")
 #   RNNBENCH_ASV_BRANCHES         branches the asv dashboard draws (default: main)
 #   RNNBENCH_FAIL_ON_REGRESSION   1: exit 1 after publishing when a case regressed
+#   RNNBENCH_NIGHTLY_BISECT_BUDGET  minutes `rnnbench bisect` may take after a paired night that found
+#                                 regressions across more than one commit (default 0: off; the landing page
+#                                 then prints the command). It measures on the machine publish.sh runs on:
+#                                 set it only where that is the machine the night ran on (nightly-local.sh)
+#   RNNBENCH_NIGHTLY_PRESET, RNNBENCH_NIGHTLY_ARGS  the night's grid, as in nightly.sh (bisect uses them)
 #   RNNBENCH, PYTHON              as in nightly.sh
 set -euo pipefail
 
@@ -27,7 +36,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --history) history=${2:?--history needs a folder}; shift 2 ;;
         --site) site=${2:?--site needs a folder}; shift 2 ;;
-        -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}"; exit 0 ;;
         -*) echo "publish.sh: unknown option $1" >&2; exit 2 ;;
         *) shards+=("$1"); shift ;;
     esac
@@ -50,11 +59,41 @@ site=$(cd "$site" && pwd)
 # aside first so the night's document alone goes into the columnar history, then kept beside it
 merged=$(mktemp -d)
 trap 'rm -rf "$merged"' EXIT
-"${rnnbench[@]}" merge "${shards[@]}" --out "$merged"
-"${rnnbench[@]}" history import "$merged" --out "$history/nights" --no-progress
-cp -R "$merged/." "$history/"
+"${rnnbench[@]}" merge "${shards[@]}" --out "$merged/night"
+"${rnnbench[@]}" history import "$merged/night" --out "$history/nights" --no-progress
+cp -R "$merged/night/." "$history/"
+night_doc=$(find "$merged/night/runs" -name '*.json' -print -quit)
+night_doc=$history/runs/${night_doc#"$merged/night/runs/"}
 
-# 2. the shards' asv results join the asv history, and the columnar one
+# 2. a paired night: the shards' BASE documents (the previous night re-measured, interleaved with
+# tonight's) merged into one, kept under paired/ (never imported: it is not a night). Every shard
+# must hold its part; a night where some did not is published as a plain one, and says so here
+paired=()
+bases=()
+for shard in "${shards[@]}"; do
+    if [[ -d $shard/paired/runs ]]; then
+        bases+=("$shard/paired")
+    fi
+done
+if (( ${#bases[@]} == ${#shards[@]} )) && "${rnnbench[@]}" merge "${bases[@]}" --out "$merged/base"; then
+    base_doc=$(find "$merged/base/runs" -name '*.json' -print -quit)
+    machine=$(basename "$(dirname "$base_doc")")
+    mkdir -p "$history/paired/$machine"
+    cp "$base_doc" "$history/paired/$machine/"
+    paired=(--paired "$history/paired/$machine/$(basename "$base_doc")" "$night_doc")
+elif (( ${#bases[@]} )); then
+    # tonight's run is whole (merged above): only the pairing is lost, and the page says so
+    echo "publish.sh: warning: the previous night's re-measurement is not whole (${#bases[@]} of" \
+        "${#shards[@]} shards paired, or their merge failed above); publishing the night unpaired" >&2
+fi
+for shard in "${shards[@]}"; do
+    if [[ -f $shard/night-plan.json ]]; then
+        cp "$shard/night-plan.json" "$site/night-plan.json"  # what nightly.sh decided, and why
+        break
+    fi
+done
+
+# 3. the shards' asv results join the asv history, and the columnar one
 for shard in "${shards[@]}"; do
     if [[ -d $shard/asv ]]; then
         mkdir -p "$history/asv"
@@ -63,16 +102,47 @@ for shard in "${shards[@]}"; do
     fi
 done
 
-# 3. the regression check: the newest night against its last N, read from the columnar history
-# (only those nights' files are opened)
-"${rnnbench[@]}" regressions "$history/nights" --baseline "$baseline" --threshold "$threshold" >"$site/regressions.txt"
+# 4. the night's verdicts, one document every page below is rendered from: paired when the night was
+# (BASE against NEW), and drift from history for every case (the newest night against its last N)
+"${rnnbench[@]}" verdicts "$history/nights" --out "$site/verdicts.json" --baseline "$baseline" \
+    --threshold "$threshold" --archive "$history/verdicts" --repo "$repo" "${paired[@]}"
+"${rnnbench[@]}" verdicts-render "$site/verdicts.json" --format text --out "$site/regressions.txt"
+"${rnnbench[@]}" verdicts-render "$history/verdicts" --format atom --out "$site/feed.xml"
 
-# 4. the rnnbench dashboard (an interactive static site, docs/dashboard.md), from the columnar history,
-# its bands drawn with the regression check's baseline and threshold
+# 5. a paired night's regressions across more than one commit: the first slower commit, when the
+# budget allows (off by default; otherwise the landing page prints the command)
+budget=${RNNBENCH_NIGHTLY_BISECT_BUDGET:-0}
+if [[ ! $budget =~ ^[0-9]+$ ]]; then
+    echo "publish.sh: RNNBENCH_NIGHTLY_BISECT_BUDGET must be a whole number of minutes, got $budget" >&2
+    exit 2
+fi
+rm -f "$site/bisect.txt"
+if (( budget > 0 )); then
+    # nothing here may keep the night from being published: a failure is a warning
+    bisect=0 good='' bad='' cases=''
+    if request=$("${rnnbench[@]}" nightly bisect-args "$site/verdicts.json"); then
+        eval "$request"
+    else
+        echo "publish.sh: warning: no bisect: the verdicts could not be read for it" >&2
+    fi
+    if (( bisect )) && (( $(git -C "$repo" rev-list --count "$good..$bad" 2>/dev/null || echo 0) > 1 )); then
+        read -r -a keys <<<"$cases"
+        read -r -a grid_args <<<"${RNNBENCH_NIGHTLY_ARGS:-}"
+        echo "publish.sh: bisecting ${#keys[@]} regressed cases between ${good::12} and ${bad::12} (at most $budget min)" >&2
+        # SIGINT, not SIGTERM, at the budget: bisect then removes the worktrees of the step it was in
+        timeout -s INT -k 120 "$((budget * 60))" "${rnnbench[@]}" bisect "$good" "$bad" --cases "${keys[@]}" \
+            --preset "${RNNBENCH_NIGHTLY_PRESET:-nightly-gpu}" "${grid_args[@]}" --no-progress \
+            --results "$merged/bisect" >"$site/bisect.txt" 2>&1 ||
+            echo "publish.sh: warning: bisect did not finish (exit $?); see $site/bisect.txt" >&2
+    fi
+fi
+
+# 6. the rnnbench dashboard (an interactive static site, docs/dashboard.md), from the columnar history,
+# its bands drawn with the regression check's baseline and threshold, the night's verdicts listed
 "${rnnbench[@]}" report "$history/nights" --out "$site/report" --baseline "$baseline" --threshold "$threshold" \
-    --quiet "${report_extra[@]}"
+    --verdicts "$site/verdicts.json" --quiet "${report_extra[@]}"
 
-# 5. the asv dashboard (needs the repository's git history for commit dates)
+# 7. the asv dashboard (needs the repository's git history for commit dates)
 if [[ -f $history/asv/benchmarks.json ]]; then
     conf=$site/.asv.conf.json
     "$PYTHON" "$repo/scripts/asv_conf.py" "$conf" "results_dir=$history/asv" "html_dir=$site/asv" \
@@ -81,8 +151,8 @@ if [[ -f $history/asv/benchmarks.json ]]; then
     rm -f "$conf"
 fi
 
-# 6. the landing page
-landing=("${rnnbench[@]}" landing "$history" --out "$site" --baseline "$baseline" --threshold "$threshold")
+# 8. the landing page, from verdicts.json
+landing=("${rnnbench[@]}" landing "$history" --out "$site" --verdicts "$site/verdicts.json" --run "$night_doc")
 if [[ ${RNNBENCH_FAIL_ON_REGRESSION:-0} == 1 ]]; then
     landing+=(--fail-on-regression)
 fi

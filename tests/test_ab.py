@@ -148,7 +148,7 @@ def test_ab_on_controlled_samples_calls_a_planted_slowdown_and_nothing_else(tmp_
     assert by["separate"].ratio == pytest.approx(1.0, abs=0.01) and by["hoisted"].ratio == pytest.approx(1.0, abs=0.01)
     assert all(c.ci_low <= c.ratio <= c.ci_high for c in by.values())
     # decided in the first rounds: no case took an extra one
-    assert all(r["rounds"] == 3 for r in (*result.base_doc["records"], *result.new_doc["records"]))
+    assert all(r.to_json()["rounds"] == 3 for r in (*result.base_doc.records, *result.new_doc.records))
 
 
 @pytest.mark.slow  # two A/B runs of stub sides: four worker processes each

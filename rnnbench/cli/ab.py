@@ -17,14 +17,15 @@ from rnnbench.cli.options import (
     int_range,
     nonempty,
     output_dir,
+    shard_spec,
     threads,
 )
 from rnnbench.cli.run import default_results_dir
 from rnnbench.errors import UsageError
 from rnnbench.measure.machine import gpu_info
 from rnnbench.measure.timing import TimingConfig
-from rnnbench.sweep.ab import BUDGET_S, EXTRA_ROUNDS, ROUNDS, ABOptions, run_ab
-from rnnbench.sweep.grid import expand
+from rnnbench.sweep.ab import BUDGET_S, EXTRA_ROUNDS, ROUNDS, ABOptions, NothingLeft, run_ab
+from rnnbench.sweep.grid import expand, shard, shard_of
 from rnnbench.sweep.memory import check_fits
 
 __all__ = ["add_parser", "run"]
@@ -34,8 +35,15 @@ def run(args: argparse.Namespace) -> int:
     grid = grid_from_args(args)
     if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
         raise UsageError("device 'cuda' requested but no NVIDIA GPU is visible here (nvidia-smi not found)")
-    cases, _ = expand(grid)
-    if not cases:
+    cases, skipped = expand(grid)
+    shard_text = None
+    if args.shard:
+        k, n = args.shard
+        cases, shard_text = shard(cases, k, n), f"{k}/{n}"
+        skipped = [(c, why) for c, why in skipped if shard_of(c.key, n) == k]
+    else:
+        skipped = []  # an unsharded ab files only what it measured, as it always has
+    if not cases and not args.resume:
         raise UsageError("the grid is empty after filters (is the framework installed?)")
     check_fits(cases)
     n_threads = args.threads or os.cpu_count() or 1
@@ -54,8 +62,15 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         command=["rnnbench", *sys.argv[1:]],
         preset=args.preset,
+        base_results_dir=args.base_results,
+        shard=shard_text,
+        resume=args.resume,
     )
-    result = run_ab(cases, n_threads, opts, grid=grid)
+    try:
+        result = run_ab(cases, n_threads, opts, grid=grid, skipped=skipped)
+    except NothingLeft as exc:
+        print(f"rnnbench: {exc}", file=sys.stderr)
+        return 0
     cmp = result.comparison
     for warning in cmp.warnings:
         print(f"rnnbench: warning: {warning}", file=sys.stderr)
@@ -68,12 +83,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "ab", help="BASE vs NEW (interpreters or git revisions) interleaved in one sweep, judged with paired statistics"
     )
-    p.add_argument(
-        "--base", required=True, type=nonempty, help="Python interpreter of the BASE environment, or a git revision"
+    side = (
+        "side: PYTHON (an environment's interpreter, running its own rnnbench), REV (a git revision of this "
+        "project, run by this interpreter) or PYTHON@REV (revision REV run by interpreter PYTHON)"
     )
-    p.add_argument(
-        "--new", required=True, type=nonempty, help="Python interpreter of the NEW environment, or a git revision"
-    )
+    p.add_argument("--base", required=True, type=nonempty, help=f"the BASE {side}")
+    p.add_argument("--new", required=True, type=nonempty, help=f"the NEW {side}")
     add_grid_flags(p, "quick")
     p.add_argument("--threads", type=threads, default=None, help="compute threads on both sides (default: all cores)")
     p.add_argument("--format", choices=FORMATS, default="table")
@@ -84,6 +99,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         type=output_dir,
         help="results directory for both sides' run documents (default: results/ in the repo)",
     )
+    p.add_argument(
+        "--base-results", type=output_dir,
+        help="results directory for BASE's run document only (default: --results); the nightly keeps the "
+        "re-measured previous night apart from tonight's run",
+    )  # fmt: skip
+    p.add_argument("--shard", type=shard_spec, help="K/N: only the K-th of N disjoint parts of the grid (as run)")
+    p.add_argument(
+        "--resume", action="store_true",
+        help="skip the cases both sides already recorded (each side's machine and commit, in its results folder)",
+    )  # fmt: skip
     p.add_argument(
         "--rounds", type=int_range(2, 100), default=ROUNDS,
         help=f"interleaved rounds; the paired statistics resample them (default {ROUNDS})",

@@ -26,6 +26,7 @@ from rnnbench.cli import (
     landing,
     listing,
     merge,
+    nightly,
     regressions,
     report,
     run,
@@ -54,6 +55,7 @@ COMMANDS = (
     merge,
     verdicts,
     landing,
+    nightly,
 )
 
 

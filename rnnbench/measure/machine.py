@@ -15,10 +15,20 @@ under: on a GPU machine the GPU class and host class (CPU model and cores),
 never the hostname, because nightly GPU runners are ephemeral; on a CPU
 machine the hostname, unless running under CI (`CI` set), where it is the
 host class too.
+
+The environment lock (`packages`, `lock_digest`): every distribution
+installed in the running interpreter with its version, read from
+`importlib.metadata` (no import, a few milliseconds), and a short digest of
+it. Two nights with the same digest ran the same environment; a changed one
+is a change the nightly pairs like a commit (docs/pipeline.md), and
+`lock_lines` turns a recorded `packages` back into pip requirements to
+rebuild that environment. rnnbench itself is left out of the lock: a side
+runs its own checkout (a git revision on PYTHONPATH), never an installed copy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import os
@@ -37,7 +47,10 @@ __all__ = [
     "framework_runtime",
     "git_state",
     "gpu_info",
+    "lock_digest",
+    "lock_lines",
     "machine_name",
+    "packages",
     "visible_gpus",
 ]
 
@@ -100,6 +113,37 @@ def _version(dist: str) -> str | None:
         except importlib.metadata.PackageNotFoundError:
             continue
     return None
+
+
+# distributions that are not part of the environment a night ran: the project itself (each side runs its
+# own checkout) and the installers, which `python -m venv` brings in whatever version it bundles
+_NOT_LOCKED = frozenset({"rnnbench", "pip", "setuptools", "wheel"})
+
+
+def _normalise(name: str) -> str:
+    """A distribution name as PEP 503 compares them (`Foo_Bar.baz` -> `foo-bar-baz`)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def packages() -> dict[str, str]:
+    """{normalised distribution name: version} of every distribution the running interpreter has installed."""
+    found: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata is not None else None
+        if not name or _normalise(name) in _NOT_LOCKED:
+            continue
+        found.setdefault(_normalise(name), dist.version)  # the first on sys.path is the one imported
+    return dict(sorted(found.items()))
+
+
+def lock_lines(pkgs: dict[str, str]) -> list[str]:
+    """The pip requirement lines (`name==version`, sorted) that rebuild an environment with `pkgs`."""
+    return [f"{name}=={version}" for name, version in sorted(pkgs.items())]
+
+
+def lock_digest(pkgs: dict[str, str]) -> str:
+    """sha256 of the sorted `name==version` lines, first 16 hex digits: one environment, one digest."""
+    return hashlib.sha256("\n".join(lock_lines(pkgs)).encode()).hexdigest()[:16]
 
 
 def cpu_model() -> str:
@@ -432,6 +476,7 @@ def fingerprint(threads: int | None = None, extra: dict[str, Any] | None = None)
 
     commit, dirty = git_state()
     gpu = gpu_info()
+    pkgs = packages()
     fp: dict[str, Any] = {
         "machine": machine_name(gpu),
         "hostname": platform.node(),
@@ -450,6 +495,8 @@ def fingerprint(threads: int | None = None, extra: dict[str, Any] | None = None)
         "os": platform.platform(),
         "git_commit": commit,
         "git_dirty": dirty,
+        "packages": pkgs,
+        "lock_digest": lock_digest(pkgs),
     }
     fp |= extra or {}
     return fp

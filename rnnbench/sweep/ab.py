@@ -56,7 +56,7 @@ from rnnbench.judge.rules import Verdict
 from rnnbench.measure.timing import TimingConfig, is_noisy
 from rnnbench.sweep.grid import Grid
 from rnnbench.sweep.records import ABHeader, Record, RecordError, RunDocument
-from rnnbench.sweep.store import RunWriter
+from rnnbench.sweep.store import RunWriter, iter_runs, live_writers
 from rnnbench.sweep.worker import make_record
 
 __all__ = [
@@ -66,10 +66,12 @@ __all__ = [
     "ROUNDS",
     "ABOptions",
     "ABResult",
+    "NothingLeft",
     "Side",
     "ab_pair",
     "resolve_side",
     "run_ab",
+    "split_side",
 ]
 
 DRIVER = Path(__file__).with_name("ab_driver.py")
@@ -89,6 +91,10 @@ BUDGET_S = 1.0  # sampling seconds per case and side, all rounds together (`--bu
 # with a timeout of 2^4 cycles, median time unchanged (ratio 1.003); docs/measurements/2026-12-07-ci-cpu-2core-ab-rounds.md
 IDLE_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
 PROBE_TIMEOUT_S = 120.0  # importing rnnbench and reading the fingerprint (nvidia-smi, git) on a cold disk
+
+
+class NothingLeft(Exception):
+    """`--resume` found every case already recorded on both sides: nothing was run or written."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,12 @@ class ABOptions:
     # extra environment per side (the calibration's self-test switch goes into new_env)
     base_env: dict[str, str] = field(default_factory=dict)
     new_env: dict[str, str] = field(default_factory=dict)
+    # where BASE's document goes (default: results_dir beside NEW's): the nightly keeps the re-measured
+    # previous night apart from tonight's run, which is a night of its own
+    base_results_dir: Path | None = None
+    shard: str | None = None  # "K/N" filed in both headers, so `merge` joins a sharded ab's documents
+    # skip the cases both sides already recorded in their results folders (an interrupted run, rerun)
+    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,25 +152,64 @@ def _git(*args: str, root: Path | None = None) -> subprocess.CompletedProcess[st
     )
 
 
-def resolve_side(spec: str, env: dict[str, str] | None = None) -> Side:
-    """An interpreter path or a git revision of this project -> a `Side`; UsageError when it is neither."""
-    env = dict(env or {})
-    path = Path(spec).expanduser()
-    looks_like_path = os.sep in spec or spec.startswith(".") or path.exists()
-    if path.is_file():
-        if not os.access(path, os.X_OK):
-            raise UsageError(f"{spec} is not executable (expected a Python interpreter)")
-        return Side(spec, str(path.absolute()), None, env)
-    if looks_like_path and not path.exists():
-        raise UsageError(f"no such interpreter: {spec}")
+def _interpreter(text: str, spec: str) -> str:
+    """The absolute path of the interpreter `text` names; UsageError when it is not an executable file."""
+    path = Path(text).expanduser()
     if path.is_dir():
-        raise UsageError(f"{spec} is a directory; give its Python interpreter (e.g. {spec.rstrip('/')}/bin/python)")
+        raise UsageError(f"{text} is a directory; give its Python interpreter (e.g. {text.rstrip('/')}/bin/python)")
+    if not path.is_file():
+        raise UsageError(f"no such interpreter: {text}" + (f" (in side {spec!r})" if text != spec else ""))
+    if not os.access(path, os.X_OK):
+        raise UsageError(f"{text} is not executable (expected a Python interpreter)")
+    return str(path.absolute())
+
+
+def _revision(text: str, spec: str) -> str:
+    """The full commit sha of revision `text` of this project; UsageError when there is none."""
     if not (project_root() / ".git").exists() or shutil.which("git") is None:
         raise UsageError(f"{spec!r} is not an interpreter path, and rnnbench is not running from a git checkout")
-    found = _git("rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
-    if found.returncode != 0 or not found.stdout.strip():
+    found = _git("rev-parse", "--verify", "--quiet", f"{text}^{{commit}}") if text else None
+    if found is None or found.returncode != 0 or not found.stdout.strip():
+        if text != spec:
+            raise UsageError(f"{text!r} (in side {spec!r}) is not a git revision of {project_root()}")
         raise UsageError(f"{spec!r} is neither an interpreter path nor a git revision of {project_root()}")
-    return Side(spec, sys.executable, found.stdout.strip(), env)
+    return found.stdout.strip()
+
+
+def split_side(spec: str) -> tuple[str | None, str | None]:
+    """(interpreter, revision) named by a side spec: `PYTHON`, `REV` or `PYTHON@REV` (either may be None).
+
+    `PYTHON@REV` is split at the first `@` whose left part is a path (holds a `/`, starts with `.` or
+    `~`, or exists), so revisions that hold an `@` themselves (`HEAD@{1}`, `@~2`) still read as revisions.
+    """
+    for i, ch in enumerate(spec):
+        if ch != "@" or i == 0:
+            continue
+        left = spec[:i]
+        if os.sep in left or left.startswith((".", "~")) or Path(left).exists():
+            return left, spec[i + 1 :]
+    path = Path(spec).expanduser()
+    if os.sep in spec or spec.startswith((".", "~")) or path.exists():
+        return spec, None
+    return None, spec
+
+
+def resolve_side(spec: str, env: dict[str, str] | None = None) -> Side:
+    """A side spec -> a `Side`; UsageError when it names no interpreter or revision.
+
+    `PYTHON` runs that interpreter's own rnnbench (an environment); `REV` checks out that git revision of
+    this project and runs it with this interpreter; `PYTHON@REV` runs revision REV with interpreter PYTHON
+    (the previous night of the nightly: its commit in its own environment, docs/pipeline.md).
+    """
+    env = dict(env or {})
+    python, revision = split_side(spec)
+    if revision is not None and python is not None:
+        if not revision:
+            raise UsageError(f"side {spec!r}: nothing after '@' (expected PYTHON@REV)")
+        return Side(spec, _interpreter(python, spec), _revision(revision, spec), env)
+    if python is not None:
+        return Side(spec, _interpreter(python, spec), None, env)
+    return Side(spec, sys.executable, _revision(spec, spec), env)
 
 
 @contextlib.contextmanager
@@ -300,6 +351,39 @@ def _side_record(reply: object, case: Case, threads: int) -> Record:
     return record
 
 
+def _results_dir(opts: ABOptions, name: str) -> Path:
+    return opts.base_results_dir if name == "base" and opts.base_results_dir is not None else opts.results_dir
+
+
+def _done_on_both(prints: dict[str, dict[str, Any]], opts: ABOptions) -> set[str]:
+    """The case keys both sides already recorded in earlier `ab` runs (each side's documents in its own
+    results folder, for its own machine and commit, with an `ab` header naming that side): what `--resume`
+    skips. UsageError while another process still writes one of those documents.
+
+    A case one side recorded and the other did not (a SIGKILL between the two documents' writes) is
+    measured again on both; its older one-sided record is then a duplicate that `merge` names.
+    """
+    done: list[set[str]] = []
+    for name in ("base", "new"):
+        machine = prints[name]["machine"]
+        results = _results_dir(opts, name)
+        live = live_writers(results, machine["machine"], machine.get("git_commit"))
+        if live:
+            path, pid = live[0]
+            holder = f"process {pid}" if pid > 0 else "another process"
+            raise UsageError(f"cannot resume: {holder} is still writing {path}; wait for it to end")
+        keys: set[str] = set()
+        for _, doc in iter_runs(results):
+            head = doc.extra.get("ab")
+            fp = doc.machine
+            if not isinstance(head, dict) or head.get("side") != name:
+                continue  # the other side's documents, when both share a folder, or a plain run's
+            if fp.get("machine") == machine["machine"] and fp.get("git_commit") == machine.get("git_commit"):
+                keys |= {r.key for r in doc.records if r.status in ("ok", "failed", "inaccurate")}
+        done.append(keys)
+    return done[0] & done[1]
+
+
 def _open_writers(
     sides: dict[str, Side], envs: dict[str, dict[str, str]], prints: dict[str, dict[str, Any]], stepped: bool,
     opts: ABOptions, grid: Grid | None,
@@ -309,8 +393,8 @@ def _open_writers(
     try:
         for name in sides:
             writers[name] = RunWriter(
-                opts.results_dir, prints[name]["machine"], command=opts.command, preset=opts.preset, shard=None,
-                grid=grid,
+                _results_dir(opts, name), prints[name]["machine"], command=opts.command, preset=opts.preset,
+                shard=opts.shard, grid=grid,
             )  # fmt: skip
     except BaseException:
         for w in writers.values():
@@ -368,6 +452,11 @@ class _Interleaved:
             else:
                 i = self.position[case.key]
                 writer.replace(i, writer.record(i).merge(record))  # every round's samples kept apart
+        # the two documents are written together: a SIGKILL then leaves (almost never) a case on one
+        # side only, which `--resume` would measure again and `merge` reject as measured twice
+        if len({w.pending for w in self.writers.values()}) > 1:
+            for w in self.writers.values():
+                w.flush()
         if r == 0:
             self.position[case.key] = len(self.writers["base"]) - 1
 
@@ -398,10 +487,16 @@ class _Interleaved:
                     d.close()
 
 
-def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions, grid: Grid | None = None) -> ABResult:
+def run_ab(
+    cases: Sequence[Case], machine_threads: int, opts: ABOptions, grid: Grid | None = None,
+    skipped: Sequence[tuple[Case, str]] = (),
+) -> ABResult:  # fmt: skip
     """Measure `cases` on both sides, interleaved; store two run documents; judge them paired.
 
-    `grid`: the sweep `cases` come from, filed in both documents' headers.
+    `grid`: the sweep `cases` come from, filed in both documents' headers. `skipped`: the grid's cases
+    that do not apply here, with the reason, recorded as `skipped` in both documents (as `run` records
+    them), so a sharded ab's documents merge against the grid. With `opts.resume`, cases both sides
+    already recorded are left out, and the comparison covers the cases measured now.
     """
     from tqdm import tqdm
 
@@ -410,6 +505,14 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions, grid: G
         envs = {name: stack.enter_context(_checkout(side)) for name, side in sides.items()}
         # both sides must start and import rnnbench before anything is written
         prints = {name: _probe(side, envs[name], machine_threads) for name, side in sides.items()}
+        if opts.resume:
+            done = _done_on_both(prints, opts)
+            before = len(cases)
+            cases = [c for c in cases if c.key not in done]
+            print(f"rnnbench: --resume: {before - len(cases)} cases already recorded on both sides, "
+                  f"{len(cases)} to go", file=sys.stderr)  # fmt: skip
+            if before and not cases:  # (a shard with no case of its own still files its empty documents)
+                raise NothingLeft("--resume: every case is recorded on both sides; no new document written")
         # in turns where both sides' rnnbench can hold a case open; case by case otherwise
         stepped = all(bool(prints[name].get("stepped")) for name in sides)
         writers = _open_writers(sides, envs, prints, stepped, opts, grid)
@@ -417,6 +520,10 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions, grid: G
             total=len(cases) * opts.rounds, unit="case", file=sys.stderr, disable=not opts.progress, dynamic_ncols=True
         )
         try:
+            for w in writers.values():
+                for case, why in skipped:
+                    w.add(make_record(case, "skipped", threads=opts.threads, error=why))
+            first_measured = len(writers["base"])
             run = _Interleaved(sides, envs, writers, stepped, opts, bar)
             groups = itertools.groupby(
                 sorted(cases, key=lambda c: (c.framework, c.device)), key=lambda c: (c.framework, c.device)
@@ -430,7 +537,10 @@ def run_ab(cases: Sequence[Case], machine_threads: int, opts: ABOptions, grid: G
             for w in writers.values():
                 w.close()  # release the documents' locks (see store.RunWriter)
     base, new = writers["base"], writers["new"]
-    comparison = judge_records([r.to_json() for r in base.records], [r.to_json() for r in new.records], opts.threshold)
+    comparison = judge_records(
+        [r.to_json() for r in base.records[first_measured:]], [r.to_json() for r in new.records[first_measured:]],
+        opts.threshold,
+    )  # fmt: skip
     return ABResult(comparison, base.path, new.path, base.document(), new.document())
 
 

@@ -391,6 +391,11 @@ class RunWriter:
         finally:
             self._lock.release()
 
+    @property
+    def pending(self) -> bool:
+        """Whether something is not on disk yet (the next flush, or `close`, writes it)."""
+        return self._dirty
+
     def flush_soon(self) -> None:
         """Flush when the last flush is `FLUSH_INTERVAL_S` old; otherwise at the next flush or `close`."""
         self._dirty = True
