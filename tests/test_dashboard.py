@@ -45,9 +45,12 @@ def _nights(root: Path, machine: str = "synth-box", nights: int = NIGHTS, last: 
     first = datetime(2026, 3, 1, tzinfo=timezone.utc)
     for night in range(nights):
         slow = last if night == nights - 1 else 1.0
+        # a quiet history (0.5% noise): every case's band is narrow enough to judge (the history rule calls
+        # a case whose band is wider than the threshold too noisy to judge, and never lists it)
         doc = S.nightly(
-            cases, night, first, machine_name=machine, scale=lambda c, s=slow: s if c.formulation == "hoisted" else 1.0
-        )
+            cases, night, first, machine_name=machine, noise=0.005,
+            scale=lambda c, s=slow: s if c.formulation == "hoisted" else 1.0,
+        )  # fmt: skip
         if night >= 3:
             doc["machine"]["frameworks"]["numpy"] = "2.5.0"  # a version change the tooltip names
         S.write(doc, root)
@@ -129,10 +132,10 @@ def test_a_verdicts_file_in_the_site_is_what_the_regressions_show(history: Path,
     out = tmp_path / "report"
     out.mkdir()
     key = next(k for k in _index_keys(history) if "/concat/" in k)
-    verdicts = [
+    cases = [
         {
             "key": key,
-            "verdict": "slower",
+            "verdict": "regression",
             "ratio": 1.2,
             "ci_low": 1.1,
             "ci_high": 1.3,
@@ -148,13 +151,15 @@ def test_a_verdicts_file_in_the_site_is_what_the_regressions_show(history: Path,
             "ci_high": 1.01,
         },
     ]
+    verdicts = {"kind": "rnnbench-verdicts", "api_version": 1, "machine": "synth-box", "night": {}, "pairing": {},
+                "cases": cases, "counts": {"regression": 1, "same": 1}, "threshold": 0.05}  # fmt: skip
     (out / "verdicts.json").write_text(json.dumps(verdicts))
     assert main(["report", str(history), "--out", str(out)]) == 0
     index = _index(out)
     assert [r["key"] for r in index["regressions"]] == [key] and "verdicts.json" in index["regression_source"]
     sid = index["regressions"][0]["id"]
     _, data = _payload(out / "data" / "s" / sid[:2] / f"{sid}.js")
-    assert data["paired"] == {"verdict": "slower", "ratio": 1.2, "ci_low": 1.1, "ci_high": 1.3, "method": "paired"}
+    assert data["paired"] == {"verdict": "regression", "ratio": 1.2, "ci_low": 1.1, "ci_high": 1.3, "method": "paired"}
     assert json.loads((out / "verdicts.json").read_text()) == verdicts  # read, never replaced
     # a rebuild into its own folder replaces the data; a foreign folder is refused, one line, exit 2
     assert main(["report", str(history), "--out", str(out)]) == 0

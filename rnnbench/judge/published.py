@@ -25,10 +25,11 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from rnnbench.judge.bootstrap import prediction_band
+from rnnbench.judge.bootstrap import prediction_band, prediction_bands
 from rnnbench.judge.rules import THRESHOLD, Verdict, change_kind
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "MIN_HISTORY",
     "HistoryVerdict",
     "Published",
+    "history_verdicts",
     "judge_history",
     "published",
 ]
@@ -112,9 +114,7 @@ def judge_history(
     dev = math.log(newest) - mu
     mde = math.expm1(half)
     outside = abs(dev) > half
-    # the band is floored at the threshold, so the MDE is the threshold exactly when the spread allows it;
-    # a hair of float error must not turn a quiet case noisy
-    if mde > threshold * (1 + 1e-9):
+    if _too_noisy(mde, threshold):
         verdict = Published.TOO_NOISY_HISTORY
     elif outside:
         verdict = Published(change_kind(math.exp(dev), direction))
@@ -124,3 +124,40 @@ def judge_history(
         verdict=verdict, ratio=math.exp(dev), center=math.exp(mu), low=math.exp(mu - half), high=math.exp(mu + half),
         mde=mde, nights=len(previous), outside=outside,
     )  # fmt: skip
+
+
+def _too_noisy(mde: Any, threshold: float) -> Any:
+    # the band is floored at the threshold, so the MDE is the threshold exactly when the spread allows it;
+    # a hair of float error must not turn a quiet case noisy
+    return mde > threshold * (1 + 1e-9)
+
+
+def history_verdicts(
+    codes: np.ndarray,
+    values: np.ndarray,
+    n: int,
+    threshold: float = THRESHOLD,
+    confidence: float = HISTORY_CONFIDENCE,
+) -> dict[str, np.ndarray]:
+    """`judge_history` for every night of many time series at once (rows sorted by series `codes`, then
+    in time; lower is better): each row against its series' previous `n` rows. Returns per row the band
+    (`low`, `high`, `centre`, in the values' unit), `mde` and the published word (`verdict`; "" where
+    fewer than `MIN_HISTORY` rows precede it). The dashboard draws every night's band with it."""
+    logs = np.log(np.asarray(values, dtype=float))
+    centre, half, k = prediction_bands(codes, logs, n, confidence, threshold)
+    dev = logs - centre
+    mde = np.expm1(half)
+    verdict = np.where(
+        _too_noisy(mde, threshold),
+        Published.TOO_NOISY_HISTORY.value,
+        np.where(np.abs(dev) > half, np.where(dev > 0, Published.REGRESSION.value, Published.IMPROVEMENT.value),
+                 Published.WITHIN.value),
+    )  # fmt: skip
+    valid = k >= MIN_HISTORY
+    return {
+        "low": np.where(valid, np.exp(centre - half), np.nan),
+        "high": np.where(valid, np.exp(centre + half), np.nan),
+        "centre": np.exp(centre),
+        "mde": np.where(valid, mde, np.nan),
+        "verdict": np.where(valid, verdict, ""),
+    }

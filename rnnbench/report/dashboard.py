@@ -24,7 +24,7 @@ arrays as they are, with hover, zoom, click events and heatmaps built in;
 its PyPI package ships `plotly.min.js` as package data, so the offline
 copy is one file copy from an installed, pinned package. (docs/dashboard.md)
 
-A case's band is its baseline: the `BASELINE_CONFIDENCE` prediction
+A case's band is its baseline: the `HISTORY_CONFIDENCE` prediction
 interval from its previous `n` nights, the rule of
 `rnnbench.analysis.history.baseline`, computed here for every night at once
 (vectorised over the sorted frame) so each point carries its own verdict.
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -51,8 +50,9 @@ from typing import TYPE_CHECKING, Any
 # the analysis this page uses, in one place (a refactor of analysis/ touches these lines only)
 from rnnbench.analysis import columnar
 from rnnbench.analysis.frame import SkippedFileWarning, load
-from rnnbench.analysis.history import BASELINE_CONFIDENCE, MIN_BASELINE
+from rnnbench.analysis.verdicts import read_verdicts
 from rnnbench.errors import UsageError
+from rnnbench.judge.published import HISTORY_CONFIDENCE, Published, history_verdicts
 from rnnbench.measure.roofline import case_bytes
 from rnnbench.report.build import MARKER  # one marker for both kinds: `rnnbench report` wrote this folder
 
@@ -109,7 +109,6 @@ _NUMERIC = ("median_s", "q25_s", "q75_s", "iqr_s", "gflops", "peak_gflops", "mac
 _INTEGER = ("batch", "input_size", "hidden", "seq_len", "layers", "flops")
 # filter fields of the index, dictionary-encoded (a value list and one code per case)
 _CATEGORIES = ("machine", "source", "framework", "device", "variant", "formulation", "mode", "pass", "dtype", "shape")
-_REGRESSION = {"regression", "slower", "worse"}
 
 
 def read_results(paths: Sequence[str | Path]) -> pd.DataFrame:
@@ -148,45 +147,6 @@ def read_results(paths: Sequence[str | Path]) -> pd.DataFrame:
 def series_id(machine: object, key: object, source: object) -> str:
     """A case series' name in the site (its data file and its URL): stable across builds."""
     return hashlib.sha1(f"{machine}\0{key}\0{source}".encode()).hexdigest()[:12]
-
-
-def _bands(codes: np.ndarray, median: np.ndarray, n: int, threshold: float) -> dict[str, np.ndarray]:
-    """Per row (rows sorted by series code, then date): its series' baseline band from the previous `n`
-    rows and the row's verdict against it, the rule of `history.baseline` for every night at once.
-
-    Running sums of the log values (centred per series, so the differences keep their precision)
-    give each window's mean and sd without a loop over series; tests/test_dashboard.py checks the
-    newest night against `baseline` itself.
-    """
-    import numpy as np
-    from scipy.stats import t as student_t
-
-    y = np.log(median)
-    pos = np.arange(len(y))
-    first = np.r_[True, codes[1:] != codes[:-1]]
-    start = np.maximum.accumulate(np.where(first, pos, 0))
-    means = np.bincount(codes, weights=y) / np.bincount(codes)
-    centred = y - means[codes]
-    cs = np.r_[0.0, np.cumsum(centred)]
-    cs2 = np.r_[0.0, np.cumsum(centred**2)]
-    lo = np.maximum(start, pos - n)
-    k = pos - lo
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (cs[pos] - cs[lo]) / k
-        var = (cs2[pos] - cs2[lo] - k * mean**2) / (k - 1)
-        sd = np.sqrt(np.maximum(var, 0.0))
-        q = student_t.ppf(0.5 + BASELINE_CONFIDENCE / 2, np.maximum(k - 1, 1))
-        half = np.maximum(q * sd * np.sqrt(1 + 1 / k), math.log(1 + threshold))
-    valid = k >= MIN_BASELINE
-    centre = mean + means[codes]
-    dev = y - centre
-    verdict = np.where(np.abs(dev) > half, np.where(dev > 0, "regression", "improvement"), "within")
-    return {
-        "low": np.where(valid, np.exp(centre - half), np.nan),
-        "high": np.where(valid, np.exp(centre + half), np.nan),
-        "centre": np.exp(centre),
-        "verdict": np.where(valid, verdict, ""),
-    }
 
 
 def _rounded(values: Any) -> np.ndarray:
@@ -276,16 +236,10 @@ def _script(name: str, payload: Any) -> str:
 
 
 def _read_verdicts(path: Path) -> list[dict[str, Any]] | None:
-    """The night's paired verdicts another step wrote (a list of {key, verdict, ratio, ci_low, ...})."""
+    """The cases of the night's verdicts document (`rnnbench verdicts`), or None when there is none."""
     if not path.is_file():
         return None
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not readable verdicts ({exc})") from None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and "key" in r and "verdict" in r for r in rows):
-        raise UsageError(f"{path}: expected a list of objects with key and verdict")
-    return rows
+    return list(read_verdicts(path)["cases"])
 
 
 def _index(latest: pd.DataFrame, counts: pd.Series) -> dict[str, Any]:
@@ -354,7 +308,7 @@ def _regressions(
     if verdicts is not None:
         ids = dict(zip(latest["key"], latest["_sid"]))
         for v in verdicts:
-            if str(v["verdict"]) in _REGRESSION:
+            if str(v["verdict"]) == Published.REGRESSION.value:
                 out.append({**v, "id": ids.get(v["key"]), "verdict": str(v["verdict"])})
         return sorted(out, key=lambda r: -(r.get("ratio") or 0)), f"{VERDICTS_FILE} ({len(verdicts)} verdicts)"
     columns = [latest[c].tolist() for c in ("_sid", "key", "machine", "median_s", "commit")]
@@ -376,7 +330,7 @@ def _regressions(
             }
         )
     return sorted(out, key=lambda r: -r["ratio"]), (
-        f"baseline band of the previous {n} nights ({BASELINE_CONFIDENCE:.0%} prediction interval)"
+        f"baseline band of the previous {n} nights ({HISTORY_CONFIDENCE:.0%} prediction interval)"
     )
 
 
@@ -489,7 +443,9 @@ def build_dashboard(
     frame = frame.iloc[order].reset_index(drop=True)
     frame["_code"] = code[order]
     frame["_sid"] = sid[code[order]]
-    bands = _bands(frame["_code"].to_numpy(), frame["median_s"].to_numpy(dtype=float), baseline_runs, threshold)
+    bands = history_verdicts(
+        frame["_code"].to_numpy(), frame["median_s"].to_numpy(dtype=float), baseline_runs, threshold
+    )
     latest = frame.drop_duplicates("_code", keep="last")
     counts = frame["_sid"].value_counts()
     regressions, regression_source = _regressions(latest, bands, baseline_runs, verdict_rows)
