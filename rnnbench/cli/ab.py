@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -25,49 +26,48 @@ from rnnbench.errors import UsageError
 from rnnbench.measure.machine import gpu_info
 from rnnbench.measure.timing import TimingConfig
 from rnnbench.sweep.ab import BUDGET_S, EXTRA_ROUNDS, ROUNDS, ABOptions, NothingLeft, run_ab
-from rnnbench.sweep.grid import expand, shard, shard_of
+from rnnbench.sweep.grid import expand, select_shard
 from rnnbench.sweep.memory import check_fits
 
-__all__ = ["add_parser", "run"]
+__all__ = ["ab_options", "add_parser", "run"]
+
+
+def ab_options(args: argparse.Namespace, base: str, new: str) -> ABOptions:
+    """The options every paired sweep's flags give (`ab`, and each step of `bisect`): the grid's budget,
+    rounds, threshold and where the documents go."""
+    return ABOptions(
+        base=base,
+        new=new,
+        results_dir=Path(args.results) if args.results is not None else default_results_dir(),
+        threads=args.threads or os.cpu_count() or 1,
+        # the per-case budget and minimum sample count are split across the rounds, as `run` does
+        timing=TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds))),
+        rounds=args.rounds,
+        extra_rounds=args.extra_rounds,
+        threshold=args.threshold,
+        timeout_s=args.timeout,
+        progress=not args.no_progress,
+        command=["rnnbench", *sys.argv[1:]],
+        preset=args.preset,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     grid = grid_from_args(args)
     if "cuda" in grid.devices and not gpu_info()["gpu_name"]:
         raise UsageError("device 'cuda' requested but no NVIDIA GPU is visible here (nvidia-smi not found)")
-    cases, skipped = expand(grid)
-    shard_text = None
-    if args.shard:
-        k, n = args.shard
-        cases, shard_text = shard(cases, k, n), f"{k}/{n}"
-        skipped = [(c, why) for c, why in skipped if shard_of(c.key, n) == k]
-    else:
+    cases, skipped, shard_text = select_shard(*expand(grid), args.shard)
+    if not args.shard:
         skipped = []  # an unsharded ab files only what it measured, as it always has
     if not cases and not args.resume:
         raise UsageError("the grid is empty after filters (is the framework installed?)")
     check_fits(cases)
-    n_threads = args.threads or os.cpu_count() or 1
-    opts = ABOptions(
-        base=args.base,
-        new=args.new,
-        results_dir=Path(args.results) if args.results is not None else default_results_dir(),
-        threads=n_threads,
-        # the per-case budget and minimum sample count are split across the rounds, as `run` does
-        timing=TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds))),
-        rounds=args.rounds,
-        extra_rounds=args.extra_rounds,
-        seed=args.seed,
-        threshold=args.threshold,
-        timeout_s=args.timeout,
-        progress=not args.no_progress,
-        command=["rnnbench", *sys.argv[1:]],
-        preset=args.preset,
-        base_results_dir=args.base_results,
-        shard=shard_text,
-        resume=args.resume,
+    opts = ab_options(args, args.base, args.new)
+    opts = dataclasses.replace(
+        opts, seed=args.seed, base_results_dir=args.base_results, shard=shard_text, resume=args.resume
     )
     try:
-        result = run_ab(cases, n_threads, opts, grid=grid, skipped=skipped)
+        result = run_ab(cases, opts.threads, opts, grid=grid, skipped=skipped)
     except NothingLeft as exc:
         print(f"rnnbench: {exc}", file=sys.stderr)
         return 0

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from pathlib import Path
 
 from rnnbench.case import Case
-from rnnbench.cli.options import (
-    add_budget_flags,
-    add_grid_flags,
-    add_threshold_flag,
-    grid_from_args,
-    int_range,
-    nonempty,
-    output_dir,
-    threads,
-)
-from rnnbench.cli.run import default_results_dir
+from rnnbench.cli import options
+from rnnbench.cli.ab import ab_options
 from rnnbench.errors import UsageError
-from rnnbench.measure.timing import TimingConfig
-from rnnbench.sweep.ab import ABOptions, project_root
+from rnnbench.sweep.ab import project_root
 from rnnbench.sweep.bisect import EXIT_CODES, Step, bisect, check, commits_between, subject
 from rnnbench.sweep.grid import expand
 
@@ -35,7 +22,7 @@ BUDGET_S = 1.0
 
 def _cases(args: argparse.Namespace) -> list[Case]:
     """The grid's cases, narrowed to `--cases` keys when given; UsageError when none is left."""
-    cases, _ = expand(grid_from_args(args))
+    cases, _ = expand(options.grid_from_args(args))
     if args.cases:
         by_key = {c.key: c for c in cases}
         missing = [k for k in args.cases if k not in by_key]
@@ -71,21 +58,8 @@ def _print_step(step: Step, n: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cases = _cases(args)
-    n_threads = args.threads or os.cpu_count() or 1
-    opts = ABOptions(
-        base=args.good,
-        new=args.bad,
-        results_dir=Path(args.results) if args.results is not None else default_results_dir(),
-        threads=n_threads,
-        timing=TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds))),
-        rounds=args.rounds,
-        extra_rounds=args.extra_rounds,
-        threshold=args.threshold,
-        timeout_s=args.timeout,
-        progress=not args.no_progress,
-        command=["rnnbench", *sys.argv[1:]],
-        preset=args.preset,
-    )
+    opts = ab_options(args, args.good, args.bad)
+    n_threads = opts.threads
     if args.step:
         good, bad, _ = commits_between(args.good, args.bad)
         steps = check(good, bad, cases, n_threads, opts)
@@ -118,8 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "(0 good, 1 slower, 125 undecided): git bisect run rnnbench bisect GOOD HEAD --step ..."
         ),
     )
-    p.add_argument("good", type=nonempty, help="a revision where the cases were fast")
-    p.add_argument("bad", type=nonempty, help="a later revision (descendant of GOOD) where they are slower")
+    p.add_argument("good", type=options.nonempty, help="a revision where the cases were fast")
+    p.add_argument("bad", type=options.nonempty, help="a later revision (descendant of GOOD) where they are slower")
     p.add_argument(
         "--cases",
         nargs="+",
@@ -127,17 +101,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="case keys to bisect on (from a night's regressions); they must be in the grid",
     )
     p.add_argument("--step", action="store_true", help="judge BAD against GOOD once; exit 0/1/125 for git bisect run")
-    add_grid_flags(p, "quick")
-    add_threshold_flag(p)
-    p.add_argument("--threads", type=threads, default=None, help="compute threads on both sides (default: all cores)")
-    p.add_argument("--results", type=output_dir, help="results directory for every step's run documents")
+    options.add_grid_flags(p, "quick")
+    options.add_threshold_flag(p)
     p.add_argument(
-        "--rounds", type=int_range(2, 100), default=ROUNDS,
+        "--threads", type=options.threads, default=None, help="compute threads on both sides (default: all cores)"
+    )
+    p.add_argument("--results", type=options.output_dir, help="results directory for every step's run documents")
+    p.add_argument(
+        "--rounds", type=options.int_range(2, 100), default=ROUNDS,
         help=f"interleaved rounds per step (default {ROUNDS}; an undecided step is repeated with twice as many)",
     )  # fmt: skip
     p.add_argument(
-        "--extra-rounds", type=int_range(0, 100), default=2,
+        "--extra-rounds", type=options.int_range(0, 100), default=2,
         help="rounds more, at most, for the cases still too noisy after --rounds (default 2)",
     )  # fmt: skip
-    add_budget_flags(p, " and side per step", budget=BUDGET_S)
+    options.add_budget_flags(p, " and side per step", budget=BUDGET_S)
     p.set_defaults(func=run)

@@ -18,6 +18,13 @@ from rnnbench.cli.options import (
 )
 from rnnbench.display import format_table
 from rnnbench.errors import UsageError
+from rnnbench.measure.machine import fingerprint, gpu_info
+from rnnbench.measure.timing import TimingConfig
+from rnnbench.sweep.grid import expand, select_shard
+from rnnbench.sweep.memory import check_fits
+from rnnbench.sweep.runner import RunOptions, run_cases, summary_rows
+from rnnbench.sweep.store import done_keys, live_writers
+from rnnbench.sweep.worker import make_record
 
 # run's exit code when every case ran but some were numerically inaccurate (and none crashed)
 EXIT_INACCURATE = 3
@@ -37,20 +44,10 @@ def default_results_dir() -> Path:
 
 def gpu_visible() -> bool:
     """Whether NVML (or, without its bindings, nvidia-smi) shows a GPU CUDA may use."""
-    from rnnbench.measure.machine import gpu_info
-
     return gpu_info()["gpu_name"] is not None
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnbench.measure.machine import fingerprint
-    from rnnbench.measure.timing import TimingConfig
-    from rnnbench.sweep.grid import expand, shard, shard_of
-    from rnnbench.sweep.memory import check_fits
-    from rnnbench.sweep.runner import RunOptions, run_cases, summary_rows
-    from rnnbench.sweep.store import done_keys, live_writers
-    from rnnbench.sweep.worker import make_record
-
     grid = grid_from_args(args)
     if "cuda" in grid.devices and not gpu_visible():
         raise UsageError(
@@ -58,12 +55,7 @@ def run(args: argparse.Namespace) -> int:
             " check CUDA_VISIBLE_DEVICES)"
         )
     n_threads = args.threads or os.cpu_count() or 1
-    cases, skipped = expand(grid)
-    shard_text = None
-    if args.shard:
-        k, n = args.shard
-        cases, shard_text = shard(cases, k, n), f"{k}/{n}"
-        skipped = [(c, why) for c, why in skipped if shard_of(c.key, n) == k]
+    cases, skipped, shard_text = select_shard(*expand(grid), args.shard)
     if not cases and not args.resume:
         raise UsageError("the grid is empty after filters (is the framework installed?)")
     check_fits(cases)

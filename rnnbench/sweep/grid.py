@@ -315,3 +315,14 @@ def shard_of(key: str, n: int) -> int:
 def shard(cases: Sequence[Case], k: int, n: int) -> list[Case]:
     """The K-th of N disjoint parts: the cases whose key hashes to K (order kept)."""
     return [c for c in cases if shard_of(c.key, n) == k]
+
+
+def select_shard(
+    cases: Sequence[Case], skipped: Sequence[tuple[Case, str]], part: tuple[int, int] | None
+) -> tuple[list[Case], list[tuple[Case, str]], str | None]:
+    """The cases and not-applicable cases of shard `part` (K, N) of an expanded grid, and its `K/N` text;
+    everything, and None, without a shard."""
+    if part is None:
+        return list(cases), list(skipped), None
+    k, n = part
+    return shard(cases, k, n), [(c, why) for c, why in skipped if shard_of(c.key, n) == k], f"{k}/{n}"
