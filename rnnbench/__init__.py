@@ -37,11 +37,17 @@ __all__ = [
 ]
 
 
-def load(paths: Iterable[str | Path] | str | Path | None = None) -> pd.DataFrame:
-    """Every runner document and asv result under `paths` (default `results/`) as one tidy DataFrame.
+def load(
+    paths: Iterable[str | Path] | str | Path | None = None,
+    machines: Iterable[str] | None = None,
+    last: int | None = None,
+    since: str | None = None,
+) -> pd.DataFrame:
+    """Every runner document, asv result and history folder under `paths` (default `results/`) as one tidy
+    DataFrame; `machines`, `last` (runs per machine) and `since` (a UTC date) narrow what is read.
 
     A thin wrapper so that `import rnnbench` does not import pandas; see `rnnbench.analysis.frame.load`.
     """
     from rnnbench.analysis.frame import load as load_frame
 
-    return load_frame(paths)
+    return load_frame(paths, machines=machines, last=last, since=since)

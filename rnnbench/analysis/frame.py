@@ -613,6 +613,7 @@ def load(
     machines: Iterable[str] | None = None,
     last: int | None = None,
     since: str | None = None,
+    samples: bool = True,
 ) -> pd.DataFrame:
     """All runner documents, asv results and history folders under `paths` (default `results/`).
 
@@ -625,6 +626,8 @@ def load(
     history nights likewise. `machines`, `last` (runs per machine) and `since`
     (a UTC date) narrow what is read: a history folder (`analysis.columnar`)
     opens only those nights; documents are read, then narrowed the same way.
+    `samples=False` leaves a history's samples unread (empty lists), for the
+    verdicts that need medians only.
     """
     import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
@@ -639,8 +642,9 @@ def load(
         parts[0] = _narrowed(parts[0], machines, last, since)
     for root in histories:
         stored = columnar.read_frame(
-            root, machines, last, since, on_corrupt=lambda exc: warnings.warn(str(exc), SkippedFileWarning, 2)
-        )
+            root, machines, last, since, samples=samples,
+            on_corrupt=lambda exc: warnings.warn(str(exc), SkippedFileWarning, 2),
+        )  # fmt: skip
         parts.append(stored.reindex(columns=list(COLUMNS[:-1])))
     if not parts:
         frame = pd.DataFrame(columns=list(COLUMNS[:-1]))

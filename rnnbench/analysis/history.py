@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rnnbench.display import format_markdown, format_table, format_value, hardware_label, text_or_blank
-from rnnbench.judge.published import HISTORY_CONFIDENCE, MIN_HISTORY, Published, judge_history
+from rnnbench.judge.bootstrap import prediction_bands
+from rnnbench.judge.published import HISTORY_CONFIDENCE, MIN_HISTORY, Published, read_history_band
 from rnnbench.judge.rules import change_kind
 
 if TYPE_CHECKING:
@@ -148,16 +149,13 @@ def series(frame: pd.DataFrame, metrics: bool = False) -> Iterator[tuple[tuple[s
     `metrics`, every metric is a series (its key gets ` [metric]`); otherwise
     only times. Each group has a column `_y` with the value in its unit.
     """
-    f = _metric_columns(frame)
-    ok = f[f["status"].eq("ok") & f["_y"].notna() & f["date"].notna()]
-    if not metrics:
+    ok = _series_rows(frame)
+    if ok is not None and not metrics:
         ok = ok[ok["metric"].eq("time")]
-    if ok.empty:
+    if ok is None or ok.empty:
         return
-    ok = ok.assign(_series=_series_label(ok))
-    ok = ok.assign(_skey=[k if m == "time" else f"{k} [{m}]" for k, m in zip(ok["key"], ok["metric"])])
     for ident, group in ok.groupby(["_series", "_skey", "source"], sort=True, dropna=False):
-        yield (str(ident[0]), str(ident[1]), str(ident[2])), group.sort_values("date", kind="stable")
+        yield (str(ident[0]), str(ident[1]), str(ident[2])), group.drop(columns="_code")
 
 
 def _versions(row: Any) -> dict[str, str]:
@@ -249,29 +247,80 @@ def baseline(
     Returns the verdicts (every series with at least `MIN_BASELINE` earlier
     runs) and how many series were too short to judge.
     """
+    rows = _series_rows(frame)
+    if rows is None:
+        return [], 0
+    codes = rows["_code"].to_numpy()
+    y = rows["_y"].to_numpy(dtype=float)
+    # every series at once: its band from its previous n rows (one pass, no loop over series)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre, half, k = prediction_bands(codes, np.log(y), n, confidence, threshold)
+    ends = np.r_[np.flatnonzero(codes[1:] != codes[:-1]), len(codes) - 1]
+    starts = np.r_[0, ends[:-1] + 1]
+    columns = {
+        c: rows[c].to_numpy(dtype=object)
+        for c in (
+            "_series",
+            "_skey",
+            "source",
+            "metric",
+            "unit",
+            "direction",
+            "commit",
+            "framework",
+            "framework_version",
+        )
+    }
+    dates = rows["date"].to_numpy(dtype=object)
     out: list[BaselineVerdict] = []
     short = 0
-    for (machine, key, source), g in series(frame, metrics=True):
-        y = np.asarray(g["_y"], dtype=float)
-        if len(y) < MIN_BASELINE + 1 or not (y > 0).all():
+    for first, last in zip(starts, ends):
+        if last - first < MIN_BASELINE or not (y[first : last + 1] > 0).all():
             short += 1
             continue
-        last = g.iloc[-1]
-        direction = last["direction"] if isinstance(last["direction"], str) else None
-        h = judge_history(y[-n - 1 : -1], float(y[-1]), direction, threshold, confidence)
-        earlier = g.iloc[-n - 1 : -1]
-        versions = sorted({v for v in (version_change(r, last) for _, r in earlier.iterrows()) if v})
+        direction = columns["direction"][last] if isinstance(columns["direction"][last], str) else None
+        h = read_history_band(math.log(y[last]), float(centre[last]), float(half[last]), int(k[last]), direction,
+                              threshold)  # fmt: skip
+        commit = columns["commit"][last]
         out.append(
             BaselineVerdict(
-                kind=str(h.verdict), machine=machine, key=key, source=source, metric=str(last["metric"]),
-                unit=str(last["unit"]), newest=float(y[-1]), center=h.center, low=h.low, high=h.high, ratio=h.ratio,
-                runs=h.nights, commit=last["commit"] if isinstance(last["commit"], str) else None,
-                date=last["date"].isoformat(), versions="; ".join(versions), mde=h.mde, outside=h.outside,
+                kind=str(h.verdict), machine=str(columns["_series"][last]), key=str(columns["_skey"][last]),
+                source=str(columns["source"][last]), metric=str(columns["metric"][last]),
+                unit=str(columns["unit"][last]), newest=float(y[last]), center=h.center, low=h.low, high=h.high,
+                ratio=h.ratio, runs=h.nights, commit=commit if isinstance(commit, str) else None,
+                date=dates[last].isoformat(), versions=_window_versions(columns, max(first, last - n), last),
+                mde=h.mde, outside=h.outside,
             )
         )  # fmt: skip
     order = {"regression": 0, "changed": 1, "improvement": 2, TOO_NOISY: 3, "within": 4}
     out.sort(key=lambda v: (order[v.kind], -abs(math.log(v.ratio)), v.key))
     return out, short
+
+
+def _series_rows(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The successful rows of every series (as `series` groups them), sorted by series then date, with the
+    series' number in `_code`; None when there are none."""
+    f = _metric_columns(frame)
+    ok = f[f["status"].eq("ok") & f["_y"].notna() & f["date"].notna()]
+    if ok.empty:
+        return None
+    ok = ok.assign(_series=_series_label(ok))
+    ok = ok.assign(_skey=[k if m == "time" else f"{k} [{m}]" for k, m in zip(ok["key"], ok["metric"])])
+    ok = ok.sort_values(["_series", "_skey", "source", "date"], kind="stable")
+    return ok.assign(_code=ok.groupby(["_series", "_skey", "source"], sort=False, dropna=False).ngroup().to_numpy())
+
+
+def _window_versions(columns: dict[str, Any], first: int, last: int) -> str:
+    """The framework version changes between the rows first..last-1 of a series and its row `last`."""
+    newest = {"framework": columns["framework"][last], "framework_version": columns["framework_version"][last]}
+    found = {
+        version_change(
+            {"framework": columns["framework"][i], "framework_version": columns["framework_version"][i]}, newest
+        )
+        for i in range(first, last)
+        if columns["framework_version"][i] != newest["framework_version"]
+    }
+    return "; ".join(sorted(v for v in found if v))
 
 
 # -- output -----------------------------------------------------------------------------------------

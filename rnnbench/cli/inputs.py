@@ -62,13 +62,13 @@ def _folded(messages: Sequence[str]) -> list[str]:
     return lines
 
 
-def load_results(paths: Sequence[str], last: int | None = None) -> pd.DataFrame:
-    """Every result under `paths` (default `results/`) as one frame, or each machine's `last` N runs;
-    UsageError when there is none."""
+def load_results(paths: Sequence[str], last: int | None = None, samples: bool = True) -> pd.DataFrame:
+    """Every result under `paths` (default `results/`) as one frame, or each machine's `last` N runs
+    (a history's samples left unread with `samples=False`); UsageError when there is none."""
     from rnnbench.analysis.frame import load
 
     with warnings_or_reason():
-        frame = load(list(paths) or None, last=last)
+        frame = load(list(paths) or None, last=last, samples=samples)
         if frame.empty:
             raise UsageError(f"no rnnbench or asv results in {', '.join(paths or ['results'])}")
     return frame

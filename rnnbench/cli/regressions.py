@@ -19,7 +19,7 @@ __all__ = ["add_parser", "run"]
 def run(args: argparse.Namespace) -> int:
     if args.baseline and args.paths and all(is_history(p) for p in args.paths):
         # a history answers "the newest night vs its previous N" from those nights' files alone
-        frame = load_results(args.paths, last=args.baseline + 1)
+        frame = load_results(args.paths, last=args.baseline + 1, samples=False)
     else:
         frame = load_results(args.paths)
     with one_line_warnings():

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     paired = (_document(args.paired[0], "BASE"), _document(args.paired[1], "NEW")) if args.paired else None
     with one_line_warnings():
         # a machine's asv results share its history folder: read enough files to hold N + 1 runner nights
-        frame = load_results([args.history], last=3 * (args.baseline + 1))
+        frame = load_results([args.history], last=3 * (args.baseline + 1), samples=False)
         doc = build_verdicts(
             frame, paired=paired, baseline_nights=args.baseline, threshold=args.threshold, machine=args.machine,
             repo=Path(args.repo) if args.repo else None,

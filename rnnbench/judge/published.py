@@ -41,6 +41,7 @@ __all__ = [
     "history_verdicts",
     "judge_history",
     "published",
+    "read_history_band",
 ]
 
 HISTORY_CONFIDENCE = 0.99
@@ -111,7 +112,16 @@ def judge_history(
         raise ValueError(f"the history rule needs at least {MIN_HISTORY} previous values, got {len(previous)}")
     logs = np.log(np.asarray(previous, dtype=float))
     mu, half = prediction_band(logs, confidence, threshold)
-    dev = math.log(newest) - mu
+    return read_history_band(math.log(newest), mu, half, len(previous), direction, threshold)
+
+
+def read_history_band(
+    newest_log: float, mu: float, half: float, nights: int, direction: str | None, threshold: float = THRESHOLD
+) -> HistoryVerdict:
+    """The history rule's verdict, given the band (`mu` +- `half` on the log scale, from `prediction_band`
+    or one row of `prediction_bands`): too noisy to judge where the MDE exceeds the threshold, else a
+    change where the newest value lies outside the band, else within."""
+    dev = newest_log - mu
     mde = math.expm1(half)
     outside = abs(dev) > half
     if _too_noisy(mde, threshold):
@@ -122,7 +132,7 @@ def judge_history(
         verdict = Published.WITHIN
     return HistoryVerdict(
         verdict=verdict, ratio=math.exp(dev), center=math.exp(mu), low=math.exp(mu - half), high=math.exp(mu + half),
-        mde=mde, nights=len(previous), outside=outside,
+        mde=mde, nights=nights, outside=outside,
     )  # fmt: skip
 
 
