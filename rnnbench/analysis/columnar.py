@@ -292,11 +292,30 @@ def read_frame(
 
 
 def _with_samples(table: pd.DataFrame, night: Night) -> pd.DataFrame:
-    rounds: dict[int, list[list[float]]] = {}
+    """`table` with each row's samples from the night's samples file: `round_samples_s` a list of numpy
+    arrays (one per round), `samples_s` one array; empty lists where the night keeps no samples.
+
+    Arrays rather than lists of Python floats: a month of nights holds some 15 million samples, and
+    Arrow hands them over as arrays without making an object per sample."""
+    import numpy as np
+
+    rounds: dict[int, list[Any]] = {}
+    flat: dict[int, Any] = {}
     if night.samples is not None:
-        stored = _read(night.samples, None).to_pydict()
-        rounds = dict(zip(stored["row"], stored["round_samples_s"]))
+        stored = _read(night.samples, None)
+        nested = stored.column("round_samples_s").combine_chunks()
+        rows = stored.column("row").to_numpy()
+        per_round = nested.flatten()  # one list per round, all rows one after the other
+        values = per_round.flatten().to_numpy(zero_copy_only=False)
+        # offsets relative to the first, in case Arrow hands over a slice
+        round_bounds = per_round.offsets.to_numpy() - per_round.offsets[0].as_py()
+        row_bounds = nested.offsets.to_numpy() - nested.offsets[0].as_py()
+        arrays = np.split(values, round_bounds[1:-1])
+        for i, r in enumerate(rows):
+            a, b = row_bounds[i], row_bounds[i + 1]
+            rounds[int(r)] = arrays[a:b]
+            flat[int(r)] = values[round_bounds[a] : round_bounds[b]]
     table = table.copy()
     table["round_samples_s"] = [rounds.get(int(r), []) for r in table["row"]]
-    table["samples_s"] = [[s for r in rs for s in r] for rs in table["round_samples_s"]]
+    table["samples_s"] = [flat.get(int(r), []) for r in table["row"]]
     return table
