@@ -439,7 +439,15 @@ def test_nightly_sh_pairs_with_the_previous_nights_commit_in_its_kept_environmen
     }
     # the previous night: the parent commit in an environment whose lock differs from tonight's by one
     # package; that environment is already kept (a wrapper of this interpreter, so nothing is installed)
-    old = packages() | {"some-framework": "1.0"}
+    # tonight's lock as the night's own interpreter sees it (a fresh process with the night's environment):
+    # the pytest process's sys.path can hold distributions the night does not see (as in a fresh-clone CI)
+    tonight = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", "import json; from rnnbench.measure.machine import packages; print(json.dumps(packages()))"],
+            env=env, capture_output=True, text=True, check=True, timeout=120,
+        ).stdout
+    )  # fmt: skip
+    old = tonight | {"some-framework": "1.0"}
     machine = {"machine": "nightly", "git_commit": old_commit, "packages": old, "lock_digest": lock_digest(old)}
     write_document(history, new_document(machine, command=["rnnbench", "run"], preset="quick", shard=None))
     kept = history / "envs" / lock_digest(old)
@@ -458,7 +466,7 @@ def test_nightly_sh_pairs_with_the_previous_nights_commit_in_its_kept_environmen
     assert "-some-framework 1.0" in plan["changes"]
     (new,), (base,) = _docs(shard), _docs(shard / "paired")
     assert base["machine"]["git_commit"] == old_commit and base["ab"]["spec"] == plan["base_side"]
-    assert new["machine"]["lock_digest"] == lock_digest(packages()) and new["ab"]["side"] == "new"
+    assert new["machine"]["lock_digest"] == lock_digest(tonight) and new["ab"]["side"] == "new"
     # a rerun (a requeued shard) keeps the plan and finds nothing left to measure
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0 and "every case is recorded on both sides" in p.stderr, p.stderr[-3000:]

@@ -20,9 +20,9 @@ from rnnbench.display import format_table
 from rnnbench.errors import UsageError
 from rnnbench.measure.machine import fingerprint, gpu_info
 from rnnbench.measure.timing import TimingConfig
+from rnnbench.sweep import runner
 from rnnbench.sweep.grid import expand, select_shard
 from rnnbench.sweep.memory import check_fits
-from rnnbench.sweep.runner import RunOptions, run_cases, summary_rows
 from rnnbench.sweep.store import done_keys, live_writers
 from rnnbench.sweep.worker import make_record
 
@@ -79,16 +79,17 @@ def run(args: argparse.Namespace) -> int:
         budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds)), flush_l2=args.flush_l2,
         warmup_budget_s=WARMUP_BUDGET_S,
     )  # fmt: skip
-    opts = RunOptions(
+    opts = runner.RunOptions(
         results_dir=results, threads=n_threads, timing=timing, timeout_s=args.timeout, progress=not args.no_progress,
         command=["rnnbench", *sys.argv[1:]], preset=args.preset, shard=shard_text, rounds=args.rounds,
         seed=args.seed, grid=grid,
     )  # fmt: skip
     not_applicable = [make_record(case, "skipped", threads=n_threads, error=why) for case, why in skipped]
-    writer = run_cases(cases, machine, opts, extra_records=not_applicable)
+    # through the module: tests substitute the sweep (runner.run_cases) to plant a failing worker
+    writer = runner.run_cases(cases, machine, opts, extra_records=not_applicable)
     records = writer.records
     out = sys.stderr if args.json else sys.stdout
-    headers, rows = summary_rows(records)
+    headers, rows = runner.summary_rows(records)
     if rows:
         print(format_table(headers, rows), file=out)
     failed = [r for r in records if r.status == "failed"]
