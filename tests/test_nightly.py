@@ -418,6 +418,21 @@ def test_publish_bisects_a_paired_nights_regressions_within_its_budget(tmp_path:
     assert "first slower commit: planted" in (site / "bisect.txt").read_text()
 
 
+def _night_env(nightly_args: str, **more: str) -> dict[str, str]:
+    """The environment of a tiny real night: this interpreter's rnnbench from this checkout, no asv, and
+    none of the caller's RNNBENCH_/SLURM_ settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("RNNBENCH_", "SLURM_"))} | {
+        "RNNBENCH": f"{sys.executable} -m rnnbench",
+        "PYTHON": sys.executable,
+        "PYTHONPATH": str(ROOT),
+        "RNNBENCH_MACHINE": "nightly",
+        "RNNBENCH_NIGHTLY_PRESET": "quick",
+        "RNNBENCH_NIGHTLY_ARGS": nightly_args,
+        "RNNBENCH_NIGHTLY_ASV": "none",
+        **more,
+    }
+
+
 @pytest.mark.slow  # a real (tiny) paired night: two numpy workers, one of them in a worktree of HEAD~1
 @pytest.mark.skipif(not _git_checkout(), reason="not a git checkout")
 def test_nightly_sh_pairs_with_the_previous_nights_commit_in_its_kept_environment(tmp_path: Path) -> None:
@@ -426,17 +441,11 @@ def test_nightly_sh_pairs_with_the_previous_nights_commit_in_its_kept_environmen
         pytest.skip("no parent commit")
     old_commit = parent.stdout.strip()
     history = tmp_path / "history"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNBENCH_", "SLURM_"))} | {
-        "RNNBENCH": f"{sys.executable} -m rnnbench",
-        "PYTHON": sys.executable,
-        "PYTHONPATH": str(ROOT),
-        "RNNBENCH_MACHINE": "nightly",
-        "RNNBENCH_NIGHTLY_PRESET": "quick",
-        "RNNBENCH_NIGHTLY_ARGS": "--framework numpy --cell rnn --pass forward --formulation concat,separate "
-        "--batch 4 --hidden 16 --seq-len 4 --threads 1",
-        "RNNBENCH_NIGHTLY_AB_ARGS": "--budget 0.05 --rounds 2 --extra-rounds 0",
-        "RNNBENCH_NIGHTLY_ASV": "none",
-    }
+    env = _night_env(
+        "--framework numpy --cell rnn --pass forward --formulation concat,separate --batch 4 --hidden 16 "
+        "--seq-len 4 --threads 1",
+        RNNBENCH_NIGHTLY_AB_ARGS="--budget 0.05 --rounds 2 --extra-rounds 0",
+    )
     # the previous night: the parent commit in an environment whose lock differs from tonight's by one
     # package; that environment is already kept (a wrapper of this interpreter, so nothing is installed)
     # tonight's lock as the night's own interpreter sees it (a fresh process with the night's environment):
@@ -476,16 +485,10 @@ def test_nightly_sh_pairs_with_the_previous_nights_commit_in_its_kept_environmen
 @pytest.mark.slow  # a real (tiny) night: one numpy worker
 def test_a_previous_night_that_cannot_be_re_measured_leaves_a_plain_night(tmp_path: Path) -> None:
     history = tmp_path / "history"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RNNBENCH_", "SLURM_"))} | {
-        "RNNBENCH": f"{sys.executable} -m rnnbench",
-        "PYTHON": sys.executable,
-        "PYTHONPATH": str(ROOT),
-        "RNNBENCH_MACHINE": "nightly",
-        "RNNBENCH_NIGHTLY_PRESET": "quick",
-        "RNNBENCH_NIGHTLY_ARGS": "--framework numpy --cell rnn --pass forward --formulation concat "
-        "--batch 4 --hidden 16 --seq-len 4 --threads 1 --budget 0.05 --rounds 1",
-        "RNNBENCH_NIGHTLY_ASV": "none",
-    }
+    env = _night_env(
+        "--framework numpy --cell rnn --pass forward --formulation concat --batch 4 --hidden 16 --seq-len 4 "
+        "--threads 1 --budget 0.05 --rounds 1"
+    )
     # the previous night names a commit this repository does not have: ab refuses it before writing
     machine = {"machine": "nightly", "git_commit": "f" * 40, "packages": packages(), "lock_digest": "0" * 16}
     write_document(history, new_document(machine, command=["rnnbench", "run"], preset="quick", shard=None))
