@@ -266,6 +266,38 @@ def test_judge_refuses_a_busy_case_not_a_preempted_one() -> None:
     assert by["busy"].verdict == "too noisy" and "busy machine" in by["busy"].note
 
 
+def test_a_paired_case_drops_its_busy_rounds_on_both_sides_and_keeps_its_verdict() -> None:
+    import numpy as np
+
+    from rnnbench.judge.cases import paired_rounds
+    from rnnbench.sweep.ab import _undecided
+
+    rng = np.random.default_rng(5)
+
+    def record(scale: float, stalled: set[int], n_rounds: int = 5) -> dict[str, object]:
+        # drawn samples (1% spread around a planted level), a 500x stall planted in the rounds named
+        rounds = [[*(scale * 1e-3 * rng.lognormal(0.0, 0.01, 30))] for _ in range(n_rounds)]
+        for i in stalled:
+            rounds[i][7] = 0.5
+        flat = [v for r in rounds for v in r]
+        return {"key": "k", "status": "ok", "median_s": float(np.median(flat)), "samples_s": flat,
+                "round_samples_s": rounds, "stalls": len(stalled)}  # fmt: skip
+
+    # a stall in round 1 of BASE and round 3 of NEW: both rounds go on both sides, three quiet pairs judge
+    base, new = record(1.0, {1}), record(1.3, {3})
+    rounds = paired_rounds(base, new)
+    assert rounds.dropped == 2 and not rounds.busy and len(rounds.base) == len(rounds.new) == 3
+    assert rounds.base[0] == base["round_samples_s"][0] and rounds.new[1] == new["round_samples_s"][2]  # type: ignore[index]
+    (case,) = judge_records([base], [new], 0.05).cases
+    assert case.verdict == "slower" and case.note == "2 busy rounds dropped" and case.ci_low > 1.2
+    assert not _undecided({"base": [base], "new": [new]}, 0, 0.05)  # decided: no extra round for it
+    # four of five rounds busy: one quiet pair is too few to judge, so no verdict, and extra rounds may help
+    base, new = record(1.0, {0, 1}), record(1.3, {2, 3})
+    (case,) = judge_records([base], [new], 0.05).cases
+    assert paired_rounds(base, new).busy and case.verdict == "too noisy" and "busy machine" in case.note
+    assert _undecided({"base": [base], "new": [new]}, 0, 0.05)
+
+
 def test_workers_idle_blas_threads_sleep_unless_the_environment_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     from rnnbench.sweep.ab import Side, _checkout
 

@@ -21,7 +21,7 @@ from rnnbench.cli.options import (
     shard_spec,
     threads,
 )
-from rnnbench.cli.run import default_results_dir
+from rnnbench.cli.run import WARMUP_BUDGET_S, default_results_dir
 from rnnbench.errors import UsageError
 from rnnbench.measure.machine import gpu_info
 from rnnbench.measure.timing import TimingConfig
@@ -40,8 +40,13 @@ def ab_options(args: argparse.Namespace, base: str, new: str) -> ABOptions:
         new=new,
         results_dir=Path(args.results) if args.results is not None else default_results_dir(),
         threads=args.threads or os.cpu_count() or 1,
-        # the per-case budget and minimum sample count are split across the rounds, as `run` does
-        timing=TimingConfig(budget_s=args.budget / args.rounds, min_samples=max(5, -(-15 // args.rounds))),
+        # the per-case budget and minimum sample count are split across the rounds, and the warm-up is
+        # `run`'s, so each side of a paired night warms and samples as a plain night's run does
+        timing=TimingConfig(
+            budget_s=args.budget / args.rounds,
+            min_samples=max(5, -(-15 // args.rounds)),
+            warmup_budget_s=WARMUP_BUDGET_S,
+        ),
         rounds=args.rounds,
         extra_rounds=args.extra_rounds,
         threshold=args.threshold,

@@ -4,7 +4,9 @@ This module owns `Comparison`, what a two-sided comparison found (a verdict
 per case, the cases it could not pair, its warnings), and `judge_cases`, the
 loop that fills it from cases already paired up: pool the noise over the
 comparison (unpaired sides only), judge each case with `compare_rounds`, apply
-the busy-machine rule, and warn about a whole-run shift. `compare` pairs the
+the busy-machine rule (a paired case's busy rounds are dropped on both sides,
+`paired_rounds`; an unpaired case flagged busy gets no verdict), and warn
+about a whole-run shift. `compare` pairs the
 rows of two pandas frames (`rnnbench.analysis.comparison`), `ab` the records
 of its two documents (`judge_records` here, which needs no pandas); both end
 in `judge_cases`, so a rule or a message changes in one place.
@@ -37,6 +39,7 @@ from rnnbench.judge.rules import (
     rounds_of,
     stall_flagged,
 )
+from rnnbench.measure.timing import busy
 
 __all__ = [
     "CaseComparison",
@@ -46,6 +49,7 @@ __all__ = [
     "common_mode",
     "judge_cases",
     "judge_records",
+    "paired_rounds",
     "paired_verdict",
     "sort_cases",
 ]
@@ -195,14 +199,56 @@ def _judge_pair(
 # -- the two documents of one `ab` run ------------------------------------------------------------
 
 
+# A paired case keeps a verdict while this many of its round pairs were measured on a quiet machine:
+# two rounds give the round-level bootstrap a spread to read, and an interval from them is as wide as
+# that spread says (a busy night gets wide intervals, not false ones)
+MIN_QUIET_ROUNDS = 2
+# the record fields that flag a whole side as busy, whatever its rounds show (the timing engine's
+# `stalls` count is weighed round by round instead: `paired_rounds`)
+_SIDE_FLAGS = ("stalled", "stall", "busy")
+
+
+@dataclass(frozen=True)
+class PairedRounds:
+    """The round pairs of one paired case that count: those where neither side's samples show a busy
+    machine (`timing.busy`). A stall lands in one turn of one side, so it says nothing about the rounds
+    before and after it: a busy round is dropped on both sides and the rest still judge the case."""
+
+    base: list[list[float]]
+    new: list[list[float]]
+    dropped: int  # round pairs dropped as busy
+    busy: bool  # too few quiet rounds left (or a side flagged busy as a whole): no verdict
+
+    @property
+    def note(self) -> str:
+        if not self.dropped or self.busy:
+            return ""
+        return f"{self.dropped} busy round{'s' if self.dropped > 1 else ''} dropped"
+
+
+def paired_rounds(base: Mapping[str, Any], new: Mapping[str, Any]) -> PairedRounds:
+    """Round i of BASE beside round i of NEW (both `ok` records of one `ab` case), the busy ones dropped.
+    A record without per-round samples is weighed whole, as the unpaired rule does (`stall_flagged`)."""
+    rb, rn = rounds_of(base), rounds_of(new)
+    flagged = any(bool(row.get(col)) for row in (base, new) for col in _SIDE_FLAGS)
+    if not (base.get("round_samples_s") is not None and new.get("round_samples_s") is not None):
+        return PairedRounds(rb, rn, 0, flagged or stall_flagged(base) or stall_flagged(new))
+    n = min(len(rb), len(rn))
+    keep = [i for i in range(n) if len(rb[i]) and len(rn[i]) and not busy(rb[i]) and not busy(rn[i])]
+    dropped = sum(1 for i in range(n) if len(rb[i]) and len(rn[i])) - len(keep)
+    quiet = len(keep) >= min(MIN_QUIET_ROUNDS, n)
+    return PairedRounds([rb[i] for i in keep], [rn[i] for i in keep], dropped, flagged or not quiet)
+
+
 def paired_verdict(base: Mapping[str, Any], new: Mapping[str, Any], threshold: float) -> tuple[SampleVerdict, bool]:
-    """The paired round-level verdict of two `ok` records of one case, and whether either was flagged
-    busy (then no verdict stands, however the interval reads): the rule `ab`'s extra rounds stop on,
-    the same `judge_records` judges with."""
+    """The paired round-level verdict of two `ok` records of one case over their quiet rounds
+    (`paired_rounds`), and whether too few were quiet (then no verdict stands, however the interval
+    reads): the rule `ab`'s extra rounds stop on, the same `judge_records` judges with."""
     # no moderated floor here (compare has one): measured on the 2-core VM it cost ab most of its power
     # and stopped no false alarm (docs/measurements/2026-11-22-ci-cpu-2core-issue9-targets.md)
-    v = compare_rounds(rounds_of(base), rounds_of(new), threshold, CONFIDENCE, paired=True)
-    return v, stall_flagged(base) or stall_flagged(new)
+    rounds = paired_rounds(base, new)
+    v = compare_rounds(rounds.base, rounds.new, threshold, CONFIDENCE, paired=True)
+    return v, rounds.busy
 
 
 def judge_records(
@@ -223,11 +269,12 @@ def judge_records(
         elif rb["status"] != "ok" or rn["status"] != "ok":
             not_ok.append((rb["key"], rb["status"], rn["status"]))
         else:
+            rounds = paired_rounds(rb, rn)
             pairs.append(
                 CasePair(
-                    key=rb["key"], machine=None, base_rounds=rounds_of(rb), new_rounds=rounds_of(rn),
-                    base_value=float(rb["median_s"]), new_value=float(rn["median_s"]),
-                    busy=stall_flagged(rb) or stall_flagged(rn),
+                    key=rb["key"], machine=None, base_rounds=rounds.base, new_rounds=rounds.new,
+                    base_value=float(rb["median_s"]), new_value=float(rn["median_s"]), busy=rounds.busy,
+                    note=rounds.note,
                 )
             )  # fmt: skip
     unpaired = Unpaired(sorted(keys_b - keys_n), sorted(keys_n - keys_b), not_ok, both_skipped)

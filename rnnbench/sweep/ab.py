@@ -545,13 +545,13 @@ def run_ab(
 
 
 def _undecided(records: dict[str, list[dict[str, Any]]], i: int, threshold: float) -> bool:
-    """Whether the pair at index `i` can still be decided by more rounds: both sides measured, not
-    flagged busy (a stalled case gets no verdict however many rounds it has), the verdict `too noisy`."""
+    """Whether the pair at index `i` can still be decided by more rounds: both sides measured, and the
+    verdict `too noisy`, or too few rounds quiet (a busy round is dropped: a quiet one may replace it)."""
     rb, rn = records["base"][i], records["new"][i]
     if rb["status"] != "ok" or rn["status"] != "ok":
         return False
     v, busy = paired_verdict(rb, rn, threshold)
-    return not busy and v.verdict == Verdict.TOO_NOISY
+    return busy or v.verdict == Verdict.TOO_NOISY
 
 
 def _driver(drivers: dict[str, _Driver | None], name: str, side: Side, env: dict[str, str], opts: ABOptions) -> _Driver:
