@@ -195,7 +195,8 @@ def test_the_environment_is_rebuilt_with_the_python_it_ran(monkeypatch: pytest.M
 
 def _verdicts(paired: bool, cases: list[tuple[str, str, str]]) -> dict[str, Any]:
     return {
-        "kind": "rnnbench-verdicts", "api_version": 1, "pairing": {"paired": paired},
+        "kind": "rnnbench-verdicts", "api_version": 1, "pairing": {"paired": paired}, "machine": MACHINE,
+        "night": {}, "counts": {}, "threshold": 0.05,
         "cases": [{"key": k, "verdict": v, "method": m, "base": {"commit": "a" * 40}, "new": {"commit": "b" * 40}}
                   for k, v, m in cases],
     }  # fmt: skip

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rnnbench.errors import UsageError
+from rnnbench.jsonkind import read_kind_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,15 +106,7 @@ def create(path: str | Path, keep_samples: int = KEEP_SAMPLES) -> Path:
 
 
 def _settings(root: Path) -> dict[str, Any]:
-    try:
-        settings = json.loads((root / MARKER).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{root / MARKER}: not a readable history marker ({exc})") from None
-    if not isinstance(settings, dict) or settings.get("kind") != KIND:
-        raise UsageError(f"{root / MARKER}: not an rnnbench history marker")
-    if settings.get("api_version") != API_VERSION:
-        raise UsageError(f"{root / MARKER}: history api_version {settings.get('api_version')!r} is not readable here")
-    return settings
+    return read_kind_json(root / MARKER, KIND, API_VERSION, "history marker")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from rnnbench.analysis.history import baseline
 from rnnbench.errors import UsageError
+from rnnbench.jsonkind import read_kind_json
 from rnnbench.judge.cases import judge_records
 from rnnbench.judge.published import HISTORY_METHOD, Published, published
 from rnnbench.judge.rules import PAIRED_METHOD, THRESHOLD, present
@@ -336,16 +337,7 @@ def write_verdicts(doc: Mapping[str, Any], out: Path) -> Path:
 
 def read_verdicts(path: Path) -> dict[str, Any]:
     """A verdicts document; UsageError (one line) for a missing file or one that is not a verdicts document."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such verdicts file (write it with `rnnbench verdicts`)") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a readable verdicts document ({str(exc).splitlines()[0][:100]})") from None
-    if not isinstance(doc, dict) or doc.get("kind") != KIND:
-        raise UsageError(f"{path}: not an rnnbench verdicts document (kind {KIND!r})")
-    if doc.get("api_version") != API_VERSION:
-        raise UsageError(f"{path}: verdicts api_version {doc.get('api_version')!r} is not readable here")
+    doc = read_kind_json(path, KIND, API_VERSION, "verdicts document", "write it with `rnnbench verdicts`")
     for field in ("machine", "night", "pairing", "cases", "counts", "threshold"):
         if field not in doc:
             raise UsageError(f"{path}: verdicts document without {field!r}")

@@ -80,7 +80,8 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_bisect_args(args: argparse.Namespace) -> int:
-    from rnnbench.sweep.nightly import read_verdicts, regressed_cases
+    from rnnbench.analysis.verdicts import read_verdicts
+    from rnnbench.sweep.nightly import regressed_cases
 
     request = regressed_cases(read_verdicts(Path(args.verdicts)))
     if request is None:

@@ -33,7 +33,6 @@ paired night, and between which commits.
 from __future__ import annotations
 
 import fcntl
-import json
 import platform
 import shutil
 import subprocess
@@ -43,7 +42,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rnnbench.errors import UsageError
 from rnnbench.measure.machine import lock_lines
 from rnnbench.sweep.store import RUNS_DIR, read_run
 
@@ -325,14 +323,3 @@ def regressed_cases(verdicts: Mapping[str, Any]) -> BisectRequest | None:
     if not keys or not good or not bad or good == bad:
         return None
     return BisectRequest(str(good), str(bad), tuple(keys))
-
-
-def read_verdicts(path: Path) -> dict[str, Any]:
-    """A verdicts document; UsageError when it cannot be read as one."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read the verdicts document {path}: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("kind") != "rnnbench-verdicts":
-        raise UsageError(f"{path} is not an rnnbench verdicts document")
-    return doc
