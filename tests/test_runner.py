@@ -210,3 +210,26 @@ def test_real_jit_compile_time_is_kept_out_of_the_samples(tmp_path):
     # is a block of calls over a millisecond or more, so to reach a fifth of the compile time a block would
     # have to be descheduled for about its calls x the compile time, which no loaded machine comes near
     assert rec["compile_s"] > 5 * max(rec["samples_s"])
+
+
+def test_the_worker_launcher_is_written_once_per_interpreter_in_a_private_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+    import tempfile
+
+    from rnnbench.sweep import runner
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(runner, "_LAUNCHER", [])
+    first = Path(runner._launcher())
+    monkeypatch.setattr(runner, "_LAUNCHER", [])  # a later run (another process) finds the same script
+    assert Path(runner._launcher()) == first and first.parent.name == f"rnnbench-launch-{os.getuid()}"
+    assert stat.S_IMODE(first.parent.stat().st_mode) == 0o700 and os.access(first, os.X_OK)
+    assert "trap '' INT" in first.read_text() and sys.executable in first.read_text()
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # nothing per run is left behind
+    # a folder others can write to is not trusted: the launcher goes to a fresh private folder instead
+    first.parent.chmod(0o777)
+    monkeypatch.setattr(runner, "_LAUNCHER", [])
+    other = Path(runner._launcher())
+    assert other.parent != first.parent and stat.S_IMODE(other.parent.stat().st_mode) == 0o700

@@ -35,6 +35,7 @@ the runner kills its worker at once rather than waiting for the case to end.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import itertools
 import multiprocessing
 import os
@@ -91,6 +92,21 @@ class RunOptions:
 _LAUNCHER: list[str] = []  # the path of this process's worker launcher, once written
 
 
+def _launcher_folder() -> Path:
+    """This user's folder of worker launchers in the temporary directory: private (0700, owned by this
+    user, or another user could swap the script the workers exec); a fresh private one when it is not."""
+    folder = Path(tempfile.gettempdir()) / f"rnnbench-launch-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        st = folder.lstat()
+        if folder.is_symlink() or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise PermissionError(f"{folder} is not private to this user")
+    except OSError:
+        folder = Path(tempfile.mkdtemp(prefix="rnnbench-launch-"))
+        atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def _launcher() -> str:
     """A tiny shell script that starts this interpreter with SIGINT ignored, as the workers' executable.
 
@@ -103,11 +119,16 @@ def _launcher() -> str:
     got the same Ctrl-C, stops the run anyway.
     """
     if not _LAUNCHER:
-        folder = Path(tempfile.mkdtemp(prefix="rnnbench-launch-"))
-        atexit.register(shutil.rmtree, folder, True)
-        script = folder / "python"
-        script.write_text(f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(sys.executable)} \"$@\"\n")
-        script.chmod(0o755)
+        text = f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(sys.executable)} \"$@\"\n"
+        folder = _launcher_folder()
+        script = folder / f"python-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        if not (script.is_file() and script.read_text() == text):
+            # one launcher per interpreter, kept for every later run: a run killed by a signal leaves
+            # nothing behind; written beside and renamed, so a concurrent run never sees half a script
+            tmp = folder / f".{script.name}.{os.getpid()}.tmp"
+            tmp.write_text(text)
+            tmp.chmod(0o755)
+            tmp.replace(script)
         _LAUNCHER.append(str(script))
     return _LAUNCHER[0]
 
