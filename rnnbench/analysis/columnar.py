@@ -215,7 +215,7 @@ def write_night(root: str | Path, frame: pd.DataFrame, document: Mapping[str, An
         path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(summary, preserve_index=False)
     if document is not None:
-        header = json.dumps({k: v for k, v in document.items() if k != "records"}, sort_keys=True, allow_nan=False)
+        header = json.dumps({k: v for k, v in document.items() if k != "records"})
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), DOCUMENT_KEY: header.encode()})
     _write_atomically(night.summary, _table_bytes(table))
     assert night.samples is not None
