@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from rnnbench.analysis import columnar
 from rnnbench.cli import main
 from rnnbench.cli.nightly import previous_night
 from rnnbench.measure.machine import fingerprint, lock_digest, lock_lines, packages
@@ -399,7 +400,7 @@ def _fake_rnnbench(tmp_path: Path, log: Path, verdicts: dict[str, Any] | None = 
     return fake
 
 
-def _publish(tmp_path: Path, fake: Path, **env_extra: str) -> tuple[Path, Path]:
+def _publish(tmp_path: Path, fake: Path, *options: str, **env_extra: str) -> tuple[Path, Path]:
     stub = stub_interpreter(tmp_path / "py")
     shards = [tmp_path / "night" / f"shard-{k}" for k in (1, 2)]
     for k, shard in enumerate(shards, 1):
@@ -412,7 +413,8 @@ def _publish(tmp_path: Path, fake: Path, **env_extra: str) -> tuple[Path, Path]:
     }
     history, site = tmp_path / "history", tmp_path / "site"
     p = subprocess.run(
-        [str(ROOT / "scripts" / "publish.sh"), "--history", str(history), "--site", str(site), *map(str, shards)],
+        [str(ROOT / "scripts" / "publish.sh"), "--history", str(history), "--site", str(site), *options,
+         *map(str, shards)],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
@@ -420,20 +422,30 @@ def _publish(tmp_path: Path, fake: Path, **env_extra: str) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow  # stub sides, then publish.sh with the verdicts branch's commands stood in for
-def test_publish_keeps_a_paired_nights_base_apart_and_judges_the_pair(tmp_path: Path) -> None:
+def test_publish_keeps_the_documents_out_of_the_history_and_judges_the_pair(tmp_path: Path) -> None:
     log = tmp_path / "calls.jsonl"
-    history, site = _publish(tmp_path, _fake_rnnbench(tmp_path, log))
-    (night,) = (history / "runs").glob("*/*.json")
-    (base,) = (history / "paired").glob("*/*.json")  # HISTORY/paired/<machine>/<file>.json, as the interface says
+    documents = tmp_path / "documents"
+    history, site = _publish(tmp_path, _fake_rnnbench(tmp_path, log), "--documents", str(documents))
+    # the history holds the columnar night and no run document (a night's JSON is what it must not grow by)
+    assert not [p for p in history.rglob("*.json") if json.loads(p.read_text()).get("kind") == "rnnbench-run"]
+    assert not (history / "runs").exists() and not (history / "paired").exists()
+    # --documents keeps them: DIR/runs/<machine>/ and a paired night's BASE in DIR/paired/<machine>/
+    (night,) = (documents / "runs").glob("*/*.json")
+    (base,) = (documents / "paired").glob("*/*.json")
     assert base.parent.name == night.parent.name
-    assert json.loads(base.read_text())["run_id"] != json.loads(night.read_text())["run_id"]
+    night_doc, base_doc = json.loads(night.read_text()), json.loads(base.read_text())
+    assert base_doc["run_id"] != night_doc["run_id"]
+    # the night in the history carries its document's header: what the next night's plan reads
+    ((_, header),) = columnar.newest_documents(history / NIGHTS_DIR)
+    assert header["run_id"] == night_doc["run_id"] and header["machine"] == night_doc["machine"]
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     (verdicts,) = [c for c in calls if c[0] == "verdicts"]
     i = verdicts.index("--paired")
-    assert verdicts[i + 1 : i + 3] == [str(base), str(night)]
+    assert [Path(p).name for p in verdicts[i + 1 : i + 3]] == [base.name, night.name]  # BASE against NEW
     assert verdicts[1] == str(history / "nights")  # the night (NEW) was imported; BASE never is
     (landing,) = [c for c in calls if c[0] == "landing"]
-    assert "--verdicts" in landing and (site / "regressions.txt").exists()
+    assert landing[1] == str(history / "nights") and "--run" not in landing and "--verdicts" in landing
+    assert (site / "regressions.txt").exists()
     assert not [c for c in calls if c[0] == "bisect"]  # the bisect budget is off by default
 
 
