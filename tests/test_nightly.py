@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,19 +41,19 @@ OLD = {"numpy": "2.0.0", "torch": "2.13.0"}
 NEW = {"numpy": "2.0.0", "torch": "2.14.0"}
 
 
-def _night(history: Path, commit: str | None, pkgs: dict[str, str] | None, age_days: int = 1) -> Path:
+def _night(history: Path, commit: str | None, pkgs: dict[str, str] | None, age_days: int = 1) -> dict[str, Any]:
     """A night of MACHINE in the nightly's `history`, as publish.sh files one: its run document imported into
-    the columnar history HISTORY/nights (the document itself kept aside, as the workflow's artifact keeps it);
-    `pkgs` None: written before locks. Returns the document."""
+    the columnar history HISTORY/nights, the document itself not kept there; `pkgs` None: written before
+    locks. Returns the document."""
     created = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=age_days)
     doc = S.document(S.cases(frameworks=("numpy",), cells=("rnn",), batches=(2,), hiddens=(8,), seq_lens=(4,)),
                      machine_name=MACHINE, commit=commit, created=created, seed=age_days)  # fmt: skip
     if pkgs is not None:
         doc["machine"] |= {"packages": pkgs, "lock_digest": lock_digest(pkgs)}
-    path = S.write(doc, history.parent / f"{history.name}-documents")
-    with contextlib.redirect_stdout(io.StringIO()):  # the import's line is not what a test reads
+    with tempfile.TemporaryDirectory() as aside, contextlib.redirect_stdout(io.StringIO()):
+        path = S.write(doc, Path(aside))
         assert main(["history", "import", str(path), "--out", str(history / NIGHTS_DIR), "--no-progress"]) == 0
-    return path
+    return doc
 
 
 def _legacy_night(history: Path, commit: str | None, pkgs: dict[str, str] | None, age_days: int = 1) -> Path:
@@ -155,10 +156,9 @@ def test_a_previous_night_without_a_lock_pairs_by_commit_only_and_says_so(tmp_pa
 
 
 def test_the_previous_night_is_read_from_the_columnar_history_alone(tmp_path: Path) -> None:
-    doc = _night(tmp_path, "a" * 40, OLD)
-    written = json.loads(doc.read_text())
-    doc.unlink()  # the history keeps no run document: the night's stored header is all there is
-    assert not (tmp_path / "runs").exists()
+    written = _night(tmp_path, "a" * 40, OLD)
+    # the history keeps no run document: the night's stored header is all there is
+    assert not [p for p in tmp_path.rglob("*") if p.suffix == ".json" and p.name != columnar.MARKER]
     prev = previous_night(tmp_path, MACHINE)
     assert prev is not None and prev.commit == "a" * 40 and prev.lock_digest == lock_digest(OLD)
     assert prev.packages == OLD and prev.python == "3.11.7" and prev.path.suffix == ".parquet"
