@@ -165,6 +165,18 @@ def test_the_previous_night_is_read_from_the_columnar_history_alone(tmp_path: Pa
     assert (prev.run_id, prev.created) == (written["run_id"], written["created"])
 
 
+def test_an_unreadable_newest_night_is_not_the_previous_night(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _night(tmp_path, "a" * 40, NEW, age_days=2)
+    _night(tmp_path, "c" * 40, NEW, age_days=1)
+    newest = max((tmp_path / NIGHTS_DIR / "summary" / MACHINE).glob("*.parquet"))
+    newest.write_bytes(newest.read_bytes()[:100])  # a copy cut short
+    prev = previous_night(tmp_path, MACHINE)
+    assert prev is not None and prev.commit == "a" * 40
+    assert newest.name in capsys.readouterr().err
+
+
 def test_an_old_history_with_run_documents_still_plans_and_the_newer_night_wins(tmp_path: Path) -> None:
     good = _legacy_night(tmp_path, "a" * 40, NEW, age_days=3)
     (good.parent / "99999999T999999-broken.json").write_text("{not json")  # unreadable: not a night

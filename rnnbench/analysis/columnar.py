@@ -370,16 +370,25 @@ def _rebuilt_header(night: Night) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
-def newest_documents(root: str | Path, machine: str | None = None) -> Iterator[tuple[Night, dict[str, Any]]]:
+def newest_documents(
+    root: str | Path, machine: str | None = None, on_corrupt: Any = None
+) -> Iterator[tuple[Night, dict[str, Any]]]:
     """(night, run document header) of the run-document nights in `root`, newest first within each machine
     (of `machine` only, when given), asv nights left out. Each header is read as the caller asks for the
-    next one, so finding the newest night opens one file's footer."""
+    next one, so finding the newest night opens one file's footer. A night that cannot be read is passed
+    to `on_corrupt(error)` and passed over, or raises `CorruptNightError` when there is no `on_corrupt`."""
     by_machine: dict[str, list[Night]] = {}
     for night in nights(root, [machine] if machine is not None else None):
         by_machine.setdefault(night.machine, []).append(night)
     for stored in by_machine.values():
         for night in reversed(stored):
-            header = night_document(night)
+            try:
+                header = night_document(night)
+            except CorruptNightError as exc:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(exc)
+                continue
             if header is not None:
                 yield night, header
 

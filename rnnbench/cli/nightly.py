@@ -31,13 +31,18 @@ def _lines(values: dict[str, str]) -> str:
     return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
 
 
+def _unreadable(exc: Exception) -> None:
+    # as an unreadable file under runs/ is, an unreadable night is no night: the one before it is the previous
+    print(f"rnnbench: warning: {exc}", file=sys.stderr)
+
+
 def previous_night(history: Path, machine: str) -> PreviousNight | None:
     """The previous night of `machine` in the nightly's HISTORY: from its columnar history (HISTORY/nights,
     the newest night's stored document header: one file's footer read), or from HISTORY/runs/ where an
     older history still keeps the documents (`sweep.nightly.previous_night` picks the later)."""
     store = history / NIGHTS_DIR
     stored = (
-        ((night.summary, header) for night, header in columnar.newest_documents(store, machine))
+        ((night.summary, header) for night, header in columnar.newest_documents(store, machine, _unreadable))
         if columnar.is_history(store)
         else ()
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench.analysis import columnar
+from rnnbench.analysis.frame import SkippedFileWarning
 from rnnbench.errors import UsageError
 from rnnbench.judge.rules import resolve_winner
 from rnnbench.report.verdicts import (
@@ -177,6 +179,10 @@ def _stored_run(night: columnar.Night, header: dict[str, Any]) -> dict[str, Any]
     return header | {"records": rows.to_dict("records")}
 
 
+def _skipped(exc: Exception) -> None:
+    warnings.warn(str(exc), SkippedFileWarning, stacklevel=2)  # an unreadable night is no night: say so, go on
+
+
 def _from_store(store: Path, verdicts: dict[str, Any], run: Path | None) -> Documents:
     """The night and the previous night of its machine class in a columnar history: the stored headers are
     read newest first (of the verdicts' machine first), and the rows of those two nights only."""
@@ -185,15 +191,15 @@ def _from_store(store: Path, verdicts: dict[str, Any], run: Path | None) -> Docu
         newest_path, newest = Path(run), read_document(Path(run))
     else:
         machine = verdicts.get("machine")
-        search = itertools.chain(columnar.newest_documents(store, str(machine)) if machine else (),
-                                 columnar.newest_documents(store))  # fmt: skip
+        search = itertools.chain(columnar.newest_documents(store, str(machine), _skipped) if machine else (),
+                                 columnar.newest_documents(store, on_corrupt=_skipped))  # fmt: skip
         hit = next(((n, h) for n, h in search if h.get("run_id") == wanted and not h.get("shard")), None)
         if hit is None:
             raise UsageError(f"the run the verdicts judge ({wanted[:12]}) is not among the nights in {store}")
         newest_path, newest = hit[0].summary, _stored_run(*hit)
     _check(newest, wanted)
     cls = machine_class(newest["machine"])
-    for night, header in columnar.newest_documents(store, str(newest["machine"].get("machine"))):
+    for night, header in columnar.newest_documents(store, str(newest["machine"].get("machine")), _skipped):
         if header.get("shard") or header.get("run_id") == newest["run_id"]:
             continue
         if machine_class(header.get("machine") or {}) == cls and str(header.get("created")) < str(newest["created"]):

@@ -76,9 +76,9 @@ PIP_TIMEOUT_S = 3600.0  # a framework's wheels from a cold cache on a slow link
 
 @dataclass(frozen=True)
 class PreviousNight:
-    """What the previous night of a machine class ran: its document, commit and environment lock."""
+    """What the previous night of a machine class ran: its commit and environment lock."""
 
-    path: Path
+    path: Path  # where it was read from: the columnar night's summary file, or a run document
     run_id: str
     created: str
     commit: str | None
