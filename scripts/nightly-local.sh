@@ -8,7 +8,9 @@
 # one is judged against (and paired with: when the commit or the environment
 # changed since the previous night, tonight runs interleaved with it, see
 # docs/pipeline.md); SITE_DIR (default nightly-site) gets index.html. Each call
-# is a new night (its shard folder is timestamped). Environment: as in
+# is a new night (its shard folder is timestamped; the night's merged run
+# document, and a paired night's BASE, are kept beside it in documents/: the
+# history keeps the night in its columnar store only). Environment: as in
 # nightly.sh and publish.sh (RNNBENCH_NIGHTLY_BISECT_BUDGET can be set here: the
 # bisect runs on this machine, the one the night ran on).
 set -euo pipefail
@@ -18,5 +20,5 @@ history=${1:-nightly-history}
 site=${2:-nightly-site}
 night=${RNNBENCH_NIGHTLY_OUT:-nightly-results}/$(date -u +%Y%m%dT%H%M%S)
 "$here/nightly.sh" --shard 1/1 --out "$night" --history "$history"
-"$here/publish.sh" --history "$history" --site "$site" "$night/shard-1"
+"$here/publish.sh" --history "$history" --site "$site" --documents "$night/documents" "$night/shard-1"
 echo "nightly-local.sh: open $site/index.html" >&2

@@ -2,19 +2,24 @@
 # After the shards: merge them into the history, judge the night (verdicts.json), build
 # the rnnbench report and the asv dashboard, and write one landing page.
 #
-#   scripts/publish.sh --history DIR --site DIR SHARD_DIR...
+#   scripts/publish.sh --history DIR --site DIR [--documents DIR] SHARD_DIR...
 #
-# --history is the results folder that keeps every night (the `results` branch in
-# CI): the merged run lands in DIR/runs/<machine>/, the shards' asv results in
-# DIR/asv/, and both in the columnar history DIR/nights/ (docs/history.md) that the
-# verdicts and the report read. On a paired night (the shards hold paired/runs/...,
-# see nightly.sh) the previous night re-measured beside tonight's run is merged too and
-# kept as DIR/paired/<machine>/<file>.json (never a night of its own), and tonight's
-# verdicts are the paired ones. --site receives index.html (the landing page),
-# verdicts.json, regressions.txt, feed.xml, report/ and asv/; it opens from disk and
-# from GitHub Pages alike.
+# --history is the folder that keeps every night (the `results` branch in CI): the
+# merged run goes into the columnar history DIR/nights/ (docs/history.md) that the
+# plan, the verdicts, the report and the landing page read, the shards' asv results
+# into DIR/asv/ (asv publish reads them) and DIR/nights/. The run documents
+# themselves are not kept there: a night of the nightly-gpu preset is about 25 MB of
+# JSON, five times what the history adds a night. --documents DIR keeps them
+# instead (DIR/runs/<machine>/<file>.json, and a paired night's BASE, the previous
+# night re-measured beside tonight's run, as DIR/paired/<machine>/<file>.json: never
+# a night of its own); the workflow uploads that folder as an artifact. Default: not
+# kept (the shard folders still hold their parts). On a paired night (the shards hold
+# paired/runs/..., see nightly.sh) tonight's verdicts are the paired ones. --site
+# receives index.html (the landing page), verdicts.json, regressions.txt, feed.xml,
+# report/ and asv/; it opens from disk and from GitHub Pages alike.
 #
 # Environment (all optional):
+#   RNNBENCH_PUBLISH_DOCUMENTS    the --documents folder when the option is not given (default: none)
 #   RNNBENCH_PUBLISH_BASELINE     previous nights a case's drift is judged against (default 5)
 #   RNNBENCH_PUBLISH_THRESHOLD    smallest change that counts (default 5%)
 #   RNNBENCH_REPORT_ARGS          more `rnnbench report` flags (e.g. "--max-charts 6")
@@ -31,18 +36,20 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 history=
 site=
+documents=${RNNBENCH_PUBLISH_DOCUMENTS:-}
 shards=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --history) history=${2:?--history needs a folder}; shift 2 ;;
         --site) site=${2:?--site needs a folder}; shift 2 ;;
-        -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --documents) documents=${2:?--documents needs a folder}; shift 2 ;;
+        -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}"; exit 0 ;;
         -*) echo "publish.sh: unknown option $1" >&2; exit 2 ;;
         *) shards+=("$1"); shift ;;
     esac
 done
 if [[ -z $history || -z $site || ${#shards[@]} -eq 0 ]]; then
-    echo "usage: publish.sh --history DIR --site DIR SHARD_DIR..." >&2
+    echo "usage: publish.sh --history DIR --site DIR [--documents DIR] SHARD_DIR..." >&2
     exit 2
 fi
 
@@ -54,20 +61,26 @@ threshold=${RNNBENCH_PUBLISH_THRESHOLD:-5%}
 mkdir -p "$history" "$site"
 history=$(cd "$history" && pwd)
 site=$(cd "$site" && pwd)
+if [[ -n $documents ]]; then
+    mkdir -p "$documents"
+fi
 
 # 1. one run document from every shard (exit 2 on a missing shard or a duplicated case), merged
-# aside first so the night's document alone goes into the columnar history, then kept beside it
+# aside so the night's document alone goes into the columnar history (its rows, and its header:
+# the fingerprint and lock the next night's plan reads); the document itself only to --documents
 merged=$(mktemp -d)
 trap 'rm -rf "$merged"' EXIT
 "${rnnbench[@]}" merge "${shards[@]}" --out "$merged/night"
 "${rnnbench[@]}" history import "$merged/night" --out "$history/nights" --no-progress
-cp -R "$merged/night/." "$history/"
 night_doc=$(find "$merged/night/runs" -name '*.json' -print -quit)
-night_doc=$history/runs/${night_doc#"$merged/night/runs/"}
+if [[ -n $documents ]]; then
+    cp -R "$merged/night/." "$documents/"
+fi
 
 # 2. a paired night: the shards' BASE documents (the previous night re-measured, interleaved with
-# tonight's) merged into one, kept under paired/ (never imported: it is not a night). Every shard
-# must hold its part; a night where some did not is published as a plain one, and says so here
+# tonight's) merged into one, judged against tonight's, kept under --documents' paired/ (never
+# imported: it is not a night). Every shard must hold its part; a night where some did not is
+# published as a plain one, and says so here
 paired=()
 bases=()
 for shard in "${shards[@]}"; do
@@ -77,10 +90,12 @@ for shard in "${shards[@]}"; do
 done
 if (( ${#bases[@]} == ${#shards[@]} )) && "${rnnbench[@]}" merge "${bases[@]}" --out "$merged/base"; then
     base_doc=$(find "$merged/base/runs" -name '*.json' -print -quit)
-    machine=$(basename "$(dirname "$base_doc")")
-    mkdir -p "$history/paired/$machine"
-    cp "$base_doc" "$history/paired/$machine/"
-    paired=(--paired "$history/paired/$machine/$(basename "$base_doc")" "$night_doc")
+    if [[ -n $documents ]]; then
+        machine=$(basename "$(dirname "$base_doc")")
+        mkdir -p "$documents/paired/$machine"
+        cp "$base_doc" "$documents/paired/$machine/"
+    fi
+    paired=(--paired "$base_doc" "$night_doc")
 elif (( ${#bases[@]} )); then
     # tonight's run is whole (merged above): only the pairing is lost, and the page says so
     echo "publish.sh: warning: the previous night's re-measurement is not whole (${#bases[@]} of" \
@@ -151,8 +166,8 @@ if [[ -f $history/asv/benchmarks.json ]]; then
     rm -f "$conf"
 fi
 
-# 8. the landing page, from verdicts.json
-landing=("${rnnbench[@]}" landing "$history" --out "$site" --verdicts "$site/verdicts.json" --run "$night_doc")
+# 8. the landing page, from verdicts.json and the night (and the one before it) in the columnar history
+landing=("${rnnbench[@]}" landing "$history/nights" --out "$site" --verdicts "$site/verdicts.json")
 if [[ ${RNNBENCH_FAIL_ON_REGRESSION:-0} == 1 ]]; then
     landing+=(--fail-on-regression)
 fi

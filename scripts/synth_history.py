@@ -20,7 +20,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -34,10 +34,11 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _template(document: Path, cases: int) -> pd.DataFrame:
+def _template(document: Path, cases: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    headers: dict[str, dict[str, Any]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFileWarning)
-        frame = load([document])
+        frame = load([document], headers=headers)
     frame = frame[(frame["source"] == "run") & (frame["status"] == "ok")].reset_index(drop=True)
     if frame.empty:
         _fail(f"{document}: no measured run records to grow a history from")
@@ -48,7 +49,14 @@ def _template(document: Path, cases: int) -> pd.DataFrame:
             c["batch"] = c["batch"] + rep * 1000  # a distinct shape, so a distinct key
             c["key"] = [k.replace(f"/b{b}/", f"/b{b + rep * 1000}/") for k, b in zip(frame["key"], frame["batch"])]
         copies.append(c)
-    return pd.concat(copies, ignore_index=True).iloc[:cases].reset_index(drop=True)
+    return pd.concat(copies, ignore_index=True).iloc[:cases].reset_index(drop=True), headers[str(document)]
+
+
+def _header(template: dict[str, Any], night: pd.DataFrame) -> dict[str, Any]:
+    """The night's run document header, as `history import` stores it: the template's, this night's run and commit."""
+    first = night.iloc[0]
+    machine = dict(template.get("machine") or {}) | {"machine": first["machine"], "git_commit": first["commit"]}
+    return template | {"run_id": first["run_id"], "created": first["date"].isoformat(), "machine": machine}
 
 
 def _night(template: pd.DataFrame, i: int, rng: np.random.Generator, args: argparse.Namespace) -> pd.DataFrame:
@@ -86,11 +94,12 @@ def main() -> None:
     if args.nights < 1 or args.cases < 1:
         _fail("--nights and --cases must be positive")
     root = columnar.create(args.out, args.keep_samples)
-    template = _template(args.document, args.cases)
+    template, header = _template(args.document, args.cases)
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     for i in range(args.nights):
-        columnar.write_night(root, _night(template, i, rng, args))
+        night = _night(template, i, rng, args)
+        columnar.write_night(root, night, _header(header, night))
         if (i + 1) % 25 == 0 or i + 1 == args.nights:
             print(f"{i + 1} nights written, {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     print(f"{args.nights} nights of {len(template)} cases in {root}")

@@ -3,6 +3,7 @@ older nights drop their samples only; a corrupt night is named and skipped; bad 
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from datetime import datetime, timezone
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from rnnbench.analysis import columnar
@@ -94,6 +96,26 @@ def test_older_nights_keep_their_statistics_but_not_their_samples(tmp_path: Path
             assert [list(s) for s in a["samples_s"]] == [list(s) for s in b["samples_s"]]
         else:
             assert all(len(s) == 0 for s in b["samples_s"])
+
+
+def test_a_night_keeps_its_documents_header_and_an_older_night_rebuilds_one(tmp_path: Path) -> None:
+    history = _history(tmp_path, 3, machines=("box-a", "box-b"))
+    docs = {json.loads(p.read_text())["run_id"]: json.loads(p.read_text()) for p in (tmp_path / "docs").rglob("*.json")}
+    found = list(columnar.newest_documents(history, "box-a"))
+    assert [h["created"][:10] for _, h in found] == ["2026-01-03", "2026-01-02", "2026-01-01"]  # newest first
+    for _, header in found:  # the whole document but its records: fingerprint, shards, times
+        assert header == {k: v for k, v in docs[header["run_id"]].items() if k != "records"}
+    # a night stored before headers were kept: its rows say the run, the date and the fingerprint
+    night = found[0][0]
+    table = pq.read_table(night.summary)
+    pq.write_table(table.replace_schema_metadata({k: v for k, v in (table.schema.metadata or {}).items()
+                                                  if k != columnar.DOCUMENT_KEY}), night.summary)  # fmt: skip
+    rebuilt = columnar.night_document(night)
+    original = docs[found[0][1]["run_id"]]
+    assert rebuilt is not None and rebuilt["run_id"] == original["run_id"]
+    assert rebuilt["machine"]["git_commit"] == original["machine"]["git_commit"]
+    assert rebuilt["machine"]["frameworks"] == original["machine"]["frameworks"]
+    assert rebuilt["created"] == original["created"] and "packages" not in rebuilt["machine"]
 
 
 def test_a_corrupt_night_is_named_and_the_others_stay_readable(tmp_path: Path) -> None:

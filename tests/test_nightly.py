@@ -4,10 +4,13 @@ and publish.sh on a paired night's shards with a stand-in for the commands of th
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,17 +18,21 @@ from typing import Any
 
 import pytest
 
+from rnnbench.analysis import columnar
 from rnnbench.cli import main
+from rnnbench.cli.nightly import previous_night
 from rnnbench.measure.machine import fingerprint, lock_digest, lock_lines, packages
 from rnnbench.sweep.ab import project_root, resolve_side
 from rnnbench.sweep.nightly import (
+    NIGHTS_DIR,
+    NightPlan,
     ensure_environment,
     lock_changes,
     plan_night,
-    previous_night,
     regressed_cases,
 )
 from rnnbench.sweep.store import new_document, write_document
+from tests import synthetic_runs as S
 from tests.stub_side import stub_interpreter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,14 +41,34 @@ OLD = {"numpy": "2.0.0", "torch": "2.13.0"}
 NEW = {"numpy": "2.0.0", "torch": "2.14.0"}
 
 
-def _night(history: Path, commit: str | None, pkgs: dict[str, str] | None, age_days: int = 1) -> Path:
-    """A run document of MACHINE in `history`, as publish.sh files a night; `pkgs` None: written before locks."""
+def _night(history: Path, commit: str | None, pkgs: dict[str, str] | None, age_days: int = 1) -> dict[str, Any]:
+    """A night of MACHINE in the nightly's `history`, as publish.sh files one: its run document imported into
+    the columnar history HISTORY/nights, the document itself not kept there; `pkgs` None: written before
+    locks. Returns the document."""
+    created = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=age_days)
+    doc = S.document(S.cases(frameworks=("numpy",), cells=("rnn",), batches=(2,), hiddens=(8,), seq_lens=(4,)),
+                     machine_name=MACHINE, commit=commit, created=created, seed=age_days)  # fmt: skip
+    if pkgs is not None:
+        doc["machine"] |= {"packages": pkgs, "lock_digest": lock_digest(pkgs)}
+    with tempfile.TemporaryDirectory() as aside, contextlib.redirect_stdout(io.StringIO()):
+        path = S.write(doc, Path(aside))
+        assert main(["history", "import", str(path), "--out", str(history / NIGHTS_DIR), "--no-progress"]) == 0
+    return doc
+
+
+def _legacy_night(history: Path, commit: str | None, pkgs: dict[str, str] | None, age_days: int = 1) -> Path:
+    """A night as publish.sh filed one before the documents left the history: HISTORY/runs/<machine>/."""
     machine: dict[str, Any] = {"machine": MACHINE, "git_commit": commit, "cpu_cores": 2}
     if pkgs is not None:
         machine |= {"packages": pkgs, "lock_digest": lock_digest(pkgs)}
     created = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=age_days)
     doc = new_document(machine, command=["rnnbench", "run"], preset="quick", shard=None, created=created)
     return write_document(history, doc)
+
+
+def _plan(history: Path, commit: str, pkgs: dict[str, str]) -> NightPlan:
+    """Tonight's plan at `commit` in the environment `pkgs`, as `rnnbench nightly plan HISTORY` makes it."""
+    return plan_night(previous_night(history, MACHINE), MACHINE, commit, lock_digest(pkgs), pkgs)
 
 
 def _git_checkout() -> bool:
@@ -75,13 +102,15 @@ def test_env_lock_prints_requirement_lines_and_the_table_stays_short(capsys: pyt
 
 
 def test_the_first_night_is_plain(tmp_path: Path) -> None:
-    plan = plan_night(tmp_path / "history", MACHINE, "b" * 40, lock_digest(NEW), NEW)
+    plan = _plan(tmp_path / "history", "b" * 40, NEW)
     assert not plan.paired and "first night" in plan.reason
+    _night(tmp_path / "history", "a" * 40, NEW)  # a history of another machine has no night of this one
+    assert previous_night(tmp_path / "history", "another-machine") is None
 
 
 def test_nothing_changed_is_a_plain_night_judged_for_drift(tmp_path: Path) -> None:
     _night(tmp_path, "a" * 40, NEW)
-    plan = plan_night(tmp_path, MACHINE, "a" * 40, lock_digest(NEW), NEW)
+    plan = _plan(tmp_path, "a" * 40, NEW)
     assert not plan.paired and "nothing changed" in plan.reason and plan.changes == ()
     with pytest.raises(ValueError):
         plan.base_side()
@@ -90,14 +119,14 @@ def test_nothing_changed_is_a_plain_night_judged_for_drift(tmp_path: Path) -> No
 def test_a_new_commit_pairs_against_the_previous_commit_in_tonights_environment(tmp_path: Path) -> None:
     _night(tmp_path, "a" * 40, NEW, age_days=2)
     _night(tmp_path, "c" * 40, NEW)  # the newest night is the previous one, not the oldest
-    plan = plan_night(tmp_path, MACHINE, "b" * 40, lock_digest(NEW), NEW)
+    plan = _plan(tmp_path, "b" * 40, NEW)
     assert plan.paired and not plan.needs_environment
     assert plan.base_side() == "c" * 40 and plan.changes == (f"commit {'c' * 12} -> {'b' * 12}",)
 
 
 def test_a_new_lock_pairs_against_the_previous_environment_and_names_the_upgrade(tmp_path: Path) -> None:
     _night(tmp_path, "a" * 40, OLD)
-    plan = plan_night(tmp_path, MACHINE, "a" * 40, lock_digest(NEW), NEW)
+    plan = _plan(tmp_path, "a" * 40, NEW)
     assert plan.paired and plan.needs_environment and plan.base_lock == lock_digest(OLD)
     assert plan.changes == ("torch 2.13.0 -> 2.14.0",)
     assert plan.base_side(tmp_path / "env") == f"{tmp_path / 'env' / 'bin' / 'python'}@{'a' * 40}"
@@ -108,7 +137,7 @@ def test_a_new_lock_pairs_against_the_previous_environment_and_names_the_upgrade
 
 def test_a_new_commit_and_a_new_lock_pair_both_and_fall_back_to_the_commit(tmp_path: Path) -> None:
     _night(tmp_path, "a" * 40, OLD)
-    plan = plan_night(tmp_path, MACHINE, "b" * 40, lock_digest(NEW), NEW)
+    plan = _plan(tmp_path, "b" * 40, NEW)
     assert plan.paired and plan.needs_environment
     assert plan.changes == (f"commit {'a' * 12} -> {'b' * 12}", "torch 2.13.0 -> 2.14.0")
     assert "commit and environment" in plan.reason
@@ -119,19 +148,46 @@ def test_a_new_commit_and_a_new_lock_pair_both_and_fall_back_to_the_commit(tmp_p
 
 def test_a_previous_night_without_a_lock_pairs_by_commit_only_and_says_so(tmp_path: Path) -> None:
     _night(tmp_path, "a" * 40, None)
-    plan = plan_night(tmp_path, MACHINE, "b" * 40, lock_digest(NEW), NEW)
+    plan = _plan(tmp_path, "b" * 40, NEW)
     assert plan.paired and not plan.needs_environment and plan.base_side() == "a" * 40
     assert "records no environment lock: paired by commit only" in plan.reason
-    same = plan_night(tmp_path, MACHINE, "a" * 40, lock_digest(NEW), NEW)
+    same = _plan(tmp_path, "a" * 40, NEW)
     assert not same.paired and "no environment lock" in same.reason
 
 
-def test_an_unreadable_newest_file_is_not_the_previous_night(tmp_path: Path) -> None:
-    good = _night(tmp_path, "a" * 40, NEW)
-    (good.parent / "99999999T999999-broken.json").write_text("{not json")
+def test_the_previous_night_is_read_from_the_columnar_history_alone(tmp_path: Path) -> None:
+    written = _night(tmp_path, "a" * 40, OLD)
+    # the history keeps no run document: the night's stored header is all there is
+    assert not [p for p in tmp_path.rglob("*") if p.suffix == ".json" and p.name != columnar.MARKER]
+    prev = previous_night(tmp_path, MACHINE)
+    assert prev is not None and prev.commit == "a" * 40 and prev.lock_digest == lock_digest(OLD)
+    assert prev.packages == OLD and prev.python == "3.11.7" and prev.path.suffix == ".parquet"
+    assert (prev.run_id, prev.created) == (written["run_id"], written["created"])
+
+
+def test_an_unreadable_newest_night_is_not_the_previous_night(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _night(tmp_path, "a" * 40, NEW, age_days=2)
+    _night(tmp_path, "c" * 40, NEW, age_days=1)
+    newest = max((tmp_path / NIGHTS_DIR / "summary" / MACHINE).glob("*.parquet"))
+    newest.write_bytes(newest.read_bytes()[:100])  # a copy cut short
+    prev = previous_night(tmp_path, MACHINE)
+    assert prev is not None and prev.commit == "a" * 40
+    assert newest.name in capsys.readouterr().err
+
+
+def test_an_old_history_with_run_documents_still_plans_and_the_newer_night_wins(tmp_path: Path) -> None:
+    good = _legacy_night(tmp_path, "a" * 40, NEW, age_days=3)
+    (good.parent / "99999999T999999-broken.json").write_text("{not json")  # unreadable: not a night
     prev = previous_night(tmp_path, MACHINE)
     assert prev is not None and prev.path == good and prev.commit == "a" * 40
     assert previous_night(tmp_path, "another-machine") is None
+    _night(tmp_path, "c" * 40, OLD, age_days=2)  # the first night stored in the columnar history: newer
+    newer = previous_night(tmp_path, MACHINE)
+    assert newer is not None and newer.commit == "c" * 40 and newer.packages == OLD
+    _legacy_night(tmp_path, "d" * 40, NEW, age_days=1)
+    assert _plan(tmp_path, "d" * 40, NEW).reason.startswith("nothing changed")
 
 
 def test_lock_changes_name_upgrades_additions_and_removals() -> None:
@@ -357,7 +413,7 @@ def _fake_rnnbench(tmp_path: Path, log: Path, verdicts: dict[str, Any] | None = 
     return fake
 
 
-def _publish(tmp_path: Path, fake: Path, **env_extra: str) -> tuple[Path, Path]:
+def _publish(tmp_path: Path, fake: Path, *options: str, **env_extra: str) -> tuple[Path, Path]:
     stub = stub_interpreter(tmp_path / "py")
     shards = [tmp_path / "night" / f"shard-{k}" for k in (1, 2)]
     for k, shard in enumerate(shards, 1):
@@ -370,7 +426,8 @@ def _publish(tmp_path: Path, fake: Path, **env_extra: str) -> tuple[Path, Path]:
     }
     history, site = tmp_path / "history", tmp_path / "site"
     p = subprocess.run(
-        [str(ROOT / "scripts" / "publish.sh"), "--history", str(history), "--site", str(site), *map(str, shards)],
+        [str(ROOT / "scripts" / "publish.sh"), "--history", str(history), "--site", str(site), *options,
+         *map(str, shards)],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
@@ -378,20 +435,30 @@ def _publish(tmp_path: Path, fake: Path, **env_extra: str) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow  # stub sides, then publish.sh with the verdicts branch's commands stood in for
-def test_publish_keeps_a_paired_nights_base_apart_and_judges_the_pair(tmp_path: Path) -> None:
+def test_publish_keeps_the_documents_out_of_the_history_and_judges_the_pair(tmp_path: Path) -> None:
     log = tmp_path / "calls.jsonl"
-    history, site = _publish(tmp_path, _fake_rnnbench(tmp_path, log))
-    (night,) = (history / "runs").glob("*/*.json")
-    (base,) = (history / "paired").glob("*/*.json")  # HISTORY/paired/<machine>/<file>.json, as the interface says
+    documents = tmp_path / "documents"
+    history, site = _publish(tmp_path, _fake_rnnbench(tmp_path, log), "--documents", str(documents))
+    # the history holds the columnar night and no run document (a night's JSON is what it must not grow by)
+    assert not [p for p in history.rglob("*.json") if json.loads(p.read_text()).get("kind") == "rnnbench-run"]
+    assert not (history / "runs").exists() and not (history / "paired").exists()
+    # --documents keeps them: DIR/runs/<machine>/ and a paired night's BASE in DIR/paired/<machine>/
+    (night,) = (documents / "runs").glob("*/*.json")
+    (base,) = (documents / "paired").glob("*/*.json")
     assert base.parent.name == night.parent.name
-    assert json.loads(base.read_text())["run_id"] != json.loads(night.read_text())["run_id"]
+    night_doc, base_doc = json.loads(night.read_text()), json.loads(base.read_text())
+    assert base_doc["run_id"] != night_doc["run_id"]
+    # the night in the history carries its document's header: what the next night's plan reads
+    ((_, header),) = columnar.newest_documents(history / NIGHTS_DIR)
+    assert header["run_id"] == night_doc["run_id"] and header["machine"] == night_doc["machine"]
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     (verdicts,) = [c for c in calls if c[0] == "verdicts"]
     i = verdicts.index("--paired")
-    assert verdicts[i + 1 : i + 3] == [str(base), str(night)]
+    assert [Path(p).name for p in verdicts[i + 1 : i + 3]] == [base.name, night.name]  # BASE against NEW
     assert verdicts[1] == str(history / "nights")  # the night (NEW) was imported; BASE never is
     (landing,) = [c for c in calls if c[0] == "landing"]
-    assert "--verdicts" in landing and (site / "regressions.txt").exists()
+    assert landing[1] == str(history / "nights") and "--run" not in landing and "--verdicts" in landing
+    assert (site / "regressions.txt").exists()
     assert not [c for c in calls if c[0] == "bisect"]  # the bisect budget is off by default
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from rnnbench.analysis import columnar
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -106,8 +108,8 @@ def test_nightly_end_to_end_then_a_planted_regression(tmp_path: Path) -> None:
     assert 'href="report/index.html"' in html and 'href="asv/index.html"' in html
     for k in (1, 2, 3):
         assert f"{k}/3" in section(html, "machine")
-    (merged,) = (tmp_path / "history" / "runs").rglob("*.json")
-    run_id = json.loads(merged.read_text())["run_id"]
+    ((_, merged),) = columnar.newest_documents(tmp_path / "history" / "nights")  # no run document in the history
+    run_id = merged["run_id"]
     assert f'data-run-id="{run_id}"' in html
 
     # night 2 runs the same commit and environment with a planted 10x slowdown of `concat` (the worker's
@@ -182,6 +184,6 @@ def test_slurm_array_and_dependent_publish(tmp_path: Path) -> None:
     finally:
         subprocess.run([str(SCRIPTS / "slurm" / "local-cluster.sh"), "stop", str(cluster)], timeout=60)
     assert sorted(p.name for p in out.iterdir()) == ["shard-1", "shard-2", "shard-3"]
-    merged = list((tmp_path / "history" / "runs").rglob("*.json"))
-    assert len(merged) == 1
+    merged = list(columnar.newest_documents(tmp_path / "history" / "nights"))
+    assert len(merged) == 1 and not (tmp_path / "history" / "runs").exists()
     assert "3 shard documents" in (tmp_path / "site" / "index.html").read_text()

@@ -22,6 +22,7 @@ from rnnbench.analysis.verdicts import NO_LOCK, NOTHING_CHANGED, PAIRED, build_v
 from rnnbench.cli.main import main
 from rnnbench.errors import UsageError
 from rnnbench.judge.published import Published, judge_history
+from rnnbench.report.landing import last_night, render
 from rnnbench.report.verdicts import render_atom, render_markdown, render_text
 from tests import synthetic_runs as S
 
@@ -195,6 +196,47 @@ def test_landing_escapes_what_comes_from_results(tmp_path: Path) -> None:
     page = (tmp_path / "site" / "index.html").read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "This is the first run of this machine class" in page
+
+
+def test_landing_reads_the_nights_from_a_columnar_history_as_from_their_documents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = tmp_path / "docs"
+    _history(docs, 3)
+    # the night: native (the winner in every group) 3x slower, so the winners change, and one case failed
+    failed = CASES[0].key
+    native = lambda c: 3.0 if c.formulation == "native" else 1.0  # noqa: E731
+    doc = S.document(CASES, commit=B, created=FIRST + timedelta(days=3), seed=3, scale=native,
+                     failures={failed: "worker died: <boom>"})  # fmt: skip
+    doc["machine"] |= {"lock_digest": "1" * 16, "packages": {"numpy": "2.4.6", "torch": "2.13.0+cpu"}}
+    S.write(_rounds(doc), docs)
+    history = tmp_path / "history"  # the nightly's HISTORY: its columnar history in nights/, no run document
+    assert main(["history", "import", str(docs), "--out", str(history / "nights"), "--no-progress"]) == 0
+    site = tmp_path / "site"
+    assert main(["verdicts", str(history / "nights"), "--out", str(site / "verdicts.json")]) == 0
+    verdicts = read_verdicts(site / "verdicts.json")
+    from_docs, from_store = last_night(docs, verdicts), last_night(history, verdicts)
+    assert from_store.winners == from_docs.winners and from_docs.winners
+    assert from_store.failed == from_docs.failed == [(failed, "worker died: <boom>")]
+    assert from_store.previous is not None and from_docs.previous is not None
+    assert (
+        from_store.previous["run_id"]
+        == from_docs.previous["run_id"]
+        == json.loads(sorted(docs.rglob("*.json"))[2].read_text())["run_id"]
+    )
+    assert render(from_store, generated="now") == render(from_docs, generated="now")  # the same page
+    # the command, with the documents gone: the history folder alone makes the page
+    for path in docs.rglob("*.json"):
+        path.unlink()
+    capsys.readouterr()
+    assert main(["landing", str(history / "nights"), "--out", str(site)]) == 0
+    page = (site / "index.html").read_text()
+    assert f'data-run-id="{doc["run_id"]}"' in page and "worker died: &lt;boom&gt;" in page
+    assert "1 failed case" in page and f"{len(from_store.winners)} winner change" in page
+    # a run the history does not hold: one line naming the history
+    other = verdicts | {"night": {**verdicts["night"], "run_id": "f" * 32}}
+    with pytest.raises(UsageError, match="not among the nights in"):
+        last_night(history, other)
 
 
 def test_the_bisect_hint_counts_the_commits_between_base_and_new(tmp_path: Path) -> None:

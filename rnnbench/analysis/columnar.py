@@ -6,7 +6,8 @@ rows `rnnbench.load` gives for it; it is stored as two Parquet files:
 
     HISTORY/rnnbench-history.json              what this folder is (kind, api_version, keep_samples)
     HISTORY/summary/<machine>/<night>.parquet  one row per case and metric: every frame column but the
-                                               samples, plus the per-round medians
+                                               samples, plus the per-round medians; a run document's
+                                               header (all of it but its records) in the file's metadata
     HISTORY/samples/<machine>/<night>.parquet  the samples of each row, per round (the newest
                                                `keep_samples` nights of each machine only)
 
@@ -17,6 +18,15 @@ the columns it asks for. Samples dominate a night's size (every sample of
 every round), so they are kept for the newest nights only: what judges a
 night against its history needs the older nights' medians and spreads, not
 their samples, and the run documents (or the workflow's artifacts) keep them.
+
+A night of a run document also keeps that document's header (`document`):
+its run_id, start and end, shards and the whole machine fingerprint,
+the environment lock's packages included. It is what the nightly's plan
+(the previous night's commit and lock) and the landing page (the night and
+the one before it) need of a night besides its rows, so the history needs no
+run document beside it. It lives in the summary file's Parquet metadata:
+written with the night's rows in one atomic rename, and read from the file's
+footer alone (`night_document`), without a row.
 
 Parquet through pyarrow rather than DuckDB: the history is append-only files
 that a static site, git and a workflow artifact can carry as they are, pyarrow
@@ -38,7 +48,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,8 +68,11 @@ __all__ = [
     "Night",
     "create",
     "is_history",
+    "newest_documents",
+    "night_document",
     "nights",
     "read_frame",
+    "read_nights",
     "write_night",
 ]
 
@@ -69,6 +82,11 @@ MARKER = "rnnbench-history.json"
 KEEP_SAMPLES = 30  # nights of each machine whose samples are kept
 SAMPLE_COLUMNS = ("samples_s", "round_samples_s")  # stored in samples/, not in summary/
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+DOCUMENT_KEY = b"rnnbench.document"  # the summary's Parquet metadata entry holding the run document's header
+# the columns a night stored before its header was kept rebuilds one from, as `frame` names them
+_HEADER_COLUMNS = ("source", "run_id", "date", "commit", "dirty", "preset", "shard")
+_FINGERPRINT_COLUMNS = ("machine", "hostname", "cpu_model", "cpu_cores", "gpu_name", "gpu_driver", "cuda", "blas",
+                        "python", "os", "frameworks", "lock_digest")  # fmt: skip
 
 
 class CorruptNightError(UsageError):
@@ -152,8 +170,9 @@ def night_name(date: Any, source: str) -> str:
     return f"{stamp:%Y%m%dT%H%M%S}-{_SAFE.sub('_', stem)}-{hashlib.sha1(data).hexdigest()[:8]}"
 
 
-def write_night(root: str | Path, frame: pd.DataFrame) -> Night:
-    """Store the rows of one night of one machine (a frame `rnnbench.load` gave for one result file).
+def write_night(root: str | Path, frame: pd.DataFrame, document: Mapping[str, Any] | None = None) -> Night:
+    """Store the rows of one night of one machine (a frame `rnnbench.load` gave for one result file),
+    and `document`, the run document's header (all of it but its records; None for an asv result).
 
     Replaces a night of the same name (writing a night twice is harmless); drops the samples of
     this machine's nights older than the newest `keep_samples`.
@@ -187,7 +206,11 @@ def write_night(root: str | Path, frame: pd.DataFrame) -> Night:
     for path in (night.summary, night.samples):
         assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(night.summary, _table_bytes(pa.Table.from_pandas(summary, preserve_index=False)))
+    table = pa.Table.from_pandas(summary, preserve_index=False)
+    if document is not None:
+        header = json.dumps({k: v for k, v in document.items() if k != "records"})
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), DOCUMENT_KEY: header.encode()})
+    _write_atomically(night.summary, _table_bytes(table))
     assert night.samples is not None
     _write_atomically(night.samples, _table_bytes(samples, floats=True))
     _prune_samples(root / "samples" / machine, int(settings.get("keep_samples", KEEP_SAMPLES)))
@@ -260,13 +283,24 @@ def read_frame(
     `CorruptNightError` when there is no `on_corrupt`. Rows of nights without kept samples have
     empty sample lists.
     """
+    return read_nights(nights(root, machines, last, since), columns, keys, samples, on_corrupt)
+
+
+def read_nights(
+    stored: Iterable[Night],
+    columns: Sequence[str] | None = None,
+    keys: Iterable[str] | None = None,
+    samples: bool = True,
+    on_corrupt: Any = None,
+) -> pd.DataFrame:
+    """The rows of the nights `stored` (from `nights`) as one frame, read as `read_frame` reads them."""
     import pandas as pd
 
     wanted_keys = set(keys) if keys is not None else None
     want_samples = samples and (columns is None or any(c in SAMPLE_COLUMNS for c in columns))
     summary_columns = None if columns is None else ["row", *(c for c in columns if c not in SAMPLE_COLUMNS)]
     parts = []
-    for night in nights(root, machines, last, since):
+    for night in stored:
         try:
             table = _read(night.summary, summary_columns).to_pandas()
             if wanted_keys is not None and "key" in table:
@@ -282,6 +316,74 @@ def read_frame(
     if not parts:
         return pd.DataFrame(columns=list(columns) if columns else [])
     return pd.concat(parts, ignore_index=True)
+
+
+def night_document(night: Night) -> dict[str, Any] | None:
+    """The header of the run document `night` was stored from (all of it but its records), or None for an
+    asv result. It is read from the summary file's footer (no row is read); a night stored before headers
+    were kept gets one rebuilt from its first row: run_id, created (its first case's date), preset, shard
+    and the machine fingerprint as the rows hold it (no package lock, no end time, no shards' list).
+    `CorruptNightError` when the file cannot be read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(night.summary).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        raise CorruptNightError(
+            f"{night.summary}: not a readable Parquet file ({str(exc).splitlines()[0][:120]})"
+        ) from None
+    if DOCUMENT_KEY in metadata:
+        try:
+            header = json.loads(metadata[DOCUMENT_KEY])
+        except ValueError:
+            raise CorruptNightError(f"{night.summary}: its run document header is not JSON") from None
+        return header if isinstance(header, dict) else None
+    return _rebuilt_header(night)
+
+
+def _rebuilt_header(night: Night) -> dict[str, Any] | None:
+    import pandas as pd
+
+    rows = _read(night.summary, [*_HEADER_COLUMNS, *_FINGERPRINT_COLUMNS]).to_pandas()
+    if rows.empty or "run_id" not in rows or rows["source"].iloc[0] != "run":
+        return None
+
+    def value(column: str) -> Any:
+        v = rows[column].iloc[0] if column in rows else None
+        return None if v is None or (not isinstance(v, str) and pd.isna(v)) else v.item() if hasattr(v, "item") else v
+
+    machine = {c: value(c) for c in _FINGERPRINT_COLUMNS} | {"git_commit": value("commit"), "git_dirty": value("dirty")}
+    if isinstance(machine["frameworks"], str):
+        machine["frameworks"] = json.loads(machine["frameworks"])
+    created = pd.to_datetime(rows["date"], utc=True, errors="coerce", format="mixed").min()
+    return {
+        "run_id": value("run_id"), "created": None if pd.isna(created) else created.isoformat(),
+        "preset": value("preset"), "shard": value("shard"), "machine": machine,
+    }  # fmt: skip
+
+
+def newest_documents(
+    root: str | Path, machine: str | None = None, on_corrupt: Any = None
+) -> Iterator[tuple[Night, dict[str, Any]]]:
+    """(night, run document header) of the run-document nights in `root`, newest first within each machine
+    (of `machine` only, when given), asv nights left out. Each header is read as the caller asks for the
+    next one, so finding the newest night opens one file's footer. A night that cannot be read is passed
+    to `on_corrupt(error)` and passed over, or raises `CorruptNightError` when there is no `on_corrupt`."""
+    by_machine: dict[str, list[Night]] = {}
+    for night in nights(root, [machine] if machine is not None else None):
+        by_machine.setdefault(night.machine, []).append(night)
+    for stored in by_machine.values():
+        for night in reversed(stored):
+            try:
+                header = night_document(night)
+            except CorruptNightError as exc:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(exc)
+                continue
+            if header is not None:
+                yield night, header
 
 
 def _with_samples(table: pd.DataFrame, night: Night) -> pd.DataFrame:

@@ -591,14 +591,19 @@ def result_files(paths: Iterable[str | Path]) -> Iterator[Path]:
         yield path
 
 
-def iter_rows(paths: Iterable[str | Path] | None = None) -> Iterator[dict[str, Any]]:
-    """Every measured case in the result files under `paths` (default `results/`), as dicts."""
+def iter_rows(
+    paths: Iterable[str | Path] | None = None, headers: dict[str, dict[str, Any]] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every measured case in the result files under `paths` (default `results/`), as dicts. `headers`, when
+    given, receives each run document's header (all of it but its records) under its rows' `file`."""
     bench_cache: dict[Path, dict[str, dict[str, Any]]] = {}
     for path in result_files(paths or ["results"]):
         doc = _read_json(path)
         if doc is None:
             continue
         if isinstance(doc, dict) and doc.get("kind") == KIND:
+            if headers is not None:
+                headers[str(path)] = {k: v for k, v in doc.items() if k != "records"}
             yield from _run_rows(path, doc)
         elif _is_asv_result(doc):
             yield from _asv_rows(path, doc, bench_cache)
@@ -614,6 +619,7 @@ def load(
     last: int | None = None,
     since: str | None = None,
     samples: bool = True,
+    headers: dict[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """All runner documents, asv results and history folders under `paths` (default `results/`).
 
@@ -627,7 +633,9 @@ def load(
     (a UTC date) narrow what is read: a history folder (`analysis.columnar`)
     opens only those nights; documents are read, then narrowed the same way.
     `samples=False` leaves a history's samples unread (empty lists), for the
-    verdicts that need medians only.
+    verdicts that need medians only. `headers`, when given, receives each run
+    document's header (all of it but its records: what `rnnbench history
+    import` stores beside a night's rows) keyed by its rows' `file`.
     """
     import pandas as pd  # lazy: pandas is heavy and only `.[report]` installs it
 
@@ -637,7 +645,7 @@ def load(
     histories = [p for p in paths if columnar.is_history(p)]
     documents = [p for p in paths if p not in histories]
     machines = list(machines) if machines is not None else None
-    parts = [pd.DataFrame(list(iter_rows(documents)), columns=list(COLUMNS[:-1]))] if documents else []
+    parts = [pd.DataFrame(list(iter_rows(documents, headers)), columns=list(COLUMNS[:-1]))] if documents else []
     if parts and (machines is not None or last is not None or since is not None):
         parts[0] = _narrowed(parts[0], machines, last, since)
     for root in histories:

@@ -210,34 +210,10 @@ def build_verdicts(
             "ci_high": _number(h.high / h.center), "mde": _number(h.mde), "method": "history",
             "base": prev_side, "new": new_side, "note": _history_note(h.kind, h.outside, h.ratio, h.runs),
         }  # fmt: skip
-    pairing = _pairing(previous, tonight, None)
-    bisect = None
+    pairing, bisect = _pairing(previous, tonight, None), None
     if paired is not None:
-        base_doc, new_doc = paired
-        comparison = judge_records(base_doc["records"], new_doc["records"], threshold)
-        base_side = {k: v for k, v in _side(base_doc["machine"]).items() if k != "frameworks"}
-        new_side = {k: v for k, v in _side(new_doc["machine"]).items() if k != "frameworks"}
-        for c in comparison.cases:
-            drift = cases.get(c.key)
-            cases[c.key] = {
-                "key": c.key, "verdict": str(published(c.verdict)), "ratio": _number(c.ratio),
-                "ci_low": _number(c.ci_low), "ci_high": _number(c.ci_high), "mde": _number(c.mde), "method": "paired",
-                "base": base_side, "new": new_side, "note": c.note,
-            }  # fmt: skip
-            if drift is not None:
-                cases[c.key]["history"] = {
-                    k: drift[k] for k in ("verdict", "ratio", "ci_low", "ci_high", "mde", "note")
-                }
-        pairing = _pairing(previous, tonight, base_doc["machine"], new_doc["machine"])
-        regressed = sorted(
-            k for k, c in cases.items() if c["verdict"] == Published.REGRESSION and c["method"] == "paired"
-        )
-        if regressed and base_side["commit"] and new_side["commit"] and base_side["commit"] != new_side["commit"]:
-            bisect = {
-                "base": base_side["commit"], "new": new_side["commit"], "cases": regressed,
-                "commits": count_commits(base_side["commit"], new_side["commit"], repo),
-                "command": bisect_command(base_side["commit"], new_side["commit"], regressed, new_doc),
-            }  # fmt: skip
+        bisect = _judge_paired(cases, *paired, threshold, repo)
+        pairing = _pairing(previous, tonight, paired[0]["machine"], paired[1]["machine"])
     order = {v: i for i, v in enumerate(VERDICT_ORDER)}
     listed = sorted(
         cases.values(), key=lambda c: (order.get(c["verdict"], 99), -abs(math.log(c["ratio"] or 1)), c["key"])
@@ -252,6 +228,34 @@ def build_verdicts(
         "night": tonight, "previous": previous, "pairing": pairing,
         "methods": {"paired": PAIRED_METHOD, "history": HISTORY_METHOD},
         "bisect": bisect, "cases": listed, "counts": counts,
+    }  # fmt: skip
+
+
+def _judge_paired(
+    cases: dict[str, dict[str, Any]], base_doc: Mapping[str, Any], new_doc: Mapping[str, Any], threshold: float,
+    repo: Path | None,
+) -> dict[str, Any] | None:  # fmt: skip
+    """Judge every case of NEW against BASE into `cases` (a case's history verdict kept under `history`);
+    the bisect hint when the paired regressions lie between two commits, else None."""
+    comparison = judge_records(base_doc["records"], new_doc["records"], threshold)
+    base_side = {k: v for k, v in _side(base_doc["machine"]).items() if k != "frameworks"}
+    new_side = {k: v for k, v in _side(new_doc["machine"]).items() if k != "frameworks"}
+    for c in comparison.cases:
+        drift = cases.get(c.key)
+        cases[c.key] = {
+            "key": c.key, "verdict": str(published(c.verdict)), "ratio": _number(c.ratio),
+            "ci_low": _number(c.ci_low), "ci_high": _number(c.ci_high), "mde": _number(c.mde), "method": "paired",
+            "base": base_side, "new": new_side, "note": c.note,
+        }  # fmt: skip
+        if drift is not None:
+            cases[c.key]["history"] = {k: drift[k] for k in ("verdict", "ratio", "ci_low", "ci_high", "mde", "note")}
+    regressed = sorted(k for k, c in cases.items() if c["verdict"] == Published.REGRESSION and c["method"] == "paired")
+    if not (regressed and base_side["commit"] and new_side["commit"] and base_side["commit"] != new_side["commit"]):
+        return None
+    return {
+        "base": base_side["commit"], "new": new_side["commit"], "cases": regressed,
+        "commits": count_commits(base_side["commit"], new_side["commit"], repo),
+        "command": bisect_command(base_side["commit"], new_side["commit"], regressed, new_doc),
     }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -26,10 +27,11 @@ def _import(args: argparse.Namespace) -> int:
     named = {Path(p) for p in args.paths if Path(p).is_file()}
     with warnings_or_reason():
         frames = []
+        headers: dict[str, dict[str, Any]] = {}  # each run document's header, stored with its night
         for path in files:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                frame = load([path])
+                frame = load([path], headers=headers)
             if frame.empty and path in named:
                 reason = str(caught[0].message) if caught else f"{path}: no measured cases"
                 raise UsageError(f"cannot store {reason}")
@@ -42,8 +44,8 @@ def _import(args: argparse.Namespace) -> int:
     root = columnar.create(args.out, args.keep_samples)
     stored = 0
     for frame in tqdm(frames, unit="night", file=sys.stderr, disable=args.no_progress or len(frames) < 2):
-        for _, night in frame.groupby(["machine", "file"], dropna=False, sort=False):
-            columnar.write_night(root, night)
+        for (_, file), night in frame.groupby(["machine", "file"], dropna=False, sort=False):
+            columnar.write_night(root, night, headers.get(str(file)))
             stored += 1
     print(f"rnnbench: {stored} nights ({sum(len(f) for f in frames)} rows) stored in {root}")
     return 0

@@ -33,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("landing", help="write the nightly site's landing page from the night's verdicts.json")
     p.add_argument(
-        "history", metavar="HISTORY", type=input_path, help="results folder holding every merged run (runs/<machine>/)"
-    )
+        "history", metavar="HISTORY", type=input_path,
+        help="the columnar history holding the night (rnnbench history import; or the nightly's history folder, "
+        "whose nights/ is one), or a results folder of merged run documents (runs/<machine>/)",
+    )  # fmt: skip
     p.add_argument(
         "--out", required=True, type=output_dir, help="site folder: index.html goes here, beside report/ and asv/"
     )
@@ -43,7 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="the night's verdicts (rnnbench verdicts; default OUT/verdicts.json): the page shows what they say",
     )  # fmt: skip
     p.add_argument(
-        "--run", type=input_path, help="the run document the verdicts judge (default: found in HISTORY by its run id)"
+        "--run",
+        type=input_path,
+        help="the run document the verdicts judge (default: the night found in HISTORY by its run id)",
     )
     p.add_argument(
         "--report", type=nonempty, default="report/index.html", help="link to the rnnbench report, relative to --out"

@@ -1,7 +1,10 @@
 """`rnnbench nightly plan|bisect-args`: the nightly scripts' decisions, as shell-readable lines (see `sweep.nightly`).
 
 `plan HISTORY` says whether tonight is paired, against which BASE side, and
-why; the previous environment it needs is kept or rebuilt on the way.
+why; the previous environment it needs is kept or rebuilt on the way. The
+previous night comes from the columnar history HISTORY/nights (this module
+reads it, the store being a layer above `sweep.nightly`, and hands it to
+`plan_night`).
 `bisect-args VERDICTS` says which regressed cases of a paired night
 `rnnbench bisect` should search, and between which commits. Both print
 `name=value` lines quoted for the shell (`eval "$(rnnbench nightly plan H)"`),
@@ -16,13 +19,34 @@ import shlex
 import sys
 from pathlib import Path
 
+from rnnbench.analysis import columnar
 from rnnbench.cli.options import input_path, int_range, nonempty, output_file
+from rnnbench.sweep import nightly
+from rnnbench.sweep.nightly import NIGHTS_DIR, PreviousNight
 
-__all__ = ["add_parser", "run_bisect_args", "run_plan"]
+__all__ = ["add_parser", "previous_night", "run_bisect_args", "run_plan"]
 
 
 def _lines(values: dict[str, str]) -> str:
     return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
+
+
+def _unreadable(exc: Exception) -> None:
+    # as an unreadable file under runs/ is, an unreadable night is no night: the one before it is the previous
+    print(f"rnnbench: warning: {exc}", file=sys.stderr)
+
+
+def previous_night(history: Path, machine: str) -> PreviousNight | None:
+    """The previous night of `machine` in the nightly's HISTORY: from its columnar history (HISTORY/nights,
+    the newest night's stored document header: one file's footer read), or from HISTORY/runs/ where an
+    older history still keeps the documents (`sweep.nightly.previous_night` picks the later)."""
+    store = history / NIGHTS_DIR
+    stored = (
+        ((night.summary, header) for night, header in columnar.newest_documents(store, machine, _unreadable))
+        if columnar.is_history(store)
+        else ()
+    )
+    return nightly.previous_night(history, machine, stored)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -33,7 +57,8 @@ def run_plan(args: argparse.Namespace) -> int:
     pkgs = packages()
     # absolute: the BASE side names the kept environment's interpreter, and a resumed shard may start elsewhere
     history = Path(args.history).absolute()
-    plan = plan_night(history, machine_name(), commit, lock_digest(pkgs), pkgs)
+    machine = machine_name()
+    plan = plan_night(previous_night(history, machine), machine, commit, lock_digest(pkgs), pkgs)
     environment = None
     if plan.needs_environment:
         prev, base_lock = plan.previous, plan.base_lock
@@ -99,8 +124,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "plan",
         help="tonight against the previous night of this machine in HISTORY: paired (and its BASE side) or plain",
         description=(
-            "Read the newest run document of this machine under HISTORY/runs/<machine>/ and compare its commit "
-            "and environment lock with this checkout's and this interpreter's. Prints paired=0|1, base=SIDE "
+            "Read the previous night of this machine from the history HISTORY/nights/ (or, in a history kept "
+            "before the nights' documents left it, the newest run document under HISTORY/runs/<machine>/) and "
+            "compare its commit and environment lock with this checkout's and this interpreter's. Prints paired=0|1, base=SIDE "
             "(an `ab` side spec: REV or PYTHON@REV), new=PYTHON and reason=TEXT, quoted for the shell. When the "
             "environment changed, its previous one is kept or rebuilt under HISTORY/envs/<lock_digest>/."
         ),

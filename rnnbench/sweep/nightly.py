@@ -2,8 +2,11 @@
 
 This module owns the decision (`plan_night`) and the two things it needs
 from the history folder the nightly keeps (docs/pipeline.md): the previous
-night of this machine class (`previous_night`: the newest run document under
-`HISTORY/runs/<machine>/`, its commit and environment lock) and, when the
+night of this machine class (`previous_night`: its commit and environment
+lock, from the run document header the columnar history `HISTORY/nights/`
+keeps with each night, which the caller reads and hands in, since the store
+lives a layer above; or, in a history kept before the night documents left
+it, the newest run document under `HISTORY/runs/<machine>/`) and, when the
 environment changed, the previous environment itself (`ensure_environment`:
 kept, or rebuilt from the lock that night recorded, under
 `HISTORY/envs/<lock_digest>/`). The scripts call them through `rnnbench
@@ -37,8 +40,9 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,7 @@ from rnnbench.sweep.store import RUNS_DIR, read_run
 
 __all__ = [
     "ENVS_DIR",
+    "NIGHTS_DIR",
     "PAIRED_DIR",
     "BisectRequest",
     "EnvironmentBuild",
@@ -60,7 +65,8 @@ __all__ = [
     "regressed_cases",
 ]
 
-PAIRED_DIR = "paired"  # HISTORY/paired/runs/<machine>/: the BASE documents of paired nights (never nights)
+NIGHTS_DIR = "nights"  # HISTORY/nights/: the columnar history (analysis.columnar), every night and its header
+PAIRED_DIR = "paired"  # SHARD/paired/runs/<machine>/: the BASE documents of paired nights (never nights)
 ENVS_DIR = "envs"  # HISTORY/envs/<lock_digest>/: previous environments, kept for the next paired night
 _COMPLETE = ".rnnbench-env-complete"  # written last: an environment without it is half-built
 PIP_TIMEOUT_S = 3600.0  # a framework's wheels from a cold cache on a slow link
@@ -68,15 +74,29 @@ PIP_TIMEOUT_S = 3600.0  # a framework's wheels from a cold cache on a slow link
 
 @dataclass(frozen=True)
 class PreviousNight:
-    """What the previous night of a machine class ran: its document, commit and environment lock."""
+    """What the previous night of a machine class ran: its commit and environment lock."""
 
-    path: Path
+    path: Path  # where it was read from: the columnar night's summary file, or a run document
     run_id: str
     created: str
     commit: str | None
     lock_digest: str | None  # None: recorded before run documents carried a lock
     packages: Mapping[str, str] | None
     python: str | None = None  # the interpreter's version ("3.11.9"): the rebuilt environment needs the same
+
+    @classmethod
+    def from_document(cls, path: Path, header: Mapping[str, Any]) -> PreviousNight:
+        """The night a run document's header describes (`path`: where it was read from)."""
+        fp = header.get("machine") or {}
+        fp = fp if isinstance(fp, Mapping) else {}
+        pkgs, lock, python = fp.get("packages"), fp.get("lock_digest"), fp.get("python")
+        return cls(
+            path=Path(path), run_id=str(header.get("run_id")), created=str(header.get("created")),
+            commit=fp.get("git_commit") if isinstance(fp.get("git_commit"), str) else None,
+            lock_digest=lock if isinstance(lock, str) else None,
+            packages={str(k): str(v) for k, v in pkgs.items()} if isinstance(pkgs, Mapping) else None,
+            python=python if isinstance(python, str) else None,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,28 +151,43 @@ class NightPlan:
         return d
 
 
-def previous_night(history: Path, machine: str) -> PreviousNight | None:
-    """The newest readable run document under `history/runs/<machine>/`, or None (the first night).
+def previous_night(
+    history: Path, machine: str, stored: Iterable[tuple[Path, Mapping[str, Any]]] = ()
+) -> PreviousNight | None:
+    """The previous night of `machine`, or None (the first night): the newest of `stored` (the columnar
+    history's nights of that machine as (file, run document header), newest first: only the first is
+    taken) and, for a history kept while the nights' documents were, the newest readable run document
+    under `history/runs/<machine>/`; the later one when both are there (the document on a tie: it holds
+    the package lock, which a night stored before headers were kept lacks).
 
     Documents are named by their start time (`store.RunWriter`), so the newest is the last name: only it
     is opened (and the one before it, and so on, when it cannot be read).
     """
+    from_store = next((PreviousNight.from_document(path, header) for path, header in stored), None)
     folder = Path(history) / RUNS_DIR / machine
     paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    from_runs = None
     for path in reversed(paths):
         try:
             doc = read_run(path)
         except ValueError:
             continue  # a file that is not a run document is not a night
-        fp = doc.machine
-        pkgs = fp.get("packages")
-        return PreviousNight(
-            path=path, run_id=doc.run_id, created=doc.created, commit=fp.get("git_commit"),
-            lock_digest=fp.get("lock_digest") if isinstance(fp.get("lock_digest"), str) else None,
-            packages=dict(pkgs) if isinstance(pkgs, Mapping) else None,
-            python=fp.get("python") if isinstance(fp.get("python"), str) else None,
-        )  # fmt: skip
-    return None
+        from_runs = PreviousNight.from_document(
+            path, {"run_id": doc.run_id, "created": doc.created, "machine": doc.machine}
+        )
+        break
+    if from_store is None or from_runs is None:
+        return from_store or from_runs
+    return from_store if _when(from_store.created) > _when(from_runs.created) else from_runs
+
+
+def _when(created: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(created)
+    except (TypeError, ValueError):
+        return datetime.min
+    offset = when.utcoffset()
+    return when.replace(tzinfo=None) - offset if offset is not None else when
 
 
 def lock_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
@@ -176,12 +211,11 @@ def _short(commit: str | None) -> str:
 
 
 def plan_night(
-    history: Path, machine: str, commit: str | None, lock_digest: str | None,
+    prev: PreviousNight | None, machine: str, commit: str | None, lock_digest: str | None,
     packages: Mapping[str, str] | None = None,
 ) -> NightPlan:  # fmt: skip
     """Tonight's plan for `machine` at `commit` in the environment `lock_digest` (`packages` its lock, to name
-    what changed), from the previous night of that machine in `history` (see the module's rule)."""
-    prev = previous_night(history, machine)
+    what changed), from the previous night of that machine (`previous_night`; see the module's rule)."""
     plain = NightPlan(False, "", machine, commit, lock_digest, previous=prev)
     if prev is None:
         return replace(plain, reason=f"first night of {machine}: nothing to pair with")
