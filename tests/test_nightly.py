@@ -446,7 +446,6 @@ def _kept_environment(history: Path, digest: str) -> Path:
 
 
 @pytest.mark.slow  # a real (tiny) paired night: two numpy workers, one of them in a worktree of HEAD~1
-@pytest.mark.xdist_group("git-worktrees")  # adds a worktree to this checkout: tests/test_ab.py's WORKTREES
 @pytest.mark.skipif(not _git_checkout(), reason="not a git checkout")
 def test_nightly_sh_pairs_with_the_previous_nights_commit_in_its_kept_environment(tmp_path: Path) -> None:
     parent = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD~1"], capture_output=True, text=True)
