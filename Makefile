@@ -40,8 +40,16 @@ chromium:
 slurm:
 	command -v slurmctld >/dev/null && command -v munged >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge)
 
+# pytest in TEST_WORKERS processes (pytest-xdist): much of the suite's time is spent waiting on subprocesses
+# (worker sweeps, asv, the nightly scripts, SLURM, a fresh venv's install), which overlap even on 2 cores.
+# Each test writes only below its own tmp_path (HOME too, for asv and the nightly scripts), and none asserts
+# a timing outcome, so a test on the other worker cannot change what one decides. --durations=15: the
+# slowest tests, to keep `make test` inside its time budget (issue 21: 12 minutes on the 2-core VM).
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=15
+
 pytest: $(STAMP) chromium slurm
-	RNNBENCH_REQUIRE_BROWSER=1 RNNBENCH_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q
+	RNNBENCH_REQUIRE_BROWSER=1 RNNBENCH_REQUIRE_SLURM=1 $(PYTEST)
 
 test: lint typecheck pytest
 
@@ -53,11 +61,11 @@ test-stress: SHELL := /bin/bash
 test-stress: $(STAMP) chromium slurm
 	$(BIN)/python -c 'while True: pass' & spinner=$$!; \
 	trap 'kill $$spinner 2>/dev/null' EXIT INT TERM; \
-	RNNBENCH_REQUIRE_BROWSER=1 RNNBENCH_REQUIRE_SLURM=1 $(BIN)/python -m pytest -q
+	RNNBENCH_REQUIRE_BROWSER=1 RNNBENCH_REQUIRE_SLURM=1 $(PYTEST)
 
 # no browser or SLURM needed: without chromium or slurm-wlm their tests skip here (make test requires them)
 test-fast: lint
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

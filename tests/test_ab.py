@@ -203,14 +203,20 @@ def test_cli_ab_prints_a_verdict_table(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.slow
-def test_a_revision_side_runs_its_own_checkout_and_leaves_no_worktree(tmp_path: Path) -> None:
+def test_a_revision_side_runs_its_own_checkout_and_leaves_no_worktree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=False).stdout.strip()
 
     head = git("rev-parse", "HEAD")
     if not head:
         pytest.skip("not a git checkout")
-    before = git("worktree", "list")
+    # this run's checkout goes below its own temporary folder, so the worktree list is read for this run's
+    # worktrees only: other runs on this checkout (another test worker, another `ab`) add and remove their own
+    mine = tmp_path / "tmp"
+    mine.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(mine))
     cases = [Case("numpy", "cpu", "rnn", "concat", batch=4, input_size=16, hidden=16, seq_len=4)]
     opts = ABOptions(
         base="HEAD", new=sys.executable, results_dir=tmp_path, threads=1,
@@ -220,7 +226,8 @@ def test_a_revision_side_runs_its_own_checkout_and_leaves_no_worktree(tmp_path: 
     assert result.base_doc.extra["ab"]["revision"] == head
     assert result.base_doc.machine["git_commit"] == head  # the fingerprint came from the checkout itself
     assert result.base_doc.records[0].status == "ok"
-    assert git("worktree", "list") == before
+    assert [p.name for p in mine.iterdir()] == [], "the checkout's folder was left behind"
+    assert str(mine) not in git("worktree", "list", "--porcelain"), "the checkout is still a worktree"
 
 
 # the last commit whose worker cannot hold a case open (no `worker.open_case`): `ab` must still run it

@@ -176,5 +176,12 @@ def test_step_mode_drives_git_bisect_run(tmp_path: Path) -> None:
          "--results", str(tmp_path / "results")],
         cwd=repo, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert f"{shas[3]} is the first bad commit" in p.stdout, p.stdout
+    if "only 'skip'ped commits left" in p.stdout:
+        # a busy moment on the machine left a step without a verdict (the busy rule): `--step` exits 125, git
+        # skips that commit, and when nothing else is left it names the commits in doubt: the planted one is
+        # among them unless a step called a commit before it bad, or the planted one good
+        doubt = p.stdout.split("The first bad commit could be any of:", 1)[1].split("We cannot bisect more", 1)[0]
+        assert shas[3] in doubt, p.stdout
+    else:
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert f"{shas[3]} is the first bad commit" in p.stdout, p.stdout

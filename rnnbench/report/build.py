@@ -26,11 +26,11 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -65,6 +65,22 @@ class Section:
 
 
 Job = Callable[[], Path]
+_Group = TypeVar("_Group")
+
+
+def _chart_jobs(
+    sec: Section, drawable: Sequence[_Group], limit: int, chart: Callable[[int, _Group], tuple[str, str, Job]]
+) -> list[Job]:
+    """The jobs drawing the first `limit` groups of `drawable`, `chart(n, group)` giving the n-th chart's
+    (file name, title, job); a note on `sec` counts the groups left out, so a capped section says it is capped."""
+    jobs: list[Job] = []
+    for n, group in enumerate(drawable[:limit]):
+        name, title, job = chart(n, group)
+        sec.images.append((name, title))
+        jobs.append(job)
+    if len(drawable) > limit:
+        sec.notes.append(f"{len(drawable) - limit} more groups not drawn (--max-charts {limit}).")
+    return jobs
 
 
 def _e(value: object) -> str:
@@ -113,7 +129,6 @@ def _winner_maps(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, 
         "concat / separate over batch x hidden (below 1, blue: concat is faster), and which formulation is fastest, "
         "native included. Several input sizes for one cell are combined by their geometric mean.",
     )
-    jobs: list[Job] = []
     pairs: list[dict[str, Any]] = []
     win_count: dict[str, int] = {}
     groups = list(latest.groupby(_MAP_GROUP, dropna=False))
@@ -143,7 +158,9 @@ def _winner_maps(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, 
         if "concat" in piv and "separate" in piv:
             drawable.append((ident, piv, verdicts))
     drawable.sort(key=lambda t: -t[1].size)
-    for n, (ident, piv, verdicts) in enumerate(drawable[:limit]):
+
+    def chart(n: int, group: tuple[Any, pd.DataFrame, dict[tuple[Any, Any], Winner]]) -> tuple[str, str, Job]:
+        ident, piv, verdicts = group
         machine, fw, dev, variant, pas, mode, dtype, t, layers = ident
         batches = sorted(piv.index.get_level_values(0).unique())[:MAX_GRID]
         hiddens = sorted(piv.index.get_level_values(1).unique())[:MAX_GRID]
@@ -156,10 +173,9 @@ def _winner_maps(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, 
         )
         title = f"{fw} {dev} {variant} {pas} ({mode}, {dtype}, T={t}, layers={layers}) on {machine}"
         name = f"img/winners-{n:03d}-{_slug(fw, dev, variant, pas, mode, dtype, t, layers)}.png"
-        sec.images.append((name, title))
-        jobs.append(functools.partial(charts.winner_maps, ratio, times, title, img / name, labels))
-    if len(drawable) > limit:
-        sec.notes.append(f"{len(drawable) - limit} more groups not drawn (--max-charts {limit}).")
+        return name, title, functools.partial(charts.winner_maps, ratio, times, title, img / name, labels)
+
+    jobs = _chart_jobs(sec, drawable, limit, chart)
     sec.finding = (
         _concat_finding(pd.DataFrame(pairs))
         if pairs
@@ -250,7 +266,6 @@ def _scaling(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
         "Median time of one call divided by the sequence length, one line per formulation, log axes. Each panel "
         "holds the other sizes fixed (named in its title) at the combination measured with the most values.",
     )
-    jobs: list[Job] = []
     slopes: dict[str, list[float]] = {}
     seq_change: dict[str, list[float]] = {}
     drawable = []
@@ -272,14 +287,15 @@ def _scaling(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list
                 s = by_seq[form].dropna()
                 if len(s) >= 2:
                     seq_change.setdefault(form, []).append(float(s.iloc[-1] / s.iloc[0] - 1))
-    for n, (ident, by_seq, seq_note, by_hidden, hid_note) in enumerate(drawable[:limit]):
+
+    def chart(n: int, group: tuple[Any, pd.DataFrame | None, str, pd.DataFrame | None, str]) -> tuple[str, str, Job]:
+        ident, by_seq, seq_note, by_hidden, hid_note = group
         machine, fw, dev, variant, pas, mode, dtype, layers = ident
         title = f"time per step: {fw} {dev} {variant} {pas} ({mode}, {dtype}, layers={layers}) on {machine}"
         name = f"img/scaling-{n:03d}-{_slug(fw, dev, variant, pas, mode, dtype, layers)}.png"
-        sec.images.append((name, title))
-        jobs.append(functools.partial(charts.scaling, by_seq, seq_note, by_hidden, hid_note, title, img / name))
-    if len(drawable) > limit:
-        sec.notes.append(f"{len(drawable) - limit} more groups not drawn (--max-charts {limit}).")
+        return name, title, functools.partial(charts.scaling, by_seq, seq_note, by_hidden, hid_note, title, img / name)
+
+    jobs = _chart_jobs(sec, drawable, limit, chart)
     parts = []
     if slopes:
         parts.append(
@@ -473,7 +489,6 @@ def _cross(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[J
         "Median time of the same cell, pass, dtype and shape in each framework, in the mode its users normally run "
         "(PyTorch eager, TensorFlow and JAX compiled) where measured, one panel per formulation.",
     )
-    jobs: list[Job] = []
     lat = latest.assign(primary=[PRIMARY_MODE.get(f) == m for f, m in zip(latest["framework"], latest["mode"])])
     # prefer each framework's usual mode; fall back to whatever mode was measured
     lat = lat.sort_values("primary").drop_duplicates(
@@ -515,14 +530,15 @@ def _cross(latest: pd.DataFrame, img: Path, limit: int) -> tuple[Section, list[J
         if panels:
             ordered = {f: panels[f] for f in charts.FORMULATION_COLOURS if f in panels}
             drawable.append((ident, ordered))
-    for n, (ident, panels) in enumerate(drawable[:limit]):
+
+    def chart(n: int, group: tuple[Any, dict[str, pd.DataFrame]]) -> tuple[str, str, Job]:
+        ident, panels = group
         machine, dev, variant, pas, dtype, layers = ident
         title = f"{variant} {pas} on {dev} ({dtype}, layers={layers}) across frameworks, on {machine}"
         name = f"img/frameworks-{n:03d}-{_slug(dev, variant, pas, dtype, layers)}.png"
-        sec.images.append((name, title))
-        jobs.append(functools.partial(charts.cross_framework, panels, title, img / name))
-    if len(drawable) > limit:
-        sec.notes.append(f"{len(drawable) - limit} more groups not drawn.")
+        return name, title, functools.partial(charts.cross_framework, panels, title, img / name)
+
+    jobs = _chart_jobs(sec, drawable, limit, chart)
     if winners:
         order = sorted(winners.items(), key=lambda kv: -kv[1])
         sec.finding = (
