@@ -22,8 +22,9 @@
 #   RNNBENCH_NIGHTLY_ARGS      more grid and timing flags for `rnnbench run` and `rnnbench ab`, split on spaces
 #                              (e.g. "--framework torch --budget 0.5"); flags both commands take
 #   RNNBENCH_NIGHTLY_HISTORY   the history folder when --history is not given (default: none, a plain run)
-#   RNNBENCH_NIGHTLY_AB_ARGS   more `rnnbench ab` flags on a paired night (default "--budget 0.6 --extra-rounds 3":
-#                              each side samples as long as a plain night's run does)
+#   RNNBENCH_NIGHTLY_AB_ARGS   more `rnnbench ab` flags on a paired night (default "--budget 0.3 --rounds 4
+#                              --extra-rounds 4": four short rounds a side, and up to four more for the cases they
+#                              leave undecided; the measured choice is in docs/pipeline.md)
 #   RNNBENCH_NIGHTLY_OUT       output folder when --out is not given (default nightly-results)
 #   RNNBENCH_NIGHTLY_ASV       which shards run the asv suite: first (default), all, none
 #   RNNBENCH_NIGHTLY_ASV_ARGS  more `asv run` flags (e.g. "--quick --bench LSTMCell")
@@ -45,7 +46,7 @@ while [[ $# -gt 0 ]]; do
         --out=*) out=${1#--out=}; shift ;;
         --history) history=${2:?--history needs a folder}; shift 2 ;;
         --history=*) history=${1#--history=}; shift ;;
-        -h|--help) sed -n '2,35p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "nightly.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -59,7 +60,7 @@ PYTHON=${PYTHON:-python3}
 read -r -a rnnbench <<<"${RNNBENCH:-rnnbench}"
 read -r -a extra <<<"${RNNBENCH_NIGHTLY_ARGS:-}"
 read -r -a asv_extra <<<"${RNNBENCH_NIGHTLY_ASV_ARGS:-}"
-read -r -a ab_extra <<<"${RNNBENCH_NIGHTLY_AB_ARGS:---budget 0.6 --extra-rounds 3}"
+read -r -a ab_extra <<<"${RNNBENCH_NIGHTLY_AB_ARGS:---budget 0.3 --rounds 4 --extra-rounds 4}"
 preset=${RNNBENCH_NIGHTLY_PRESET:-nightly-gpu}
 export RNNBENCH_MACHINE=${RNNBENCH_MACHINE:-nightly}
 export RNNBENCH_ASV_DEVICES=${RNNBENCH_ASV_DEVICES:-cuda}
