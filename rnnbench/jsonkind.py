@@ -10,6 +10,7 @@ own, `sweep.records.RunDocument`.)
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ def read_kind_json(path: Path, kind: str, api_version: int, what: str, missing: 
     """The JSON object in `path` when its `kind` and `api_version` are these; else a UsageError naming
     `path` and `what` it should have been (`missing`: what to do when the file does not exist)."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = gzip.decompress(Path(path).read_bytes()) if Path(path).suffix == ".gz" else Path(path).read_bytes()
+        doc = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such {what}{f' ({missing})' if missing else ''}") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:  # EOFError: a truncated .gz
         raise UsageError(f"{path}: not a readable {what} ({str(exc).splitlines()[0][:100]})") from None
     if not isinstance(doc, dict) or doc.get("kind") != kind:
         raise UsageError(f"{path}: not an rnnbench {what} (kind {kind!r})")

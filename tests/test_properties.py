@@ -51,3 +51,21 @@ def test_torch_train(case, seed):
 @given(cases("jax", "compiled", True), st.integers(0, 1000))
 def test_jax_train(case, seed):
     _check(case, seed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rounds=st.lists(st.lists(st.floats(1e-6, 1.0, allow_nan=False), min_size=1, max_size=30), min_size=1, max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_the_bootstraps_row_medians_are_numpys_nanmedian(rounds: list[list[float]], seed: int) -> None:
+    from rnnbench.judge import bootstrap
+
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(r) for r in rounds]
+    picks = rng.integers(0, len(arrays), (40, len(arrays)))
+    values = bootstrap._resample(*bootstrap._padded(arrays), picks, rng)  # (40, rounds, longest), NaN-padded
+    flat = values.reshape(40, -1)
+    assert np.allclose(bootstrap._nanmedian_rows(flat), np.nanmedian(flat, axis=1), rtol=1e-12, atol=0)
+    per_round = values.reshape(-1, values.shape[2])
+    assert np.allclose(bootstrap._nanmedian_rows(per_round), np.nanmedian(per_round, axis=1), rtol=1e-12, atol=0)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from rnnbench.case import Case
 from rnnbench.report import charts
@@ -57,15 +58,22 @@ def test_report_cells_tie_within_the_noise_and_the_map_draws_them(tmp_path: Path
     assert out.stat().st_size > 1000
 
 
-def test_the_landing_page_names_a_winner_only_when_resolved() -> None:
-    from rnnbench.report.landing import _resolved_winners
+def test_the_landing_page_names_a_winner_change_only_when_both_are_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnnbench.report import landing
 
     rng = np.random.default_rng(3)
-    clear = _resolved_winners(
-        [r.to_json() for r in (_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.3)))]
-    )
-    tied = _resolved_winners(
-        [r.to_json() for r in (_record("concat", _samples(rng, 1.0)), _record("separate", _samples(rng, 1.004)))]
-    )
-    assert [w for w, _ in clear.values()] == ["concat"]
-    assert [w for w, _ in tied.values()] == [None]
+
+    def night(concat: float, separate: float) -> list[dict[str, object]]:
+        return [
+            r.to_json()
+            for r in (_record("concat", _samples(rng, concat)), _record("separate", _samples(rng, separate)))
+        ]
+
+    concat_wins, separate_wins, tie = night(1.0, 1.3), night(1.3, 1.0), night(1.0, 1.004)
+    (change,) = landing.winner_changes(concat_wins, separate_wins)
+    assert (change.before, change.after) == ("concat", "separate") and change.lead == pytest.approx(1.3, rel=0.05)
+    assert landing.winner_changes(concat_wins, tie) == []  # the fastest moved, but within a tie: no change
+    # the same fastest on both nights is no change, and is not bootstrapped (thousands of groups a night)
+    calls: list[object] = []
+    monkeypatch.setattr(landing, "resolve_winner", lambda rounds: calls.append(rounds))
+    assert landing.winner_changes(concat_wins, night(1.0, 1.3)) == [] and calls == []

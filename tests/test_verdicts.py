@@ -177,6 +177,10 @@ def test_the_landing_page_text_summary_and_feed_say_what_the_verdicts_say(
     # a second, unchanged night: the archive then holds one night with regressions and one without
     S.write(_night(6, commit=B, lock="2" * 16), history)
     assert main([*args]) == 0
+    # the archive keeps each night gzip-compressed (the results branch grows by it every night), readable as is
+    kept = sorted(archive.rglob("*"))
+    assert [p.name.endswith(".json.gz") for p in kept if p.is_file()] == [True, True]
+    assert read_verdicts(next(p for p in kept if p.is_file()))["kind"] == "rnnbench-verdicts"
     assert main(["verdicts-render", str(archive), "--format", "atom", "--out", str(site / "feed.xml")]) == 0
     feed = ET.parse(site / "feed.xml").getroot()
     ns = {"a": "http://www.w3.org/2005/Atom"}

@@ -22,6 +22,7 @@ Atom feed and the job summary say is read from it
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -331,10 +332,17 @@ def bisect_command(base: str, new: str, keys: Sequence[str], new_doc: Mapping[st
 
 
 def write_verdicts(doc: Mapping[str, Any], out: Path) -> Path:
-    """Write `doc` to `out` whole or not at all (written beside, then renamed)."""
+    """Write `doc` to `out` whole or not at all (written beside, then renamed); gzip-compressed when `out`
+    ends in `.gz` (the archive the results branch keeps every night: a year-sized night's verdicts are
+    3.5 MB of JSON, a tenth of that compressed)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    if out.suffix == ".gz":
+        # mtime 0: the same verdicts give the same bytes, so git stores a re-run night once
+        with gzip.GzipFile(tmp, "wb", mtime=0) as f:
+            f.write(json.dumps(doc, separators=(",", ":"), allow_nan=False).encode())
+    else:
+        tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     tmp.replace(out)
     return out
 

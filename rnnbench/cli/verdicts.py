@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.archive:
         night = doc["night"]
         stamp = str(night["date"])[:19].replace("-", "").replace(":", "")
-        write_verdicts(doc, args.archive / _safe(doc["machine"]) / f"{stamp}-{str(night['run_id'])[:8]}.json")
+        write_verdicts(doc, args.archive / _safe(doc["machine"]) / f"{stamp}-{str(night['run_id'])[:8]}.json.gz")
     counts = ", ".join(f"{n} {v}" for v, n in doc["counts"].items()) or "no case judged"
     print(f"rnnbench: {doc['pairing']['reason']}; {counts}; verdicts: {args.out}")
     for c in published_regressions(doc):
@@ -58,7 +58,7 @@ def _safe(name: str) -> str:
 def _verdict_files(paths: list[str]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
-        files += sorted(p.rglob("*.json")) if p.is_dir() else [p]
+        files += sorted([*p.rglob("*.json"), *p.rglob("*.json.gz")]) if p.is_dir() else [p]
     return files
 
 
@@ -109,7 +109,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--repo", type=input_path,
         help="the git checkout that holds BASE's and NEW's commits, to count those between them (default: rnnbench's own)",
     )  # fmt: skip
-    p.add_argument("--archive", type=output_dir, help="also keep a copy in DIR/<machine>/ (the feed reads them all)")
+    p.add_argument(
+        "--archive",
+        type=output_dir,
+        help="also keep a gzip-compressed copy in DIR/<machine>/ (the feed reads them all)",
+    )
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if a regression is published")
     p.set_defaults(func=run)
 

@@ -85,12 +85,22 @@ def _resample(pad: np.ndarray, sizes: np.ndarray, picks: np.ndarray, rng: np.ran
     return np.where(np.arange(m) < size, values, np.nan)
 
 
+def _nanmedian_rows(values: np.ndarray) -> np.ndarray:
+    """The median of each row of a 2-D array, NaN (padding) left out; every row holds at least one number.
+    What `np.nanmedian(values, axis=1)` gives, by one sort: numpy's nanmedian takes a per-row path for
+    small arrays that made the replicates of a year-sized night's winner maps cost seconds."""
+    ordered = np.sort(values, axis=1)  # NaN sorts last
+    count = np.count_nonzero(~np.isnan(values), axis=1)
+    rows = np.arange(len(values))
+    return (ordered[rows, (count - 1) // 2] + ordered[rows, count // 2]) / 2
+
+
 def bootstrap_medians(rounds: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
     """`n` bootstrap replicates of the median: rounds resampled, then samples within each chosen round."""
     pad, sizes = _padded(rounds)
     picks = rng.integers(0, len(rounds), (n, len(rounds)))
     values = _resample(pad, sizes, picks, rng).reshape(n, -1)
-    return _widen_by_rounds(np.asarray(np.nanmedian(values, axis=1)), len(rounds))
+    return _widen_by_rounds(_nanmedian_rows(values), len(rounds))
 
 
 def bootstrap_paired(base: list[np.ndarray], new: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
@@ -98,8 +108,8 @@ def bootstrap_paired(base: list[np.ndarray], new: list[np.ndarray], n: int, rng:
     pb, sb = _padded(base)
     pn, sn = _padded(new)
     picks = rng.integers(0, len(base), (n, len(base)))
-    mb = np.nanmedian(_resample(pb, sb, picks, rng), axis=2)
-    mn = np.nanmedian(_resample(pn, sn, picks, rng), axis=2)
+    mb = _nanmedian_rows(_resample(pb, sb, picks, rng).reshape(n * len(base), -1)).reshape(n, len(base))
+    mn = _nanmedian_rows(_resample(pn, sn, picks, rng).reshape(n * len(base), -1)).reshape(n, len(base))
     return _widen_by_rounds(np.asarray(np.exp(np.mean(np.log(mn / mb), axis=1))), len(base))
 
 

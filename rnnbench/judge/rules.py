@@ -61,6 +61,7 @@ __all__ = [
     "change_kind",
     "compare_rounds",
     "compare_samples",
+    "fastest",
     "metric_of",
     "present",
     "read_band",
@@ -256,6 +257,19 @@ class Winner:
         return self.winner if self.winner else "tie: " + ", ".join(self.tied)
 
 
+def _medians(rounds: Mapping[str, Sequence[Sequence[float]]]) -> dict[str, float]:
+    clean = {k: clean_rounds(v) for k, v in rounds.items()}
+    return {k: float(np.median(np.concatenate(v))) for k, v in clean.items() if v}
+
+
+def fastest(rounds: Mapping[str, Sequence[Sequence[float]]]) -> str | None:
+    """The alternative with the lowest median, resolved or not: the only one `resolve_winner` can name.
+    Two runs whose fastest is the same have no change of winner, so a reader that looks for changes
+    bootstraps only the groups whose fastest differs."""
+    meds = _medians(rounds)
+    return min(meds, key=lambda k: meds[k]) if meds else None
+
+
 def resolve_winner(
     rounds: Mapping[str, Sequence[Sequence[float]]], confidence: float = WINNER_CONFIDENCE, seed: int = 0
 ) -> Winner:
@@ -264,9 +278,7 @@ def resolve_winner(
     `rounds` maps an alternative (a formulation) to its samples, as a list of
     rounds. Fewer than `MIN_SAMPLES` samples leave a lead unresolved.
     """
-    clean = {k: clean_rounds(v) for k, v in rounds.items()}
-    clean = {k: v for k, v in clean.items() if v}
-    meds = {k: float(np.median(np.concatenate(v))) for k, v in clean.items()}
+    meds = _medians(rounds)
     if not meds:
         return Winner(None, (), math.nan, math.nan, math.nan)
     order = sorted(meds, key=lambda k: meds[k])

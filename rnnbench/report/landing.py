@@ -32,7 +32,7 @@ from typing import Any
 from rnnbench.analysis import columnar
 from rnnbench.analysis.frame import SkippedFileWarning
 from rnnbench.errors import UsageError
-from rnnbench.judge.rules import resolve_winner
+from rnnbench.judge.rules import fastest, resolve_winner
 from rnnbench.report.verdicts import (
     change,
     interval,
@@ -90,24 +90,34 @@ def _group(key: str, formulation: str) -> str:
     return key.replace(f"/{formulation}/", "/*/", 1)
 
 
-def _resolved_winners(records: Sequence[dict[str, Any]]) -> dict[str, tuple[str | None, float | None]]:
-    """group -> (fastest formulation, or None for a tie; runner-up/winner time ratio) over the ok records.
-
-    A winner is named only when its lead is resolved (`resolve_winner`: the
-    interval of each other formulation's time over its own excludes 1).
-    """
+def _groups(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[list[float]]]]:
+    """group (the key with its formulation starred) -> formulation -> rounds of samples, over the ok
+    records of groups with at least two formulations."""
     groups: dict[str, dict[str, list[list[float]]]] = {}
     for r in records:
         if r["status"] == "ok" and r.get("median_s"):
             rounds = r.get("round_samples_s") or [r.get("samples_s") or [r["median_s"]]]
             groups.setdefault(_group(r["key"], r["formulation"]), {})[r["formulation"]] = rounds
-    out: dict[str, tuple[str | None, float | None]] = {}
-    for group, samples in groups.items():
-        if len(samples) < 2:
+    return {g: alts for g, alts in groups.items() if len(alts) >= 2}
+
+
+def winner_changes(before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]) -> list[WinnerChange]:
+    """The groups whose fastest formulation changed between two runs' records, named only when both
+    winners' leads are resolved (`resolve_winner`: the interval of each other formulation's time over
+    the winner's excludes 1); a tie on either side is no change of winner. Only the groups whose
+    fastest differs are bootstrapped (`fastest`): a year-sized night has thousands of groups."""
+    old, new = _groups(before), _groups(after)
+    changes: list[WinnerChange] = []
+    for group in sorted(set(old) & set(new)):
+        if fastest(old[group]) == fastest(new[group]):
             continue
-        w = resolve_winner(samples)
-        out[group] = (w.winner, w.lead)
-    return out
+        a = resolve_winner(new[group])
+        if a.winner is None:
+            continue  # a tie tonight: no change of winner, whatever the previous night resolved
+        b = resolve_winner(old[group])
+        if b.winner is not None and b.winner != a.winner:
+            changes.append(WinnerChange(group, b.winner, a.winner, a.lead))
+    return changes
 
 
 def last_night(history: Path, verdicts: dict[str, Any], run: Path | None = None) -> Night:
@@ -123,14 +133,7 @@ def last_night(history: Path, verdicts: dict[str, Any], run: Path | None = None)
     store = next((p for p in (Path(history), Path(history) / NIGHTS_DIR) if columnar.is_history(p)), None)
     found = _from_store(store, verdicts, run) if store is not None else _from_documents(Path(history), wanted, run)
     newest_path, newest, previous = found
-    winners: list[WinnerChange] = []
-    if previous is not None:
-        before, after = _resolved_winners(previous["records"]), _resolved_winners(newest["records"])
-        for group in sorted(set(before) & set(after)):
-            # a change only when both winners' leads are resolved: a tie on either side is no change of winner
-            b, a = before[group][0], after[group][0]
-            if b is not None and a is not None and b != a:
-                winners.append(WinnerChange(group, b, a, after[group][1]))
+    winners = winner_changes(previous["records"], newest["records"]) if previous is not None else []
     failed = [(r["key"], r.get("error") or "") for r in newest["records"] if r["status"] == "failed"]
     return Night(newest_path, newest, previous, verdicts, winners, failed)
 
