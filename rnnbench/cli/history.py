@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from rnnbench.cli.export import PATHS_HELP
 from rnnbench.cli.inputs import warnings_or_reason
-from rnnbench.cli.options import input_path, int_range, output_dir
+from rnnbench.cli.options import add_verbs, input_path, int_range, output_dir
 from rnnbench.errors import UsageError
 
 __all__ = ["add_parser", "run"]
@@ -56,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("history", help="the columnar history: store result files as nights (Parquet)")
-    verbs = p.add_subparsers(dest="verb", required=True, parser_class=type(p))
+    verbs = add_verbs(sub, "history", "the columnar history: store result files as nights (Parquet)", "verb")
     imp = verbs.add_parser(
         "import",
         help="store result files (run documents, asv results) in a history folder, one night per file",

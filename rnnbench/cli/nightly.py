@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from rnnbench.analysis import columnar
-from rnnbench.cli.options import input_path, int_range, nonempty, output_file
+from rnnbench.cli.options import add_verbs, input_path, int_range, nonempty, output_file
 from rnnbench.sweep import nightly
 from rnnbench.sweep.nightly import NIGHTS_DIR, PreviousNight
 
@@ -118,8 +118,7 @@ def run_bisect_args(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("nightly", help="the nightly's decisions: is tonight paired, and what to bisect")
-    steps = p.add_subparsers(dest="step", required=True, parser_class=type(p))
+    steps = add_verbs(sub, "nightly", "the nightly's decisions: is tonight paired, and what to bisect", "step")
     plan = steps.add_parser(
         "plan",
         help="tonight against the previous night of this machine in HISTORY: paired (and its BASE side) or plain",

@@ -297,3 +297,10 @@ def add_budget_flags(
             help="seconds before a case's worker is killed (default 600)",
         )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_verbs(sub: argparse._SubParsersAction, name: str, help: str, dest: str) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """A command whose next word is a verb of its own (`rnnbench history import`, `rnnbench nightly plan`):
+    the verbs' subparsers, of the command parser's class (one-line errors, exit 2); a verb is required."""
+    p = sub.add_parser(name, help=help)
+    return p.add_subparsers(dest=dest, required=True, parser_class=type(p))

@@ -109,11 +109,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--repo", type=input_path,
         help="the git checkout that holds BASE's and NEW's commits, to count those between them (default: rnnbench's own)",
     )  # fmt: skip
-    p.add_argument(
-        "--archive",
-        type=output_dir,
-        help="also keep a gzip-compressed copy in DIR/<machine>/ (the feed reads them all)",
-    )
+    p.add_argument("--archive", type=output_dir, help="also keep a gzipped copy in DIR/<machine>/ (the feed reads all)")
     p.add_argument("--fail-on-regression", action="store_true", help="exit 1 if a regression is published")
     p.set_defaults(func=run)
 
