@@ -20,9 +20,18 @@ import sys
 from pathlib import Path
 
 from rnnbench.analysis import columnar
+from rnnbench.analysis.verdicts import read_verdicts
 from rnnbench.cli.options import add_verbs, input_path, int_range, nonempty, output_file
+from rnnbench.measure.machine import git_state, lock_digest, machine_name, packages
 from rnnbench.sweep import nightly
-from rnnbench.sweep.nightly import NIGHTS_DIR, PreviousNight
+from rnnbench.sweep.nightly import (
+    NIGHTS_DIR,
+    PreviousNight,
+    base_interpreter,
+    ensure_environment,
+    plan_night,
+    regressed_cases,
+)
 
 __all__ = ["add_parser", "previous_night", "run_bisect_args", "run_plan"]
 
@@ -50,9 +59,6 @@ def previous_night(history: Path, machine: str) -> PreviousNight | None:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from rnnbench.measure.machine import git_state, lock_digest, machine_name, packages
-    from rnnbench.sweep.nightly import base_interpreter, ensure_environment, plan_night
-
     commit, dirty = git_state()
     pkgs = packages()
     # absolute: the BASE side names the kept environment's interpreter, and a resumed shard may start elsewhere
@@ -105,9 +111,6 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_bisect_args(args: argparse.Namespace) -> int:
-    from rnnbench.analysis.verdicts import read_verdicts
-    from rnnbench.sweep.nightly import regressed_cases
-
     request = regressed_cases(read_verdicts(Path(args.verdicts)))
     if request is None:
         sys.stdout.write(_lines({"bisect": "0"}))
